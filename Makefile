@@ -1,0 +1,75 @@
+# dvlua: a Lua 5.4 interpreter that speaks Microsoft Dataverse.
+PREFIX  ?= /usr/local
+CC      ?= cc
+PKGS    := lua5.4 lua5.4-cjson libcurl libmicrohttpd sqlite3 libzip expat
+CFLAGS  ?= -O2 -g
+CFLAGS  += -std=gnu11 -Wall -Wextra -Isrc -Ibindings -Ibuild
+LDFLAGS += -Wl,-E
+
+# Resolved lazily so that `make deps` works before pkg-config has the packages.
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+SRC  := $(wildcard src/*.c src/emulator/*.c bindings/*.c)
+LUA  := $(sort $(wildcard bindings/dataverse/*.lua))
+OBJ  := $(patsubst %.c,build/%.o,$(SRC)) build/embedded_lua.o
+DEPF := $(OBJ:.o=.d)
+
+.PHONY: all deps test demo bench install uninstall clean format lint check-deps
+
+all: dvlua
+
+dvlua: $(OBJ)
+	$(CC) $(LDFLAGS) -o $@ $(OBJ) $(PKG_LIBS) -lm -lpthread
+
+build/%.o: %.c | check-deps
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(PKG_CFLAGS) -MMD -MP -c -o $@ $<
+
+# Lua helpers are compiled into the binary: no file lookups at run time.
+build/embedded_lua.c: $(LUA) build/bin2c
+	build/bin2c $(LUA) > $@
+
+build/embedded_lua.o: build/embedded_lua.c
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+build/bin2c: tools/bin2c.c
+	@mkdir -p build
+	$(CC) -O2 -o $@ $<
+
+# Installs missing Debian packages only; silent and quick when all are present.
+check-deps:
+	@sh scripts/install-deps.sh --check >/dev/null 2>&1 || sh scripts/install-deps.sh
+
+deps:
+	sh scripts/install-deps.sh
+
+test: check-deps dvlua
+	./dvlua spec/run.lua $(SPEC)
+
+demo: check-deps dvlua
+	./dvlua scripts/change_tracking_sample.lua --delete
+
+bench: check-deps dvlua
+	sh bench/run.sh
+
+install: dvlua
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/dvlua/scripts
+	install -m 755 dvlua $(DESTDIR)$(PREFIX)/bin/dvlua
+	cp -R scripts/. $(DESTDIR)$(PREFIX)/share/dvlua/scripts/
+
+uninstall:
+	rm -f $(DESTDIR)$(PREFIX)/bin/dvlua
+	rm -rf $(DESTDIR)$(PREFIX)/share/dvlua
+
+format:
+	clang-format -i $(SRC) $(wildcard src/*.h src/emulator/*.h bindings/*.h) tools/bin2c.c
+
+lint:
+	cppcheck --quiet --enable=warning,performance,portability --error-exitcode=1 \
+	  --suppress=missingIncludeSystem -Isrc -Ibindings $(SRC)
+
+clean:
+	rm -rf build dvlua
+
+-include $(DEPF)

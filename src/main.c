@@ -1,0 +1,433 @@
+/* dvlua: the Lua 5.4 standalone interpreter, with Dataverse built in.
+ * Follows Lua's own lua.c so that anything that works with `lua5.4` works here. */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <lauxlib.h>
+#include <lua.h>
+#include <lualib.h>
+
+#include "emulator/serve.h"
+#include "preload.h"
+#include "version.h"
+
+static const char *progname = "dvlua";
+static lua_State *globalL = NULL; /* only for the SIGINT hook, as lua.c does */
+
+static void print_usage(const char *badoption)
+{
+    if (badoption[1] == 'e' || badoption[1] == 'l')
+        fprintf(stderr, "%s: '%s' needs argument\n", progname, badoption);
+    else if (badoption[0])
+        fprintf(stderr, "%s: unrecognized option '%s'\n", progname, badoption);
+    fprintf(stderr,
+            "usage: %s [options] [script [args]]\n"
+            "Available options are:\n"
+            "  -e stat   execute string 'stat'\n"
+            "  -i        enter interactive mode after executing 'script'\n"
+            "  -l mod    require library 'mod' into global 'mod'\n"
+            "  -l g=mod  require library 'mod' into global 'g'\n"
+            "  -v        show version information\n"
+            "  -E        ignore environment variables\n"
+            "  -W        turn warnings on\n"
+            "  --        stop handling options\n"
+            "  -         stop handling options and execute stdin\n"
+            "  --serve [--listen HOST:PORT] [--db FILE|:memory:] [--token T] [--faults SPEC]\n"
+            "            run the Dataverse Web API emulator in the foreground\n"
+            "  --help    show this help\n"
+            "  --version show version information\n",
+            progname);
+}
+
+static void message(const char *msg)
+{
+    fprintf(stderr, "%s: %s\n", progname, msg);
+    fflush(stderr);
+}
+
+static int report(lua_State *L, int status)
+{
+    if (status != LUA_OK) {
+        message(lua_tostring(L, -1));
+        lua_pop(L, 1);
+    }
+    return status;
+}
+
+static void stop_hook(lua_State *L, lua_Debug *ar)
+{
+    (void)ar;
+    lua_sethook(L, NULL, 0, 0);
+    luaL_error(L, "interrupted!");
+}
+
+static void on_sigint(int sig)
+{
+    int mask = LUA_MASKCALL | LUA_MASKRET | LUA_MASKLINE | LUA_MASKCOUNT;
+    signal(sig, SIG_DFL); /* a second Ctrl-C kills the process */
+    lua_sethook(globalL, stop_hook, mask, 1);
+}
+
+/* Errors may be tables (Dataverse errors); __tostring gives them a readable message. */
+static int msghandler(lua_State *L)
+{
+    const char *msg = lua_tostring(L, 1);
+    if (msg == NULL) {
+        if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING)
+            return 1;
+        msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
+    }
+    luaL_traceback(L, L, msg, 1);
+    return 1;
+}
+
+static int docall(lua_State *L, int narg, int nres)
+{
+    int base = lua_gettop(L) - narg;
+    lua_pushcfunction(L, msghandler);
+    lua_insert(L, base);
+    globalL = L;
+    signal(SIGINT, on_sigint);
+    int status = lua_pcall(L, narg, nres, base);
+    signal(SIGINT, SIG_DFL);
+    lua_remove(L, base);
+    return status;
+}
+
+static void print_version(void)
+{
+    printf("dvlua %s (%s)\n", DV_VERSION, LUA_COPYRIGHT);
+}
+
+/* arg[0] is the script, negative indices hold the interpreter and its options. */
+static void create_arg_table(lua_State *L, char **argv, int argc, int script)
+{
+    if (script == argc)
+        script = 0; /* no script: the interpreter itself is arg[0] */
+    int narg = argc - (script + 1);
+    lua_createtable(L, narg, script + 1);
+    for (int i = 0; i < argc; i++) {
+        lua_pushstring(L, argv[i]);
+        lua_rawseti(L, -2, i - script);
+    }
+    lua_setglobal(L, "arg");
+}
+
+static int dochunk(lua_State *L, int status)
+{
+    if (status == LUA_OK)
+        status = docall(L, 0, 0);
+    return report(L, status);
+}
+
+static int dofile(lua_State *L, const char *name)
+{
+    return dochunk(L, luaL_loadfile(L, name));
+}
+
+static int dostring(lua_State *L, const char *s, const char *name)
+{
+    return dochunk(L, luaL_loadbuffer(L, s, strlen(s), name));
+}
+
+/* -l mod or -l g=mod */
+static int dolibrary(lua_State *L, char *spec)
+{
+    char *eq = strchr(spec, '=');
+    const char *glb = spec, *mod = spec;
+    if (eq) {
+        *eq = '\0';
+        mod = eq + 1;
+    }
+    lua_getglobal(L, "require");
+    lua_pushstring(L, mod);
+    int status = docall(L, 1, 1);
+    if (status == LUA_OK)
+        lua_setglobal(L, glb);
+    return report(L, status);
+}
+
+static int pushargs(lua_State *L)
+{
+    if (lua_getglobal(L, "arg") != LUA_TTABLE)
+        luaL_error(L, "'arg' is not a table");
+    int n = (int)luaL_len(L, -1);
+    luaL_checkstack(L, n + 3, "too many arguments to script");
+    for (int i = 1; i <= n; i++)
+        lua_rawgeti(L, -i, i);
+    lua_remove(L, -(n + 1));
+    return n;
+}
+
+static int handle_script(lua_State *L, char **argv)
+{
+    const char *fname = argv[0];
+    if (strcmp(fname, "-") == 0 && strcmp(argv[-1], "--") != 0)
+        fname = NULL; /* stdin */
+    int status = luaL_loadfile(L, fname);
+    if (status == LUA_OK) {
+        int n = pushargs(L);
+        status = docall(L, n, 0);
+    }
+    return report(L, status);
+}
+
+#define has_error 1
+#define has_i 2
+#define has_v 4
+#define has_e 8
+#define has_E 16
+
+/* Returns the flags seen; *first is the index of the script (or argc). */
+static int collectargs(char **argv, int *first)
+{
+    int args = 0, i;
+    if (argv[0] == NULL) {
+        *first = 0;
+        return 0;
+    }
+    for (i = 1; argv[i] != NULL; i++) {
+        *first = i;
+        if (argv[i][0] != '-')
+            return args;
+        switch (argv[i][1]) {
+        case '-':
+            if (argv[i][2] != '\0')
+                return has_error;
+            *first = i + 1;
+            return args;
+        case '\0':
+            return args;
+        case 'E':
+            if (argv[i][2] != '\0')
+                return has_error;
+            args |= has_E;
+            break;
+        case 'W':
+            if (argv[i][2] != '\0')
+                return has_error;
+            break;
+        case 'i':
+            args |= has_i;
+            /* -i implies -v */
+            /* fallthrough */
+        case 'v':
+            if (argv[i][2] != '\0')
+                return has_error;
+            args |= has_v;
+            break;
+        case 'e':
+            args |= has_e;
+            /* fallthrough */
+        case 'l':
+            if (argv[i][2] == '\0') {
+                i++;
+                if (argv[i] == NULL || argv[i][0] == '-')
+                    return has_error;
+            }
+            break;
+        default:
+            return has_error;
+        }
+    }
+    *first = i;
+    return args;
+}
+
+static int runargs(lua_State *L, char **argv, int n)
+{
+    for (int i = 1; i < n; i++) {
+        int option = argv[i][1];
+        switch (option) {
+        case 'e':
+        case 'l': {
+            char *extra = argv[i] + 2;
+            if (*extra == '\0')
+                extra = argv[++i];
+            int status = option == 'e' ? dostring(L, extra, "=(command line)")
+                                       : dolibrary(L, extra);
+            if (status != LUA_OK)
+                return 0;
+            break;
+        }
+        case 'W':
+            lua_warning(L, "@on", 0);
+            break;
+        }
+    }
+    return 1;
+}
+
+static int handle_luainit(lua_State *L)
+{
+    const char *name = "=LUA_INIT_5_4";
+    const char *init = getenv(name + 1);
+    if (init == NULL) {
+        name = "=LUA_INIT";
+        init = getenv(name + 1);
+    }
+    if (init == NULL)
+        return LUA_OK;
+    if (init[0] == '@')
+        return dofile(L, init + 1);
+    return dostring(L, init, name);
+}
+
+/* The REPL: an expression is printed, a statement run; incomplete input continues. */
+static int incomplete(lua_State *L, int status)
+{
+    if (status == LUA_ERRSYNTAX) {
+        size_t lmsg;
+        const char *msg = lua_tolstring(L, -1, &lmsg);
+        if (lmsg >= 5 && strcmp(msg + lmsg - 5, "<eof>") == 0) {
+            lua_pop(L, 1);
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static int readline_into(lua_State *L, const char *prompt)
+{
+    char buf[4096];
+    fputs(prompt, stdout);
+    fflush(stdout);
+    if (fgets(buf, sizeof buf, stdin) == NULL)
+        return 0;
+    size_t l = strlen(buf);
+    if (l > 0 && buf[l - 1] == '\n')
+        buf[--l] = '\0';
+    lua_pushlstring(L, buf, l);
+    return 1;
+}
+
+static int loadline(lua_State *L)
+{
+    lua_settop(L, 0);
+    if (!readline_into(L, "> "))
+        return -1;
+    const char *line = lua_tostring(L, 1);
+    const char *ret = lua_pushfstring(L, "return %s;", line);
+    int status = luaL_loadbuffer(L, ret, strlen(ret), "=stdin");
+    if (status == LUA_OK) {
+        lua_remove(L, -2);
+        lua_remove(L, 1);
+        return status;
+    }
+    lua_pop(L, 2);
+    for (;;) {
+        size_t len;
+        const char *code = lua_tolstring(L, 1, &len);
+        status = luaL_loadbuffer(L, code, len, "=stdin");
+        if (!incomplete(L, status) || !readline_into(L, ">> "))
+            break;
+        lua_pushliteral(L, "\n");
+        lua_insert(L, -2);
+        lua_concat(L, 3);
+    }
+    lua_remove(L, 1);
+    return status;
+}
+
+static void print_results(lua_State *L)
+{
+    int n = lua_gettop(L);
+    if (n > 0) {
+        luaL_checkstack(L, LUA_MINSTACK, "too many results to print");
+        lua_getglobal(L, "print");
+        lua_insert(L, 1);
+        if (lua_pcall(L, n, 0, 0) != LUA_OK)
+            message(lua_pushfstring(L, "error calling 'print' (%s)", lua_tostring(L, -1)));
+    }
+}
+
+static void doREPL(lua_State *L)
+{
+    int status;
+    const char *old = progname;
+    progname = NULL;
+    while ((status = loadline(L)) != -1) {
+        if (status == LUA_OK)
+            status = docall(L, 0, LUA_MULTRET);
+        if (status == LUA_OK)
+            print_results(L);
+        else
+            report(L, status);
+    }
+    lua_settop(L, 0);
+    fputs("\n", stdout);
+    fflush(stdout);
+    progname = old;
+}
+
+static int pmain(lua_State *L)
+{
+    int argc = (int)lua_tointeger(L, 1);
+    char **argv = lua_touserdata(L, 2);
+    int script;
+    int args = collectargs(argv, &script);
+    luaL_checkversion(L);
+    if (argv[0] && argv[0][0])
+        progname = argv[0];
+    if (args == has_error) {
+        print_usage(argv[script]);
+        return 0;
+    }
+    if (args & has_v)
+        print_version();
+    if (args & has_E) {
+        lua_pushboolean(L, 1);
+        lua_setfield(L, LUA_REGISTRYINDEX, "LUA_NOENV");
+    }
+    luaL_openlibs(L);
+    dv_preload(L);
+    create_arg_table(L, argv, argc, script);
+    lua_gc(L, LUA_GCGEN, 0, 0);
+    if (!(args & has_E) && handle_luainit(L) != LUA_OK)
+        return 0;
+    if (!runargs(L, argv, script))
+        return 0;
+    if (script < argc && handle_script(L, argv + script) != LUA_OK)
+        return 0;
+    if (args & has_i)
+        doREPL(L);
+    else if (script == argc && !(args & (has_e | has_v))) {
+        if (isatty(0)) {
+            print_version();
+            doREPL(L);
+        } else
+            dofile(L, NULL);
+    }
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc > 1 && strcmp(argv[1], "--serve") == 0)
+        return dv_serve_main(argc, argv);
+    if (argc > 1 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+        print_usage("");
+        return EXIT_SUCCESS;
+    }
+    if (argc > 1 && strcmp(argv[1], "--version") == 0) {
+        print_version();
+        return EXIT_SUCCESS;
+    }
+    lua_State *L = luaL_newstate();
+    if (L == NULL) {
+        message("cannot create state: not enough memory");
+        return EXIT_FAILURE;
+    }
+    lua_pushcfunction(L, pmain);
+    lua_pushinteger(L, argc);
+    lua_pushlightuserdata(L, argv);
+    int status = lua_pcall(L, 2, 1, 0);
+    int result = lua_toboolean(L, -1);
+    report(L, status);
+    lua_close(L);
+    return (result && status == LUA_OK) ? EXIT_SUCCESS : EXIT_FAILURE;
+}
