@@ -326,7 +326,14 @@ static const char *parse_number(struct dec *d, const char *p)
     if (!has_frac && !has_exp) {
         /* An integer: exact over the whole int64 range, a float beyond it. */
         if (digits <= 18 || (digits == 19 && m <= (uint64_t)INT64_MAX + (uint64_t)neg)) {
-            lua_pushinteger(d->L, neg ? (lua_Integer)(0 - m) : (lua_Integer)m);
+            lua_Integer v;
+            if (!neg)
+                v = (lua_Integer)m;
+            else if (m == (uint64_t)INT64_MAX + 1)
+                v = INT64_MIN;
+            else
+                v = -(lua_Integer)m;
+            lua_pushinteger(d->L, v);
             return p;
         }
         lua_pushnumber(d->L, slow_double(d, s, p));
@@ -563,7 +570,7 @@ static int decode_protected(lua_State *L)
 
 int dv_json_decode(lua_State *L, const char *s, size_t len, char *err, size_t errlen)
 {
-    struct job j = {s, len};
+    struct job j = {s ? s : "", s ? len : 0};
     if (!lua_checkstack(L, 3)) {
         if (errlen) snprintf(err, errlen, "json: Lua stack exhausted");
         return -1;
