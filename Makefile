@@ -60,7 +60,7 @@ fuzz: check-deps
 	@if command -v $(FUZZ_CC) >/dev/null 2>&1; then \
 	  mkdir -p build && \
 	  echo "$(FUZZ_CC) -fsanitize=fuzzer,address,undefined -o build/json_fuzz ..." && \
-	  $(FUZZ_CC) -g -O1 -fsanitize=fuzzer,address,undefined -Isrc $$(pkg-config --cflags lua5.4) \
+	  $(FUZZ_CC) -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -Isrc $$(pkg-config --cflags lua5.4) \
 	    -o build/json_fuzz fuzz/json_fuzz.c $(JSON_SRC) $$(pkg-config --libs lua5.4) -lm; \
 	else echo "make fuzz: $(FUZZ_CC) not found, fuzz target not built"; fi
 

@@ -353,7 +353,7 @@ static void encode_table(struct enc *e, int t)
         }
         put_char(e, ']');
     } else if (nint == 0 && !marked) {
-        qsort(e->keys + mark, nstr, sizeof *e->keys, cmp_keys);
+        if (nstr > 1) qsort(e->keys + mark, nstr, sizeof *e->keys, cmp_keys);
         put_char(e, '{');
         for (size_t i = 0; i < nstr; i++) {
             struct keyref k = e->keys[mark + i];
