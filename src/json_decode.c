@@ -282,7 +282,7 @@ static const char *parse_number(struct dec *d, const char *p)
         p++;
     }
     uint64_t m = 0;
-    int digits = 0; /* digits accumulated into m */
+    ptrdiff_t digits = 0; /* digits accumulated into m */
     if (!is_digit(d, p)) expected(d, p, "a digit");
     if (*p == '0') {
         p++;
@@ -291,12 +291,12 @@ static const char *parse_number(struct dec *d, const char *p)
         const char *ds = p;
         while (is_digit(d, p))
             p++;
-        digits = (int)(p - ds);
+        digits = p - ds;
         for (const char *q = ds; q < p && q < ds + 19; q++)
             m = m * 10 + (uint64_t)(*q - '0');
     }
-    int int_digits = digits;
-    int frac = 0, has_frac = 0, has_exp = 0;
+    ptrdiff_t int_digits = digits, frac = 0;
+    int has_frac = 0, has_exp = 0;
     long exp10 = 0;
     if (p < d->end && *p == '.') {
         has_frac = 1;
@@ -305,7 +305,7 @@ static const char *parse_number(struct dec *d, const char *p)
         const char *fs = p;
         while (is_digit(d, p))
             p++;
-        frac = (int)(p - fs);
+        frac = p - fs;
         for (const char *q = fs; q < p && digits < 19; q++, digits++)
             m = m * 10 + (uint64_t)(*q - '0');
         if (frac + int_digits > 19) digits = 20; /* too many for the fast path */
@@ -341,7 +341,7 @@ static const char *parse_number(struct dec *d, const char *p)
     }
     /* Clinger's fast path: m and 10^|e| are exact doubles, so one rounding gives the correctly
      * rounded result. */
-    long e10 = exp10 - frac;
+    ptrdiff_t e10 = exp10 - frac;
     if (digits <= 19 && int_digits <= 19 && m <= (1ULL << 53) && e10 >= -22 && e10 <= 22) {
         double v = (double)m;
         v = e10 < 0 ? v / pow10_exact[-e10] : v * pow10_exact[e10];
