@@ -244,16 +244,6 @@ static void url_for_message(const char *url, char *out, size_t outsz)
              (int)strcspn(end, "?#") > 200 ? 200 : (int)strcspn(end, "?#"), end);
 }
 
-static void url_host(const char *url, char *out, size_t outsz)
-{
-    const char *p = strstr(url, "://"), *host, *end, *at;
-    host = p ? p + 3 : url;
-    end = host + strcspn(host, "/?#");
-    at = memchr(host, '@', (size_t)(end - host));
-    if (at) host = at + 1;
-    snprintf(out, outsz, "%.*s", (int)(end - host), host);
-}
-
 /* Retry-After in seconds: delta-seconds or an HTTP date. Negative when absent or unreadable. */
 static double parse_retry_after(const char *v)
 {
@@ -512,14 +502,14 @@ static try_result perform_once(dv_http *h, const dv_http_req *req, const char *t
     } else {
         curl_off_t pre = 0;
         long reqsize = 0;
-        char host[256];
+        char where[256];
         /* Once libcurl reached "pre-transfer" the request may have been written. */
         curl_easy_getinfo(h->curl, CURLINFO_PRETRANSFER_TIME_T, &pre);
         curl_easy_getinfo(h->curl, CURLINFO_REQUEST_SIZE, &reqsize);
         tr.sent = pre > 0 || reqsize > 0;
         resp->status = 0;
-        url_host(req->url, host, sizeof host);
-        dv_error_set(err, 0, "transport", "%s %s: %s%s%s", req->method, host,
+        url_for_message(req->url, where, sizeof where);
+        dv_error_set(err, 0, "transport", "%s %s: %s%s%s", req->method, where,
                      curl_easy_strerror(tr.rc), h->errbuf[0] ? ": " : "", h->errbuf);
         if (h->opt.trace) dv_trace_note("%s", err->message);
     }
