@@ -579,7 +579,7 @@ int dv_http_request(dv_http *h, const dv_http_req *req, dv_http_resp *resp, dv_e
         }
 
         if (retry + 1 >= h->opt.max_tries) {
-            append_note(err, " (gave up after %d tries)", retry + 1);
+            if (retry > 0) append_note(err, " (gave up after %d tries)", retry + 1);
             return -1;
         }
         if (ra >= 0) {
