@@ -1251,7 +1251,7 @@ static int changes(emu_req *r, emu_entity *t, int count_only)
     int64_t to = store_current_version(r->emu);
     double now = emu_now(r->emu);
     if (!dtok) return ct_page(r, t, 0, 0, to, now, 0, 0);
-    int64_t from;
+    int64_t from = 0;
     if (ct_check_token(r, dtok, &from)) return -1;
     if (count_only) {
         sqlite3_stmt *st = store_stmt(
@@ -1297,7 +1297,7 @@ int h_rows(emu_req *r, const char *path)
     if (*p != '(')
         return emu_error(r, 404, BAD_QUERY, "Resource not found for the segment '%s'.", path);
     address a;
-    const char *end;
+    const char *end = NULL;
     if (parse_address(r, t, p + 1, &end, &a)) return -1;
     int rc;
     if (*end) {
