@@ -414,6 +414,7 @@ static int parse_address(emu_req *r, const emu_entity *t, const char *p, const c
         const dv_key_def *kd = &t->def.keys[k];
         if (kd->n_attributes != a->kv.n) continue;
         keyval sorted[8];
+        memset(sorted, 0, sizeof sorted);
         int ok = 1;
         for (int j = 0; j < kd->n_attributes && ok; j++) {
             ok = 0;
@@ -624,13 +625,16 @@ static int dup_key_error(emu_req *r, const emu_entity *t, int k)
 {
     const dv_key_def *kd = &t->def.keys[k];
     sbuf cols = {0};
-    for (int j = 0; j < kd->n_attributes; j++)
-        sb_printf(&cols, "%s%s", j ? ", " : "", kd->attributes[j]);
+    for (int j = 0; j < kd->n_attributes; j++) {
+        const dv_attribute_def *a = store_attr(t, kd->attributes[j]);
+        sb_printf(&cols, "%s%s", j ? ", " : "",
+                  a && a->display_name ? a->display_name : kd->attributes[j]);
+    }
     int rc = emu_error(r, 412, DUP_KEY,
                        "A record that has the attribute values %s already exists. The entity "
                        "key %s requires that this set of attributes contains unique values. "
                        "Select unique values and try again.",
-                       sb_str(&cols), kd->logical_name);
+                       sb_str(&cols), kd->display_name ? kd->display_name : kd->logical_name);
     sb_free(&cols);
     return rc;
 }
