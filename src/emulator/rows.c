@@ -470,8 +470,8 @@ static int find_row(emu_req *r, const emu_entity *t, const address *a, char id[3
 static int not_found(emu_req *r, const emu_entity *t, const address *a)
 {
     if (a->kind == ADDR_ID)
-        return emu_error(r, 404, NOT_FOUND, "%s With Id = %s Does Not Exist", t->def.logical_name,
-                         a->id);
+        return emu_error(r, 404, NOT_FOUND, "Entity '%s' With Id = %s Does Not Exist",
+                         t->def.logical_name, a->id);
     return emu_error(r, 404, NOT_FOUND,
                      "A record with the specified key values does not exist in %s entity",
                      t->def.logical_name);
@@ -540,7 +540,7 @@ static int apply_cb(void *ud, const char *key, const char *type, const char *jso
         id[36] = 0;
         if (!store_row_get(r->emu, target, id, NULL, NULL)) {
             c->failed = 1;
-            return emu_error(r, 404, NOT_FOUND, "%s With Id = %s Does Not Exist",
+            return emu_error(r, 404, NOT_FOUND, "Entity '%s' With Id = %s Does Not Exist",
                              target->def.logical_name, id);
         }
         char q[40];
@@ -728,8 +728,8 @@ static int answer_row(emu_req *r, const emu_entity *t, const char *id, int statu
     sqlite3_bind_text(st, 2, id, -1, SQLITE_TRANSIENT);
     if (sqlite3_step(st) != SQLITE_ROW) {
         free(s.a);
-        return emu_error(r, 404, NOT_FOUND, "%s With Id = %s Does Not Exist", t->def.logical_name,
-                         id);
+        return emu_error(r, 404, NOT_FOUND, "Entity '%s' With Id = %s Does Not Exist",
+                         t->def.logical_name, id);
     }
     emu_json(r, status);
     sbuf ctx = {0};
