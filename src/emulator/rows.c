@@ -1352,8 +1352,9 @@ static int ct_page(emu_req *r, emu_entity *t, int delta, int64_t from, int64_t t
     sbuf link = {0};
     if (more) {
         char tok[160];
-        snprintf(tok, sizeof tok, "ct!%d!%lld!%lld!%.0f!%d!%lld", delta, (long long)from,
-                 (long long)to, ts, last_phase, (long long)last_ver);
+        /* whole seconds, truncated as the token's timestamp is */
+        snprintf(tok, sizeof tok, "ct!%d!%lld!%lld!%lld!%d!%lld", delta, (long long)from,
+                 (long long)to, (long long)ts, last_phase, (long long)last_ver);
         next_link(r, t, tok, 0, &link);
         sb_puts(&r->out, ",\"@odata.nextLink\":");
     } else {
