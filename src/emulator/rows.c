@@ -1434,6 +1434,69 @@ static int changes(emu_req *r, emu_entity *t, int count_only)
     return ct_page(r, t, 1, from, to, now, 0, 0);
 }
 
+/* ---- single column: GET/PUT/DELETE <set>(<key>)/<column> ---- */
+
+static int single_property(emu_req *r, emu_entity *t, const address *a, const char *prop)
+{
+    const dv_attribute_def *at = store_prop(t, prop, strlen(prop));
+    if (!at)
+        return emu_error(r, 400, BAD_QUERY,
+                         "Could not find a property named '%s' on type "
+                         "'Microsoft.Dynamics.CRM.%s'.",
+                         prop, t->def.logical_name);
+    if (at->type == DV_ATTR_LOOKUP || at->type == DV_ATTR_OWNER)
+        return emu_error(r, 501, BAD_QUERY,
+                         "Navigation paths are not served by the dvlua "
+                         "emulator.");
+    char id[37];
+    if (!find_row(r, t, a, id)) return not_found(r, t, a);
+    const char *m = r->method;
+    if (!strcmp(m, "GET")) {
+        char path[200];
+        snprintf(path, sizeof path, "$.%s", prop);
+        sqlite3_stmt *st =
+            store_stmt(r->emu, "SELECT data -> ?3 FROM row WHERE entity=?1 AND id=?2");
+        sqlite3_bind_text(st, 1, t->def.logical_name, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, id, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(st, 3, path, -1, SQLITE_TRANSIENT);
+        const unsigned char *v = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_text(st, 0) : NULL;
+        if (!v || strcmp((const char *)v, "null") == 0) {
+            sqlite3_reset(st);
+            r->status = 204; /* Dataverse answers a null column with no content */
+            return 0;
+        }
+        emu_json(r, 200);
+        sb_printf(&r->out, "{\"@odata.context\":\"%s$metadata#%s(%s)/%s\",\"value\":%s}", r->base,
+                  t->def.entity_set_name, id, prop, (const char *)v);
+        sqlite3_reset(st);
+        return 0;
+    }
+    if (strcmp(m, "PUT") != 0 && strcmp(m, "DELETE") != 0)
+        return emu_error(r, 405, BAD_QUERY, "The HTTP method '%s' is not allowed on a column.", m);
+    /* Rewritten as an update of one column: {"prop": value} (null for DELETE). */
+    sqlite3_stmt *st = store_stmt(r->emu, "SELECT CASE WHEN ?3 THEN json_object(?2, NULL) "
+                                          "WHEN json_valid(?1) AND json_type(?1, '$.value') "
+                                          "IS NOT NULL THEN json_object(?2, ?1 -> '$.value') END");
+    sqlite3_bind_text(st, 1, r->body, (int)r->body_len, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 2, prop, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int(st, 3, strcmp(m, "DELETE") == 0);
+    if (sqlite3_step(st) != SQLITE_ROW || !sqlite3_column_text(st, 0))
+        return emu_error(r, 400, BAD_QUERY, "The body must be a JSON object with a 'value'.");
+    char *body = strdup((const char *)sqlite3_column_text(st, 0));
+    sqlite3_reset(st);
+    const char *saved = r->body;
+    size_t saved_len = r->body_len;
+    r->body = body;
+    r->body_len = strlen(body);
+    address by_id = {ADDR_ID, "", 0, {{{0}}, 0}};
+    snprintf(by_id.id, sizeof by_id.id, "%s", id);
+    int rc = patch_row(r, t, &by_id);
+    r->body = saved;
+    r->body_len = saved_len;
+    free(body);
+    return rc;
+}
+
 /* ---- entry ---- */
 
 int h_rows(emu_req *r, const char *path)
@@ -1465,7 +1528,9 @@ int h_rows(emu_req *r, const char *path)
     const char *end = NULL;
     if (parse_address(r, t, p + 1, &end, &a)) return -1;
     int rc;
-    if (*end) {
+    if (*end == '/' && end[1] != '$' && strchr(end + 1, '/') == NULL) {
+        rc = single_property(r, t, &a, end + 1);
+    } else if (*end) {
         rc = emu_error(r, 501, BAD_QUERY, "The path '%s' is not served by the dvlua emulator.",
                        path);
     } else if (!strcmp(m, "GET")) {
