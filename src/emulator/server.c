@@ -307,8 +307,9 @@ static enum MHD_Result answer(void *cls, struct MHD_Connection *conn, const char
         *con_cls = cc;
         const char *cl =
             MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-        if (cl && atoll(cl) > e->max_body) cc->too_big = 1;
-        return MHD_YES;
+        if (!cl || atoll(cl) <= e->max_body) return MHD_YES;
+        /* Too big by its Content-Length: answer now rather than read the body. */
+        cc->too_big = 1;
     }
     if (*upload_size) {
         if (!cc->too_big) {
