@@ -253,6 +253,11 @@ static int route_api(emu_req *r, const char *rest)
             return emu_error(r, 405, "0x80060888", "ImportSolution is an action: use POST.");
         return h_import_solution(r);
     }
+    if (strcmp(rest, "ImportSolutionAsync") == 0) {
+        if (strcmp(r->method, "POST") != 0)
+            return emu_error(r, 405, "0x80060888", "ImportSolutionAsync is an action: use POST.");
+        return h_import_solution_async(r);
+    }
     if (strcmp(rest, "ReactivateEntityKey") == 0) return h_reactivate_key(r, NULL, NULL);
     if (strncmp(rest, "$metadata", 9) == 0 || strncmp(rest, "$batch", 6) == 0)
         return emu_error(r, 501, "0x80060888", "'%s' is not served by the dvlua emulator.", rest);
