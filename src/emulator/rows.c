@@ -768,6 +768,16 @@ static int apply_cb(void *ud, const char *key, const char *type, const char *jso
         char nav[128];
         snprintf(nav, sizeof nav, "%.*s", (int)(klen - 11), key);
         const dv_attribute_def *a = store_attr(t, nav);
+        const char *want_target = a ? a->target : NULL;
+        char *us = strrchr(nav, '_');
+        if (!a && us) {
+            /* customer lookups bind as <column>_<table>: parentcustomerid_account */
+            *us = 0;
+            a = store_attr(t, nav);
+            want_target = us + 1;
+            if (a && a->target) a = NULL;
+            if (!a) *us = '_';
+        }
         if (!a || (a->type != DV_ATTR_LOOKUP && a->type != DV_ATTR_OWNER)) {
             c->failed = 1;
             return emu_error(r, 400, BAD_QUERY,
@@ -794,10 +804,10 @@ static int apply_cb(void *ud, const char *key, const char *type, const char *jso
                              "'/<entityset>(<guid>)'.",
                              key);
         }
-        if (a->target && strcmp(a->target, target->def.logical_name) != 0) {
+        if (want_target && strcmp(want_target, target->def.logical_name) != 0) {
             c->failed = 1;
             return emu_error(r, 400, BAD_QUERY, "'%s' refers to table '%s'; '%s' expects a '%s'.",
-                             key, target->def.logical_name, nav, a->target);
+                             key, target->def.logical_name, nav, want_target);
         }
         char id[37];
         for (int i = 0; i < 36; i++)
