@@ -871,6 +871,19 @@ static int apply_cb(void *ud, const char *key, const char *type, const char *jso
                          "inner exception for more details. (property '%s')",
                          edm_name(a->type), key);
     }
+    if ((a->type == DV_ATTR_STRING || a->type == DV_ATTR_MEMO) && a->max_length > 0 &&
+        strcmp(type, "text") == 0) {
+        long chars = 0; /* UTF-8 code points, close to Dataverse's UTF-16 units */
+        for (const unsigned char *q = (const unsigned char *)text; *q; q++)
+            chars += (*q & 0xC0) != 0x80;
+        if (chars > a->max_length) {
+            c->failed = 1;
+            return emu_error(r, 400, "0x80044331",
+                             "A validation error occurred. The length of the '%s' attribute of "
+                             "the '%s' entity exceeded the maximum allowed length of '%d'.",
+                             key, tn, a->max_length);
+        }
+    }
     if (a->type == DV_ATTR_UNIQUEIDENTIFIER && strcmp(type, "text") == 0) {
         char low[40];
         snprintf(low, sizeof low, "\"%s\"", text);
