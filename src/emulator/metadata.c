@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "emu_internal.h"
-#include "handlers.h"
+#include "metadata.h"
 #include "query.h"
 #include "store.h"
 

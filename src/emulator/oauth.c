@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "emu_internal.h"
-#include "handlers.h"
+#include "oauth.h"
 
 /* The value of name in a form-encoded body (decoded, malloc'd), or NULL. */
 static char *form_value(const char *body, size_t len, const char *name)

@@ -8,7 +8,8 @@
 #include <time.h>
 
 #include "emu_internal.h"
-#include "handlers.h"
+#include "rows.h"
+#include "solutions.h"
 #include "query.h"
 #include "store.h"
 

@@ -13,7 +13,10 @@
 #include <unistd.h>
 
 #include "emu_internal.h"
-#include "handlers.h"
+#include "metadata.h"
+#include "oauth.h"
+#include "rows.h"
+#include "solutions.h"
 #include "store.h"
 
 enum { F_429, F_503, F_DELAY, F_DROP };

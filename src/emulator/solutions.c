@@ -6,7 +6,8 @@
 #include <string.h>
 
 #include "emu_internal.h"
-#include "handlers.h"
+#include "rows.h"
+#include "solutions.h"
 #include "store.h"
 
 /* The parser is linked in when present; without it ImportSolution answers 501. */
