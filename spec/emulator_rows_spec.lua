@@ -98,6 +98,22 @@ describe("emulator rows", function()
     assert.equals(400, r.status)
   end)
 
+  it("creates related rows in one request (deep insert of single-valued lookups)", function()
+    local r = api.post("accounts", { name = "Deep", primarycontactid = { firstname = "Inner", lastname = "Contact" } },
+      { headers = { Prefer = "return=representation" } })
+    assert.equals(201, r.status, r.body)
+    local cid = r.json._primarycontactid_value
+    assert.truthy(cid)
+    assert.equals("Inner Contact", api.get("contacts(" .. cid .. ")").json.fullname)
+    -- a bad related row fails the whole request: nothing is created
+    local before = api.get("contacts/$count").body
+    r = api.post("accounts", { name = "Deep2", primarycontactid = { bogus = 1 } })
+    assert.equals(400, r.status)
+    assert.equals(before, api.get("contacts/$count").body)
+    r = api.post("accounts", { name = "Deep3", contact_customer_accounts = { { firstname = "x" } } })
+    assert.equals(501, r.status)
+  end)
+
   it("binds customer lookups by <column>_<table>", function()
     local aid = api.create("accounts", { name = "Customer Co" })
     local cid = api.create("contacts", { firstname = "Kid", ["parentcustomerid_account@odata.bind"] = "/accounts(" .. aid .. ")" })

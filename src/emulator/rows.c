@@ -749,6 +749,7 @@ typedef struct {
     emu_req *r;
     emu_entity *t;
     fieldset *fs;
+    fieldset deep; /* related rows to create first: lookup column -> JSON object */
     int failed;
 } apply_ctx;
 
@@ -823,6 +824,20 @@ static int apply_cb(void *ud, const char *key, const char *type, const char *jso
         snprintf(q, sizeof q, "\"%s\"", id);
         fs_set(c->fs, prop, q);
         return 0;
+    }
+    if (strcmp(type, "object") == 0 || strcmp(type, "array") == 0) {
+        /* Deep insert: "primarycontactid": {…} creates the contact and links it. */
+        const dv_attribute_def *nav = store_attr(t, key);
+        if (nav && nav->type == DV_ATTR_LOOKUP && nav->target && !strcmp(type, "object")) {
+            fs_set(&c->deep, key, json);
+            return 0;
+        }
+        c->failed = 1;
+        if (!strcmp(type, "array"))
+            return emu_error(r, 501, BAD_QUERY,
+                             "Creating related rows through the collection '%s' is not served by "
+                             "the dvlua emulator.",
+                             key);
     }
     const dv_attribute_def *a = store_prop(t, key, klen);
     if (!a || a->type == DV_ATTR_LOOKUP || a->type == DV_ATTR_OWNER) {
@@ -986,12 +1001,28 @@ static int body_fields(emu_req *r, emu_entity *t, const char *json, size_t len, 
     if (!json_is_object(r->emu, json, len))
         return emu_error(r, 400, BAD_QUERY,
                          "The request body is not a JSON object (or is not valid JSON).");
-    apply_ctx c = {r, t, fs, 0};
+    apply_ctx c = {r, t, fs, {0}, 0};
     int rc = each_field(r->emu, json, len, apply_cb, &c);
     if (c.failed || rc) {
         if (!c.failed) emu_error(r, 400, BAD_QUERY, "The request body could not be read.");
+        fs_free(&c.deep);
         return -1;
     }
+    /* After the walk over this body: creating a related row reads another body. */
+    for (int i = 0; i < c.deep.n; i++) {
+        const dv_attribute_def *nav = store_attr(t, c.deep.f[i].name);
+        emu_entity *target = store_by_logical(r->emu, nav->target, strlen(nav->target));
+        char id[37], prop[160], q[40];
+        if (!target || rows_create_json(r, target, c.deep.f[i].json, id)) {
+            if (!target) emu_error(r, 400, BAD_QUERY, "No table '%s' to create.", nav->target);
+            fs_free(&c.deep);
+            return -1;
+        }
+        emu_prop_name(nav, prop, sizeof prop);
+        snprintf(q, sizeof q, "\"%s\"", id);
+        fs_set(fs, prop, q);
+    }
+    fs_free(&c.deep);
     return 0;
 }
 
