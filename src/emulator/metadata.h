@@ -1,0 +1,16 @@
+/* Table definitions over the Web API (metadata.c): EntityDefinitions with their Keys and
+ * Attributes, the ReactivateEntityKey action, and WhoAmI. Each handler fills in r and
+ * returns 0, or -1 after emu_error; called with emu->mu held. */
+#ifndef DV_EMU_METADATA_H
+#define DV_EMU_METADATA_H
+#include "emu_internal.h"
+
+/* `EntityDefinitions…` paths. */
+int h_metadata(emu_req *r, const char *path);
+/* `WhoAmI` / `WhoAmI()`. */
+int h_whoami(emu_req *r);
+/* ReactivateEntityKey: bound (entity and key given) or unbound (both NULL: read from the
+ * JSON body's EntityLogicalName and EntityKeyLogicalName). */
+int h_reactivate_key(emu_req *r, const char *entity, const char *key);
+
+#endif
