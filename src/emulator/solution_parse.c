@@ -995,7 +995,8 @@ int dv_solution_parse_zip(const void *zip, size_t len, dv_solution_def *out, cha
     if (!err || errlen == 0) err = scratch, errlen = sizeof scratch;
     err[0] = '\0';
     memset(out, 0, sizeof *out);
-    if (!zip || len < 4 || memcmp(zip, "PK", 2) != 0) {
+    /* a local file header, or the end record of an empty archive */
+    if (!zip || len < 4 || (memcmp(zip, "PK\3\4", 4) != 0 && memcmp(zip, "PK\5\6", 4) != 0)) {
         snprintf(err, errlen, "not a zip archive");
         return -1;
     }
@@ -1010,11 +1011,8 @@ int dv_solution_parse_zip(const void *zip, size_t len, dv_solution_def *out, cha
     }
     zip_t *za = zip_open_from_source(src, ZIP_RDONLY | ZIP_CHECKCONS, &ze);
     if (!za) {
-        int code = zip_error_code_zip(&ze);
-        if (code == ZIP_ER_NOZIP)
-            snprintf(err, errlen, "not a zip archive");
-        else
-            snprintf(err, errlen, "damaged zip archive: %s", zip_error_strerror(&ze));
+        /* it starts like a zip, so whatever libzip finds wrong is damage */
+        snprintf(err, errlen, "damaged zip archive: %s", zip_error_strerror(&ze));
         zip_source_free(src);
         zip_error_fini(&ze);
         return -1;
