@@ -23,6 +23,7 @@ void dv_preload(lua_State *L)
         {"dataverse.json", luaopen_dataverse_json},
         {"dataverse.emulator", luaopen_dataverse_emulator},
         {"dataverse.core", luaopen_dataverse_core},
+        {"dataverse.solution", luaopen_dataverse_solution},
         {"dataverse.http", luaopen_dataverse_http},
         {NULL, NULL},
     };
