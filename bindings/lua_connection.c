@@ -2,7 +2,10 @@
  * and the OData building blocks (keys, literals, percent-encoding) the Lua layer composes the
  * operations from (bindings/dataverse/init.lua). */
 #include <lauxlib.h>
+#include <errno.h>
 #include <lua-cjson.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -613,11 +616,62 @@ static int l_base64(lua_State *L)
     return 1;
 }
 
+/* core.sleep(seconds): waits used by the polling operations (solution import, key index). */
+static int l_sleep(lua_State *L)
+{
+    double s = luaL_checknumber(L, 1);
+    if (s > 0) {
+        struct timespec ts = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
+        while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+        }
+    }
+    return 0;
+}
+
+/* core.now() -> seconds on a monotonic clock */
+static int l_now(lua_State *L)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    lua_pushnumber(L, (lua_Number)ts.tv_sec + (lua_Number)ts.tv_nsec / 1e9);
+    return 1;
+}
+
+/* core.mkdir_p(path) -> true, or nil and a message */
+static int l_mkdir_p(lua_State *L)
+{
+    size_t n;
+    const char *path = luaL_checklstring(L, 1, &n);
+    luaL_Buffer b;
+    char *p = luaL_buffinitsize(L, &b, n + 1);
+    memcpy(p, path, n + 1);
+    for (size_t i = 1; i <= n; i++) {
+        if (p[i] != '/' && p[i] != '\0') continue;
+        char c = p[i];
+        p[i] = '\0';
+        if (mkdir(p, 0700) != 0 && errno != EEXIST) {
+            lua_pushnil(L);
+            lua_pushfstring(L, "cannot create %s: %s", p, strerror(errno));
+            return 2;
+        }
+        p[i] = c;
+    }
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+static int l_set_timeout(lua_State *L)
+{
+    conn_box *b = check_conn(L, 1);
+    lua_pushinteger(L, dv_conn_set_timeout(b->c, (long)luaL_checkinteger(L, 2)));
+    return 1;
+}
+
 int luaopen_dataverse_core(lua_State *L)
 {
     static const luaL_Reg methods[] = {
         {"send", l_send}, {"call", l_call}, {"close", l_close},         {"state", l_state},
-        {"url", l_url},   {"base", l_base}, {"set_token", l_set_token}, {NULL, NULL},
+        {"url", l_url},   {"base", l_base}, {"set_token", l_set_token}, {"set_timeout", l_set_timeout}, {NULL, NULL},
     };
     static const luaL_Reg meta[] = {
         {"__gc", l_close},
@@ -636,6 +690,9 @@ int luaopen_dataverse_core(lua_State *L)
         {"is_guid", l_is_guid},
         {"is_identifier", l_is_identifier},
         {"base64", l_base64},
+        {"sleep", l_sleep},
+        {"now", l_now},
+        {"mkdir_p", l_mkdir_p},
         {NULL, NULL},
     };
     luaL_newlib(L, funcs);
