@@ -1,10 +1,178 @@
-/* Placeholder until this module lands. */
+/* `dataverse.emulator`: start the built-in Web API emulator from Lua and drive its test
+ * hooks. start{…} returns an object with .url, :stop(), :faults(spec), :advance(seconds),
+ * :retention(seconds) and :fail_key(table, key); it stops on __close and __gc. */
 #include <lauxlib.h>
+#include <string.h>
 
+#include "emulator/emulator.h"
 #include "lua_modules.h"
+
+#define EMU_MT "dataverse.emulator"
+
+typedef struct {
+    dv_emulator *emu;
+} lemu;
+
+static lemu *check(lua_State *L)
+{
+    lemu *u = luaL_checkudata(L, 1, EMU_MT);
+    if (!u->emu) luaL_error(L, "the emulator was stopped");
+    return u;
+}
+
+static const char *opt_string(lua_State *L, const char *key)
+{
+    lua_getfield(L, 1, key);
+    const char *s = NULL;
+    if (!lua_isnil(L, -1)) {
+        if (lua_type(L, -1) != LUA_TSTRING)
+            luaL_error(L, "bad option '%s' to 'start' (string expected, got %s)", key,
+                       luaL_typename(L, -1));
+        s = lua_tostring(L, -1);
+    }
+    lua_pop(L, 1); /* the options table keeps the string alive during start */
+    return s;
+}
+
+static double opt_number(lua_State *L, const char *key, double dflt)
+{
+    lua_getfield(L, 1, key);
+    double v = dflt;
+    if (!lua_isnil(L, -1)) {
+        if (!lua_isnumber(L, -1))
+            luaL_error(L, "bad option '%s' to 'start' (number expected, got %s)", key,
+                       luaL_typename(L, -1));
+        v = lua_tonumber(L, -1);
+    }
+    lua_pop(L, 1);
+    return v;
+}
+
+static int l_start(lua_State *L)
+{
+    if (lua_isnoneornil(L, 1)) {
+        lua_settop(L, 0);
+        lua_newtable(L);
+    }
+    luaL_checktype(L, 1, LUA_TTABLE);
+    static const char *known[] = {"db",       "host",      "port",      "token",   "faults",
+                                  "max_body", "retention", "key_delay", "timeout", NULL};
+    lua_pushnil(L);
+    while (lua_next(L, 1)) {
+        int ok = 0;
+        if (lua_type(L, -2) == LUA_TSTRING)
+            for (int i = 0; known[i]; i++)
+                ok |= strcmp(known[i], lua_tostring(L, -2)) == 0;
+        if (!ok)
+            return luaL_error(L, "bad argument #1 to 'start' (unknown option '%s')",
+                              lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "?");
+        lua_pop(L, 1);
+    }
+    dv_emulator_options o;
+    memset(&o, 0, sizeof o);
+    o.db = opt_string(L, "db");
+    o.host = opt_string(L, "host");
+    o.token = opt_string(L, "token");
+    o.faults = opt_string(L, "faults");
+    double port = opt_number(L, "port", 0);
+    if (port < 0 || port > 65535) return luaL_error(L, "bad option 'port' (0..65535)");
+    o.port = (unsigned short)port;
+    o.max_body = (long)opt_number(L, "max_body", 0);
+    o.retention = opt_number(L, "retention", 0);
+    o.key_delay = opt_number(L, "key_delay", -1);
+    o.conn_timeout = (unsigned)opt_number(L, "timeout", 0);
+    lemu *u = lua_newuserdatauv(L, sizeof *u, 0);
+    u->emu = NULL;
+    luaL_setmetatable(L, EMU_MT);
+    char err[512];
+    u->emu = dv_emulator_start(&o, err, sizeof err);
+    if (!u->emu) return luaL_error(L, "emulator: %s", err);
+    return 1;
+}
+
+static int l_stop(lua_State *L)
+{
+    lemu *u = luaL_checkudata(L, 1, EMU_MT);
+    dv_emulator_stop(u->emu);
+    u->emu = NULL;
+    return 0;
+}
+
+static int l_index(lua_State *L)
+{
+    lemu *u = luaL_checkudata(L, 1, EMU_MT);
+    const char *k = luaL_checkstring(L, 2);
+    if (strcmp(k, "url") == 0) {
+        if (!u->emu) return luaL_error(L, "the emulator was stopped");
+        lua_pushstring(L, dv_emulator_url(u->emu));
+        return 1;
+    }
+    luaL_getmetafield(L, 1, "__methods");
+    lua_getfield(L, -1, k);
+    return 1;
+}
+
+static int l_tostring(lua_State *L)
+{
+    lemu *u = luaL_checkudata(L, 1, EMU_MT);
+    if (u->emu)
+        lua_pushfstring(L, "dataverse.emulator (%s)", dv_emulator_url(u->emu));
+    else
+        lua_pushliteral(L, "dataverse.emulator (stopped)");
+    return 1;
+}
+
+static int l_faults(lua_State *L)
+{
+    lemu *u = check(L);
+    const char *spec = luaL_checkstring(L, 2);
+    char err[512];
+    if (dv_emulator_add_faults(u->emu, spec, err, sizeof err)) return luaL_error(L, "%s", err);
+    return 0;
+}
+
+static int l_advance(lua_State *L)
+{
+    lemu *u = check(L);
+    dv_emulator_advance(u->emu, luaL_checknumber(L, 2));
+    return 0;
+}
+
+static int l_retention(lua_State *L)
+{
+    lemu *u = check(L);
+    double s = luaL_checknumber(L, 2);
+    luaL_argcheck(L, s > 0, 2, "retention must be positive seconds");
+    dv_emulator_set_retention(u->emu, s);
+    return 0;
+}
+
+static int l_fail_key(lua_State *L)
+{
+    lemu *u = check(L);
+    char err[512];
+    if (dv_emulator_fail_key(u->emu, luaL_checkstring(L, 2), luaL_checkstring(L, 3), err,
+                             sizeof err))
+        return luaL_error(L, "%s", err);
+    return 0;
+}
 
 int luaopen_dataverse_emulator(lua_State *L)
 {
-    lua_newtable(L);
+    static const luaL_Reg methods[] = {{"stop", l_stop},         {"faults", l_faults},
+                                       {"advance", l_advance},   {"retention", l_retention},
+                                       {"fail_key", l_fail_key}, {NULL, NULL}};
+    static const luaL_Reg meta[] = {{"__index", l_index},
+                                    {"__gc", l_stop},
+                                    {"__close", l_stop},
+                                    {"__tostring", l_tostring},
+                                    {NULL, NULL}};
+    luaL_newmetatable(L, EMU_MT);
+    luaL_setfuncs(L, meta, 0);
+    luaL_newlib(L, methods);
+    lua_setfield(L, -2, "__methods");
+    lua_pop(L, 1);
+    static const luaL_Reg funcs[] = {{"start", l_start}, {NULL, NULL}};
+    luaL_newlib(L, funcs);
     return 1;
 }

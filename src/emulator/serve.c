@@ -1,10 +1,83 @@
+/* `dvlua --serve`: the emulator in the foreground, its URL on stdout, until SIGINT/SIGTERM. */
 #include "serve.h"
 
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "emulator.h"
+
+static volatile sig_atomic_t stop_requested;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    stop_requested = 1;
+}
+
+static int usage(const char *prog, const char *why)
+{
+    fprintf(stderr,
+            "%s: --serve: %s\n"
+            "usage: %s --serve [--listen HOST:PORT] [--db FILE|:memory:] [--token T] "
+            "[--faults SPEC] [--retention SECONDS] [--max-body BYTES]\n",
+            prog, why, prog);
+    return 2;
+}
 
 int dv_serve_main(int argc, char **argv)
 {
-    (void)argc;
-    fprintf(stderr, "%s: --serve: the emulator is not built yet\n", argv[0]);
-    return 1;
+    dv_emulator_options o;
+    memset(&o, 0, sizeof o);
+    o.key_delay = -1;
+    char host[64] = "127.0.0.1";
+    o.host = host;
+    o.db = ":memory:";
+    for (int i = 2; i < argc; i++) {
+        const char *a = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!v) return usage(argv[0], "an option is missing its value");
+        if (strcmp(a, "--listen") == 0) {
+            const char *colon = strrchr(v, ':');
+            if (!colon || (size_t)(colon - v) >= sizeof host)
+                return usage(argv[0], "--listen wants HOST:PORT");
+            snprintf(host, sizeof host, "%.*s", (int)(colon - v), v);
+            long port = strtol(colon + 1, NULL, 10);
+            if (port < 0 || port > 65535) return usage(argv[0], "--listen: port out of range");
+            o.port = (unsigned short)port;
+        } else if (strcmp(a, "--db") == 0) {
+            o.db = v;
+        } else if (strcmp(a, "--token") == 0) {
+            o.token = v;
+        } else if (strcmp(a, "--faults") == 0) {
+            o.faults = v;
+        } else if (strcmp(a, "--retention") == 0) {
+            o.retention = atof(v);
+        } else if (strcmp(a, "--max-body") == 0) {
+            o.max_body = atol(v);
+        } else {
+            return usage(argv[0], "unknown option");
+        }
+        i++;
+    }
+    char err[512];
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    dv_emulator *emu = dv_emulator_start(&o, err, sizeof err);
+    if (!emu) {
+        fprintf(stderr, "%s: --serve: %s\n", argv[0], err);
+        return 1;
+    }
+    printf("%s\n", dv_emulator_url(emu));
+    fflush(stdout);
+    while (!stop_requested)
+        pause();
+    dv_emulator_stop(emu);
+    return 0;
 }

@@ -1,0 +1,41 @@
+/* The built-in Dataverse Web API emulator: a libmicrohttpd server over SQLite that answers
+ * the Web API on loopback (rows, queries, change tracking, metadata, solutions, OAuth). */
+#ifndef DV_EMULATOR_H
+#define DV_EMULATOR_H
+
+typedef struct dv_emulator dv_emulator;
+
+typedef struct {
+    const char *db;        /* SQLite file, or ":memory:" (NULL means ":memory:") */
+    const char *host;      /* IPv4 address to listen on; NULL means 127.0.0.1 */
+    unsigned short port;   /* 0 picks a free port */
+    const char *token;     /* when set, the only bearer token accepted (and issued) */
+    const char *faults;    /* NULL: fault injection off; else a spec (may be "") */
+    long max_body;         /* request body limit in bytes; 0 means 64 MiB */
+    double retention;      /* change-tracking retention in seconds; 0 means 7 days */
+    double key_delay;      /* seconds until a new alternate key is Active (0: at once);
+                              negative means the default, 0.6 */
+    unsigned conn_timeout; /* idle connection timeout in seconds; 0 means 30 */
+} dv_emulator_options;
+
+/* Starts serving in background threads; returns NULL and writes a message on failure. */
+dv_emulator *dv_emulator_start(const dv_emulator_options *opt, char *err, unsigned errlen);
+
+/* The organization URL, e.g. "http://127.0.0.1:40123" (Web API under /api/data/v9.2/). */
+const char *dv_emulator_url(const dv_emulator *emu);
+
+/* Stops serving, closes the database and frees everything; NULL is fine. */
+void dv_emulator_stop(dv_emulator *emu);
+
+/* Test hooks. Each returns 0, or -1 with a message in err. */
+/* Adds faults (same syntax as the faults option); refused when faults were not enabled. */
+int dv_emulator_add_faults(dv_emulator *emu, const char *spec, char *err, unsigned errlen);
+/* Moves the emulator's clock forward (ages tokens, tombstones and key jobs). */
+void dv_emulator_advance(dv_emulator *emu, double seconds);
+/* Sets the change-tracking retention in seconds. */
+void dv_emulator_set_retention(dv_emulator *emu, double seconds);
+/* Forces an alternate key's index job to Failed. */
+int dv_emulator_fail_key(dv_emulator *emu, const char *entity, const char *key, char *err,
+                         unsigned errlen);
+
+#endif

@@ -1,0 +1,537 @@
+/* The HTTP side of the emulator: libmicrohttpd threads, the router, the bearer check,
+ * fault injection, request size limits and Dataverse-shaped error answers. */
+#include <arpa/inet.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "emu_internal.h"
+#include "handlers.h"
+#include "store.h"
+
+enum { F_429, F_503, F_DELAY, F_DROP };
+
+struct emu_fault {
+    int kind;
+    long arg;       /* Retry-After seconds, or delay milliseconds */
+    long remaining; /* "next N" faults: how many are left; -1 for "every Nth" */
+    long every;
+    unsigned long seen;
+    emu_fault *next;
+};
+
+double emu_now(dv_emulator *emu)
+{
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    return (double)tv.tv_sec + tv.tv_usec / 1e6 + emu->clock_offset;
+}
+
+const char *emu_arg(emu_req *r, const char *name)
+{
+    return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, name);
+}
+
+const char *emu_header(emu_req *r, const char *name)
+{
+    return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
+}
+
+void emu_add_header(emu_req *r, const char *name, const char *value)
+{
+    if (r->n_hdr == EMU_MAX_HEADERS) return;
+    r->hdr_name[r->n_hdr] = strdup(name);
+    r->hdr_val[r->n_hdr++] = strdup(value);
+}
+
+void emu_json(emu_req *r, int status)
+{
+    r->status = status;
+    r->content_type = "application/json; odata.metadata=minimal";
+}
+
+int emu_error(emu_req *r, int status, const char *code, const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    r->out.n = 0;
+    emu_json(r, status);
+    sb_puts(&r->out, "{\"error\":{\"code\":");
+    sb_json_str(&r->out, code);
+    sb_puts(&r->out, ",\"message\":");
+    sb_json_str(&r->out, msg);
+    sb_puts(&r->out, "}}");
+    return -1;
+}
+
+void emu_prop_name(const dv_attribute_def *a, char *out, size_t n)
+{
+    if (a->type == DV_ATTR_LOOKUP || a->type == DV_ATTR_OWNER)
+        snprintf(out, n, "_%s_value", a->logical_name);
+    else
+        snprintf(out, n, "%s", a->logical_name);
+}
+
+typedef struct {
+    sbuf *b;
+    const char *const *skip;
+    int first;
+} args_ctx;
+
+static enum MHD_Result args_cb(void *cls, enum MHD_ValueKind kind, const char *key,
+                               const char *value)
+{
+    (void)kind;
+    args_ctx *c = cls;
+    for (const char *const *s = c->skip; s && *s; s++)
+        if (strcmp(*s, key) == 0) return MHD_YES;
+    if (!c->first) sb_putc(c->b, '&');
+    c->first = 0;
+    sb_url_enc(c->b, key);
+    if (value) {
+        sb_putc(c->b, '=');
+        sb_url_enc(c->b, value);
+    }
+    return MHD_YES;
+}
+
+void emu_args_except(emu_req *r, sbuf *b, const char *const *skip)
+{
+    args_ctx c = {b, skip, 1};
+    MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, args_cb, &c);
+}
+
+/* ---- faults ---- */
+
+static int parse_faults(dv_emulator *e, const char *spec, char *err, size_t errlen)
+{
+    char *copy = strdup(spec), *save = NULL;
+    emu_fault *list = NULL, **tail = &list;
+    for (char *item = strtok_r(copy, ", ", &save); item; item = strtok_r(NULL, ", ", &save)) {
+        emu_fault f = {0};
+        f.remaining = 1;
+        char *mode = strpbrk(item, "*/");
+        char m = mode ? *mode : '*';
+        if (mode) *mode++ = 0;
+        char *arg = strchr(item, '=');
+        if (arg) *arg++ = 0;
+        if (strcmp(item, "429") == 0)
+            f.kind = F_429, f.arg = arg ? atol(arg) : 1;
+        else if (strcmp(item, "503") == 0)
+            f.kind = F_503, f.arg = arg ? atol(arg) : 0;
+        else if (strcmp(item, "delay") == 0)
+            f.kind = F_DELAY, f.arg = arg ? atol(arg) : 1000;
+        else if (strcmp(item, "drop") == 0)
+            f.kind = F_DROP;
+        else {
+            snprintf(err, errlen, "faults: unknown fault '%s' (want 429, 503, delay or drop)",
+                     item);
+            goto fail;
+        }
+        long n = mode ? atol(mode) : 1;
+        if (n <= 0) {
+            snprintf(err, errlen, "faults: count after '%c' must be a positive number", m);
+            goto fail;
+        }
+        if (m == '/')
+            f.remaining = -1, f.every = n;
+        else
+            f.remaining = n;
+        emu_fault *nf = malloc(sizeof *nf);
+        *nf = f;
+        *tail = nf;
+        tail = &nf->next;
+    }
+    free(copy);
+    pthread_mutex_lock(&e->fmu);
+    *tail = e->faults;
+    e->faults = list;
+    pthread_mutex_unlock(&e->fmu);
+    return 0;
+fail:
+    free(copy);
+    while (list) {
+        emu_fault *n = list->next;
+        free(list);
+        list = n;
+    }
+    return -1;
+}
+
+/* The fault to apply to this request, if any (copied out; the list may change). */
+static int pick_fault(dv_emulator *e, emu_fault *out)
+{
+    int hit = 0;
+    pthread_mutex_lock(&e->fmu);
+    e->requests++;
+    for (emu_fault **pp = &e->faults; *pp && !hit;) {
+        emu_fault *f = *pp;
+        if (f->remaining > 0) {
+            *out = *f;
+            hit = 1;
+            if (--f->remaining == 0) {
+                *pp = f->next;
+                free(f);
+                continue;
+            }
+        } else if (f->remaining < 0 && ++f->seen % (unsigned long)f->every == 0) {
+            *out = *f;
+            hit = 1;
+        }
+        pp = &f->next;
+    }
+    pthread_mutex_unlock(&e->fmu);
+    return hit;
+}
+
+int dv_emulator_add_faults(dv_emulator *emu, const char *spec, char *err, unsigned errlen)
+{
+    if (!emu->faults_enabled) {
+        snprintf(err, errlen,
+                 "fault injection was not enabled when the emulator started "
+                 "(start it with faults = \"\" or --faults)");
+        return -1;
+    }
+    return parse_faults(emu, spec, err, errlen);
+}
+
+/* ---- auth ---- */
+
+static int auth_ok(emu_req *r)
+{
+    const char *h = emu_header(r, MHD_HTTP_HEADER_AUTHORIZATION);
+    if (!h || strncasecmp(h, "Bearer ", 7) != 0) return 0;
+    const char *tok = h + 7;
+    while (*tok == ' ')
+        tok++;
+    if (!*tok) return 0;
+    if (!r->emu->token) return 1;
+    size_t a = strlen(tok), b = strlen(r->emu->token);
+    unsigned diff = (unsigned)(a ^ b);
+    for (size_t i = 0; i < a && i < b; i++)
+        diff |= (unsigned)(tok[i] ^ r->emu->token[i]);
+    return diff == 0;
+}
+
+/* ---- routing ---- */
+
+static int route_api(emu_req *r, const char *rest)
+{
+    dv_emulator *e = r->emu;
+    if (!*rest || strcmp(rest, "/") == 0) {
+        emu_json(r, 200);
+        sb_printf(&r->out, "{\"@odata.context\":\"%s$metadata\",\"value\":[", r->base);
+        for (int i = 0; i < e->n_ents; i++) {
+            const char *s = e->ents[i].def.entity_set_name;
+            sb_printf(&r->out, "%s{\"name\":\"%s\",\"kind\":\"EntitySet\",\"url\":\"%s\"}",
+                      i ? "," : "", s, s);
+        }
+        sb_puts(&r->out, "]}");
+        return 0;
+    }
+    if (strcmp(rest, "WhoAmI") == 0 || strcmp(rest, "WhoAmI()") == 0) {
+        if (strcmp(r->method, "GET") != 0)
+            return emu_error(r, 405, "0x80060888",
+                             "The HTTP method '%s' is not allowed for "
+                             "WhoAmI.",
+                             r->method);
+        return h_whoami(r);
+    }
+    if (strncmp(rest, "EntityDefinitions", 17) == 0) return h_metadata(r, rest);
+    if (strcmp(rest, "ImportSolution") == 0) {
+        if (strcmp(r->method, "POST") != 0)
+            return emu_error(r, 405, "0x80060888", "ImportSolution is an action: use POST.");
+        return h_import_solution(r);
+    }
+    if (strcmp(rest, "ReactivateEntityKey") == 0) return h_reactivate_key(r, NULL, NULL);
+    if (strncmp(rest, "$metadata", 9) == 0 || strncmp(rest, "$batch", 6) == 0)
+        return emu_error(r, 501, "0x80060888", "'%s' is not served by the dvlua emulator.", rest);
+    return h_rows(r, rest);
+}
+
+typedef struct {
+    sbuf body;
+    int too_big;
+} conn_ctx;
+
+typedef struct {
+    char *data;
+    size_t len, cut;
+} drop_ctx;
+
+static ssize_t drop_reader(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    drop_ctx *d = cls;
+    if (pos >= d->cut) return MHD_CONTENT_READER_END_WITH_ERROR;
+    size_t n = d->cut - (size_t)pos;
+    if (n > max) n = max;
+    memcpy(buf, d->data + pos, n);
+    return (ssize_t)n;
+}
+
+static void drop_free(void *cls)
+{
+    drop_ctx *d = cls;
+    free(d->data);
+    free(d);
+}
+
+static void base_from_host(emu_req *r, const char *version)
+{
+    const char *host = emu_header(r, MHD_HTTP_HEADER_HOST);
+    if (host && strlen(host) < 180 && !strpbrk(host, "\"\\ /"))
+        snprintf(r->base, sizeof r->base, "http://%s/api/data/%s/", host, version);
+    else
+        snprintf(r->base, sizeof r->base, "%s/api/data/%s/", r->emu->url, version);
+}
+
+static enum MHD_Result answer(void *cls, struct MHD_Connection *conn, const char *url,
+                              const char *method, const char *version, const char *upload,
+                              size_t *upload_size, void **con_cls)
+{
+    (void)version;
+    dv_emulator *e = cls;
+    conn_ctx *cc = *con_cls;
+    if (!cc) {
+        cc = calloc(1, sizeof *cc);
+        *con_cls = cc;
+        const char *cl =
+            MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+        if (cl && atoll(cl) > e->max_body) cc->too_big = 1;
+        return MHD_YES;
+    }
+    if (*upload_size) {
+        if (!cc->too_big) {
+            if (cc->body.n + *upload_size > (size_t)e->max_body) {
+                cc->too_big = 1;
+                sb_free(&cc->body);
+            } else {
+                sb_put(&cc->body, upload, *upload_size);
+            }
+        }
+        *upload_size = 0;
+        return MHD_YES;
+    }
+
+    emu_req r;
+    memset(&r, 0, sizeof r);
+    r.emu = e;
+    r.conn = conn;
+    r.method = method;
+    r.body = sb_str(&cc->body);
+    r.body_len = cc->body.n;
+    emu_fault fault;
+    int faulted = 0;
+
+    const char *api = NULL, *ver = "v9.2";
+    static const char *versions[] = {"v9.2", "v9.1", "v9.0"};
+    for (int i = 0; i < 3; i++) {
+        char prefix[32];
+        int n = snprintf(prefix, sizeof prefix, "/api/data/%s", versions[i]);
+        if (strncmp(url, prefix, (size_t)n) == 0 && (url[n] == 0 || url[n] == '/')) {
+            api = url + n + (url[n] == '/');
+            ver = versions[i];
+        }
+    }
+    base_from_host(&r, ver);
+    const char *oauth = strstr(url, "/oauth2/");
+    if (cc->too_big) {
+        emu_error(&r, 413, "0x80040216",
+                  "The request body is larger than the limit of %ld "
+                  "bytes.",
+                  e->max_body);
+    } else if (!api && oauth && url[0] == '/' && strchr(url + 1, '/') == oauth) {
+        h_oauth(&r, oauth + 8);
+    } else if (!api) {
+        emu_error(&r, 404, "0x80060888", "Resource not found for the segment '%s'.", url);
+    } else if (e->faults_enabled && (faulted = pick_fault(e, &fault)) && fault.kind != F_DROP &&
+               fault.kind != F_DELAY) {
+        if (fault.kind == F_429) {
+            char ra[32];
+            snprintf(ra, sizeof ra, "%ld", fault.arg);
+            emu_add_header(&r, "Retry-After", ra);
+            emu_error(&r, 429, "0x80072322",
+                      "Number of requests exceeded the limit of 6000 over "
+                      "time window of 300 seconds.");
+        } else {
+            if (fault.arg > 0) {
+                char ra[32];
+                snprintf(ra, sizeof ra, "%ld", fault.arg);
+                emu_add_header(&r, "Retry-After", ra);
+            }
+            emu_error(&r, 503, "0x80040216", "The service is temporarily unavailable.");
+        }
+    } else if (!auth_ok(&r)) {
+        char wa[512];
+        snprintf(wa, sizeof wa,
+                 "Bearer authorization_uri=%.200s/common/oauth2/authorize, resource_id=%.200s/",
+                 e->url, e->url);
+        emu_add_header(&r, "WWW-Authenticate", wa);
+        r.status = 401;
+    } else {
+        if (faulted && fault.kind == F_DELAY) usleep((useconds_t)fault.arg * 1000);
+        char *path = strdup(api);
+        pthread_mutex_lock(&e->mu);
+        route_api(&r, path);
+        store_rollback(e); /* a handler that failed midway leaves nothing behind */
+        pthread_mutex_unlock(&e->mu);
+        free(path);
+    }
+
+    struct MHD_Response *resp;
+    if (faulted && fault.kind == F_DROP && r.out.n > 1) {
+        drop_ctx *d = malloc(sizeof *d);
+        d->len = r.out.n;
+        d->cut = r.out.n / 2;
+        d->data = r.out.p;
+        r.out.p = NULL;
+        resp = MHD_create_response_from_callback(d->len, 4096, drop_reader, d, drop_free);
+    } else if (faulted && fault.kind == F_DROP) {
+        sb_free(&r.out);
+        for (int i = 0; i < r.n_hdr; i++)
+            free(r.hdr_name[i]), free(r.hdr_val[i]);
+        return MHD_NO; /* closes the connection without an answer */
+    } else {
+        resp = MHD_create_response_from_buffer(r.out.n, r.out.p ? r.out.p : (void *)"",
+                                               r.out.p ? MHD_RESPMEM_MUST_FREE
+                                                       : MHD_RESPMEM_PERSISTENT);
+        r.out.p = NULL;
+    }
+    if (api) MHD_add_response_header(resp, "OData-Version", "4.0");
+    if (r.content_type && r.out.n + 1 > 0 && (r.status != 204))
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, r.content_type);
+    char rid[37];
+    guid_new(rid);
+    MHD_add_response_header(resp, "x-ms-service-request-id", rid);
+    for (int i = 0; i < r.n_hdr; i++) {
+        MHD_add_response_header(resp, r.hdr_name[i], r.hdr_val[i]);
+        free(r.hdr_name[i]);
+        free(r.hdr_val[i]);
+    }
+    if (cc->too_big) MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
+    enum MHD_Result ret = MHD_queue_response(conn, (unsigned)(r.status ? r.status : 500), resp);
+    MHD_destroy_response(resp);
+    return ret;
+}
+
+static void completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                      enum MHD_RequestTerminationCode toe)
+{
+    (void)cls, (void)conn, (void)toe;
+    conn_ctx *cc = *con_cls;
+    if (cc) {
+        sb_free(&cc->body);
+        free(cc);
+    }
+    *con_cls = NULL;
+}
+
+dv_emulator *dv_emulator_start(const dv_emulator_options *opt, char *err, unsigned errlen)
+{
+    dv_emulator_options o = {0};
+    if (opt) o = *opt;
+    dv_emulator *e = calloc(1, sizeof *e);
+    e->db_path = strdup(o.db ? o.db : ":memory:");
+    e->host = strdup(o.host ? o.host : "127.0.0.1");
+    e->token = o.token && *o.token ? strdup(o.token) : NULL;
+    e->max_body = o.max_body > 0 ? o.max_body : 64L * 1024 * 1024;
+    e->retention = o.retention > 0 ? o.retention : 7 * 86400.0;
+    e->key_delay = o.key_delay >= 0 ? o.key_delay : 0.6;
+    e->conn_timeout = o.conn_timeout ? o.conn_timeout : 30;
+    pthread_mutex_init(&e->mu, NULL);
+    pthread_mutex_init(&e->fmu, NULL);
+    if (o.faults) {
+        e->faults_enabled = 1;
+        if (parse_faults(e, o.faults, err, errlen)) goto fail;
+    }
+    struct sockaddr_in sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons(o.port);
+    const char *h = strcmp(e->host, "localhost") == 0 ? "127.0.0.1" : e->host;
+    if (inet_pton(AF_INET, h, &sa.sin_addr) != 1) {
+        snprintf(err, errlen, "host '%s' is not an IPv4 address", e->host);
+        goto fail;
+    }
+    if (store_open(e, err, errlen)) goto fail;
+    e->daemon = MHD_start_daemon(
+        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION, o.port, NULL, NULL, answer,
+        e, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa, MHD_OPTION_CONNECTION_TIMEOUT,
+        e->conn_timeout, MHD_OPTION_NOTIFY_COMPLETED, completed, e, MHD_OPTION_END);
+    if (!e->daemon) {
+        snprintf(err, errlen, "cannot listen on %s:%u (address in use?)", e->host, o.port);
+        goto fail;
+    }
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(e->daemon, MHD_DAEMON_INFO_BIND_PORT);
+    e->port = info ? info->port : o.port;
+    snprintf(e->url, sizeof e->url, "http://%s:%u", strcmp(h, "0.0.0.0") == 0 ? "127.0.0.1" : h,
+             e->port);
+    return e;
+fail:
+    dv_emulator_stop(e);
+    return NULL;
+}
+
+const char *dv_emulator_url(const dv_emulator *emu)
+{
+    return emu->url;
+}
+
+void dv_emulator_stop(dv_emulator *e)
+{
+    if (!e) return;
+    if (e->daemon) MHD_stop_daemon(e->daemon);
+    store_close(e);
+    while (e->faults) {
+        emu_fault *n = e->faults->next;
+        free(e->faults);
+        e->faults = n;
+    }
+    pthread_mutex_destroy(&e->mu);
+    pthread_mutex_destroy(&e->fmu);
+    free(e->db_path), free(e->host), free(e->token);
+    free(e);
+}
+
+void dv_emulator_advance(dv_emulator *emu, double seconds)
+{
+    pthread_mutex_lock(&emu->mu);
+    emu->clock_offset += seconds;
+    pthread_mutex_unlock(&emu->mu);
+}
+
+void dv_emulator_set_retention(dv_emulator *emu, double seconds)
+{
+    pthread_mutex_lock(&emu->mu);
+    emu->retention = seconds;
+    pthread_mutex_unlock(&emu->mu);
+}
+
+int dv_emulator_fail_key(dv_emulator *emu, const char *entity, const char *key, char *err,
+                         unsigned errlen)
+{
+    pthread_mutex_lock(&emu->mu);
+    sqlite3_stmt *st = store_stmt(emu, "UPDATE ekey SET failed = 1 WHERE entity=?1 AND logical=?2");
+    int changed = 0;
+    if (st) {
+        sqlite3_bind_text(st, 1, entity, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(st, 2, key, -1, SQLITE_TRANSIENT);
+        if (sqlite3_step(st) == SQLITE_DONE) changed = sqlite3_changes(emu->db);
+    }
+    pthread_mutex_unlock(&emu->mu);
+    if (!changed) {
+        snprintf(err, errlen, "no key '%s' on table '%s'", key, entity);
+        return -1;
+    }
+    return 0;
+}

@@ -1,0 +1,597 @@
+#include "store.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "builtin.h"
+
+#define STMT_CACHE 128
+
+typedef struct {
+    char *sql[STMT_CACHE];
+    sqlite3_stmt *st[STMT_CACHE];
+    int n;
+} stmt_cache;
+
+static const char *schema =
+    "CREATE TABLE IF NOT EXISTS org(k TEXT PRIMARY KEY, v);"
+    "INSERT OR IGNORE INTO org VALUES('version', 1000);"
+    "CREATE TABLE IF NOT EXISTS ent(logical TEXT PRIMARY KEY, setname TEXT UNIQUE, display TEXT,"
+    " pid TEXT, pname TEXT, ct INT, solution TEXT, ord INTEGER);"
+    "CREATE TABLE IF NOT EXISTS attr(entity TEXT, logical TEXT, display TEXT, type INT,"
+    " maxlen INT, required INT, target TEXT, ord INT, PRIMARY KEY(entity, logical));"
+    "CREATE TABLE IF NOT EXISTS ekey(entity TEXT, logical TEXT, display TEXT, attrs TEXT,"
+    " created REAL, failed INT, ord INT, PRIMARY KEY(entity, logical));"
+    "CREATE TABLE IF NOT EXISTS row(entity TEXT, id TEXT, ver INTEGER, data TEXT,"
+    " PRIMARY KEY(entity, id));"
+    "CREATE INDEX IF NOT EXISTS row_ver ON row(entity, ver);"
+    "CREATE TABLE IF NOT EXISTS tomb(entity TEXT, id TEXT, ver INTEGER, at REAL,"
+    " PRIMARY KEY(entity, id));"
+    "CREATE INDEX IF NOT EXISTS tomb_ver ON tomb(entity, ver);"
+    "CREATE TABLE IF NOT EXISTS keyval(entity TEXT, key TEXT, val TEXT, id TEXT,"
+    " PRIMARY KEY(entity, key, val));"
+    "CREATE INDEX IF NOT EXISTS keyval_id ON keyval(entity, id);";
+
+sqlite3_stmt *store_stmt(dv_emulator *e, const char *sql)
+{
+    stmt_cache *c = e->stmts;
+    for (int i = 0; i < c->n; i++) {
+        if (strcmp(c->sql[i], sql) == 0) {
+            sqlite3_reset(c->st[i]);
+            sqlite3_clear_bindings(c->st[i]);
+            return c->st[i];
+        }
+    }
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v3(e->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL) != SQLITE_OK) {
+        fprintf(stderr, "dvlua emulator: SQL error: %s\n", sqlite3_errmsg(e->db));
+        return NULL;
+    }
+    if (c->n == STMT_CACHE) { /* full: drop the oldest entry */
+        sqlite3_finalize(c->st[0]);
+        free(c->sql[0]);
+        memmove(c->sql, c->sql + 1, sizeof(c->sql[0]) * (STMT_CACHE - 1));
+        memmove(c->st, c->st + 1, sizeof(c->st[0]) * (STMT_CACHE - 1));
+        c->n--;
+    }
+    c->sql[c->n] = strdup(sql);
+    c->st[c->n++] = st;
+    return st;
+}
+
+int store_exec(dv_emulator *e, const char *sql)
+{
+    return sqlite3_exec(e->db, sql, NULL, NULL, NULL) == SQLITE_OK ? 0 : -1;
+}
+
+int store_begin(dv_emulator *e)
+{
+    return store_exec(e, "BEGIN IMMEDIATE");
+}
+
+int store_commit(dv_emulator *e)
+{
+    if (store_exec(e, "COMMIT") == 0) return 0;
+    store_rollback(e);
+    return -1;
+}
+
+void store_rollback(dv_emulator *e)
+{
+    if (!sqlite3_get_autocommit(e->db)) store_exec(e, "ROLLBACK");
+}
+
+static char *dupn(const unsigned char *s)
+{
+    return s ? strdup((const char *)s) : NULL;
+}
+
+static void free_entity(emu_entity *t)
+{
+    dv_entity_def *d = &t->def;
+    free(d->logical_name), free(d->entity_set_name), free(d->display_name);
+    free(d->primary_id), free(d->primary_name);
+    for (int i = 0; i < d->n_attributes; i++) {
+        free(d->attributes[i].logical_name), free(d->attributes[i].display_name);
+        free(d->attributes[i].target);
+    }
+    free(d->attributes);
+    for (int i = 0; i < d->n_keys; i++) {
+        free(d->keys[i].logical_name), free(d->keys[i].display_name);
+        for (int j = 0; j < d->keys[i].n_attributes; j++)
+            free(d->keys[i].attributes[j]);
+        free(d->keys[i].attributes);
+    }
+    free(d->keys);
+}
+
+static void free_cache(dv_emulator *e)
+{
+    for (int i = 0; i < e->n_ents; i++)
+        free_entity(&e->ents[i]);
+    free(e->ents);
+    e->ents = NULL;
+    e->n_ents = 0;
+}
+
+int store_reload(dv_emulator *e)
+{
+    free_cache(e);
+    sqlite3_stmt *st =
+        store_stmt(e, "SELECT logical, setname, display, pid, pname, ct, solution FROM ent "
+                      "ORDER BY ord");
+    if (!st) return -1;
+    int cap = 16;
+    e->ents = calloc((size_t)cap, sizeof *e->ents);
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        if (e->n_ents == cap) {
+            cap *= 2;
+            e->ents = realloc(e->ents, sizeof *e->ents * (size_t)cap);
+        }
+        emu_entity *t = &e->ents[e->n_ents++];
+        memset(t, 0, sizeof *t);
+        t->def.logical_name = dupn(sqlite3_column_text(st, 0));
+        t->def.entity_set_name = dupn(sqlite3_column_text(st, 1));
+        t->def.display_name = dupn(sqlite3_column_text(st, 2));
+        t->def.primary_id = dupn(sqlite3_column_text(st, 3));
+        t->def.primary_name = dupn(sqlite3_column_text(st, 4));
+        t->def.change_tracking = sqlite3_column_int(st, 5);
+        const unsigned char *sol = sqlite3_column_text(st, 6);
+        snprintf(t->solution_id, sizeof t->solution_id, "%s", sol ? (const char *)sol : "");
+        guid_from_name(t->def.logical_name, t->metadata_id);
+    }
+    for (int i = 0; i < e->n_ents; i++) {
+        dv_entity_def *d = &e->ents[i].def;
+        st = store_stmt(e, "SELECT logical, display, type, maxlen, required, target FROM attr "
+                           "WHERE entity = ?1 ORDER BY ord");
+        sqlite3_bind_text(st, 1, d->logical_name, -1, SQLITE_STATIC);
+        int acap = 8;
+        d->attributes = calloc((size_t)acap, sizeof *d->attributes);
+        while (sqlite3_step(st) == SQLITE_ROW) {
+            if (d->n_attributes == acap) {
+                acap *= 2;
+                d->attributes = realloc(d->attributes, sizeof *d->attributes * (size_t)acap);
+            }
+            dv_attribute_def *a = &d->attributes[d->n_attributes++];
+            a->logical_name = dupn(sqlite3_column_text(st, 0));
+            a->display_name = dupn(sqlite3_column_text(st, 1));
+            a->type = (dv_attr_type)sqlite3_column_int(st, 2);
+            a->max_length = sqlite3_column_int(st, 3);
+            a->required = sqlite3_column_int(st, 4);
+            a->target = dupn(sqlite3_column_text(st, 5));
+        }
+        st = store_stmt(e,
+                        "SELECT logical, display, attrs FROM ekey WHERE entity = ?1 ORDER BY ord");
+        sqlite3_bind_text(st, 1, d->logical_name, -1, SQLITE_STATIC);
+        int kcap = 4;
+        d->keys = calloc((size_t)kcap, sizeof *d->keys);
+        while (sqlite3_step(st) == SQLITE_ROW) {
+            if (d->n_keys == kcap) {
+                kcap *= 2;
+                d->keys = realloc(d->keys, sizeof *d->keys * (size_t)kcap);
+            }
+            dv_key_def *k = &d->keys[d->n_keys++];
+            k->logical_name = dupn(sqlite3_column_text(st, 0));
+            k->display_name = dupn(sqlite3_column_text(st, 1));
+            const char *attrs = (const char *)sqlite3_column_text(st, 2);
+            k->n_attributes = 0;
+            k->attributes = calloc(strlen(attrs) + 1, sizeof(char *));
+            char *copy = strdup(attrs), *save = NULL;
+            for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save))
+                k->attributes[k->n_attributes++] = strdup(tok);
+            free(copy);
+        }
+    }
+    return 0;
+}
+
+emu_entity *store_by_set(dv_emulator *e, const char *set, size_t n)
+{
+    for (int i = 0; i < e->n_ents; i++) {
+        const char *s = e->ents[i].def.entity_set_name;
+        if (strlen(s) == n && strncmp(s, set, n) == 0) return &e->ents[i];
+    }
+    return NULL;
+}
+
+emu_entity *store_by_logical(dv_emulator *e, const char *logical, size_t n)
+{
+    for (int i = 0; i < e->n_ents; i++) {
+        const char *s = e->ents[i].def.logical_name;
+        if (strlen(s) == n && strncmp(s, logical, n) == 0) return &e->ents[i];
+    }
+    return NULL;
+}
+
+emu_entity *store_by_metadata_id(dv_emulator *e, const char *id)
+{
+    for (int i = 0; i < e->n_ents; i++)
+        if (strcasecmp(e->ents[i].metadata_id, id) == 0) return &e->ents[i];
+    return NULL;
+}
+
+const dv_attribute_def *store_attr(const emu_entity *t, const char *logical)
+{
+    for (int i = 0; i < t->def.n_attributes; i++)
+        if (strcmp(t->def.attributes[i].logical_name, logical) == 0) return &t->def.attributes[i];
+    return NULL;
+}
+
+const dv_attribute_def *store_prop(const emu_entity *t, const char *prop, size_t n)
+{
+    for (int i = 0; i < t->def.n_attributes; i++) {
+        const dv_attribute_def *a = &t->def.attributes[i];
+        char name[160];
+        emu_prop_name(a, name, sizeof name);
+        if (strlen(name) == n && strncmp(name, prop, n) == 0) return a;
+    }
+    return NULL;
+}
+
+static int ident_ok(const char *s)
+{
+    if (!s || !*s || strlen(s) > 100) return 0;
+    for (; *s; s++)
+        if (!(islower((unsigned char)*s) || isdigit((unsigned char)*s) || *s == '_')) return 0;
+    return 1;
+}
+
+static int add_attr(dv_emulator *e, const char *entity, const dv_attribute_def *a, int ord)
+{
+    sqlite3_stmt *st = store_stmt(e, "INSERT OR IGNORE INTO attr VALUES(?1,?2,?3,?4,?5,?6,?7,?8)");
+    if (!st) return -1;
+    sqlite3_bind_text(st, 1, entity, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, a->logical_name, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, a->display_name, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 4, (int)a->type);
+    sqlite3_bind_int(st, 5, a->max_length);
+    sqlite3_bind_int(st, 6, a->required);
+    sqlite3_bind_text(st, 7, a->target, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 8, ord);
+    return sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
+}
+
+int store_add_entity(dv_emulator *e, const dv_entity_def *d, const char *solution_id, double now,
+                     char *err, size_t errlen)
+{
+    if (!ident_ok(d->logical_name) || !ident_ok(d->entity_set_name) || !ident_ok(d->primary_id)) {
+        snprintf(err, errlen,
+                 "table '%s': logical name, entity set name and primary id must be "
+                 "lowercase identifiers",
+                 d->logical_name ? d->logical_name : "?");
+        return -1;
+    }
+    sqlite3_stmt *st = store_stmt(e, "INSERT INTO ent VALUES(?1,?2,?3,?4,?5,?6,?7,"
+                                     "(SELECT coalesce(max(ord),0)+1 FROM ent))");
+    if (!st) return -1;
+    sqlite3_bind_text(st, 1, d->logical_name, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, d->entity_set_name, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, d->display_name, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, d->primary_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 5, d->primary_name, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 6, d->change_tracking);
+    sqlite3_bind_text(st, 7, solution_id, -1, SQLITE_STATIC);
+    if (sqlite3_step(st) != SQLITE_DONE) {
+        snprintf(err, errlen, "table '%s' (entity set '%s') already exists", d->logical_name,
+                 d->entity_set_name);
+        return -1;
+    }
+    int ord = 0;
+    dv_attribute_def pid = {d->primary_id, NULL, DV_ATTR_UNIQUEIDENTIFIER, 0, 2, NULL};
+    if (add_attr(e, d->logical_name, &pid, ord++)) return -1;
+    for (int i = 0; i < d->n_attributes; i++) {
+        if (!ident_ok(d->attributes[i].logical_name)) {
+            snprintf(err, errlen, "table '%s': column name '%s' is not a lowercase identifier",
+                     d->logical_name, d->attributes[i].logical_name);
+            return -1;
+        }
+        if (add_attr(e, d->logical_name, &d->attributes[i], ord++)) return -1;
+    }
+    if (d->primary_name && ident_ok(d->primary_name)) {
+        dv_attribute_def pn = {d->primary_name, NULL, DV_ATTR_STRING, 100, 1, NULL};
+        if (add_attr(e, d->logical_name, &pn, ord++)) return -1;
+    }
+    static dv_attribute_def sys[] = {
+        {"createdon", "Created On", DV_ATTR_DATETIME, 0, 0, NULL},
+        {"modifiedon", "Modified On", DV_ATTR_DATETIME, 0, 0, NULL},
+        {"versionnumber", "Version Number", DV_ATTR_BIGINT, 0, 0, NULL},
+        {"statecode", "Status", DV_ATTR_STATE, 0, 2, NULL},
+        {"statuscode", "Status Reason", DV_ATTR_STATUS, 0, 0, NULL},
+        {"ownerid", "Owner", DV_ATTR_OWNER, 0, 2, "systemuser"},
+    };
+    for (size_t i = 0; i < sizeof sys / sizeof sys[0]; i++)
+        if (add_attr(e, d->logical_name, &sys[i], ord++)) return -1;
+    for (int i = 0; i < d->n_keys; i++) {
+        const dv_key_def *k = &d->keys[i];
+        sbuf attrs = {0};
+        for (int j = 0; j < k->n_attributes; j++) {
+            if (!ident_ok(k->attributes[j])) {
+                snprintf(err, errlen, "key '%s': column name is not a lowercase identifier",
+                         k->logical_name);
+                sb_free(&attrs);
+                return -1;
+            }
+            if (j) sb_putc(&attrs, ',');
+            sb_puts(&attrs, k->attributes[j]);
+        }
+        st = store_stmt(e, "INSERT INTO ekey VALUES(?1,?2,?3,?4,?5,0,?6)");
+        sqlite3_bind_text(st, 1, d->logical_name, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, k->logical_name, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 3, k->display_name, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 4, sb_str(&attrs), -1, SQLITE_TRANSIENT);
+        sqlite3_bind_double(st, 5, now);
+        sqlite3_bind_int(st, 6, i);
+        int rc = sqlite3_step(st);
+        sb_free(&attrs);
+        if (rc != SQLITE_DONE) {
+            snprintf(err, errlen, "key '%s' of table '%s' is defined twice",
+                     k->logical_name ? k->logical_name : "?", d->logical_name);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+int store_drop_entity(dv_emulator *e, const char *logical)
+{
+    static const char *sqls[] = {
+        "DELETE FROM row WHERE entity = ?1",    "DELETE FROM tomb WHERE entity = ?1",
+        "DELETE FROM keyval WHERE entity = ?1", "DELETE FROM ekey WHERE entity = ?1",
+        "DELETE FROM attr WHERE entity = ?1",   "DELETE FROM ent WHERE logical = ?1",
+    };
+    for (size_t i = 0; i < sizeof sqls / sizeof sqls[0]; i++) {
+        sqlite3_stmt *st = store_stmt(e, sqls[i]);
+        if (!st) return -1;
+        sqlite3_bind_text(st, 1, logical, -1, SQLITE_TRANSIENT);
+        if (sqlite3_step(st) != SQLITE_DONE) return -1;
+    }
+    return 0;
+}
+
+int64_t store_next_version(dv_emulator *e)
+{
+    sqlite3_stmt *st = store_stmt(e, "UPDATE org SET v = v + 1 WHERE k = 'version' RETURNING v");
+    if (!st || sqlite3_step(st) != SQLITE_ROW) return -1;
+    int64_t v = sqlite3_column_int64(st, 0);
+    sqlite3_step(st);
+    return v;
+}
+
+int64_t store_current_version(dv_emulator *e)
+{
+    sqlite3_stmt *st = store_stmt(e, "SELECT v FROM org WHERE k = 'version'");
+    if (!st || sqlite3_step(st) != SQLITE_ROW) return -1;
+    return sqlite3_column_int64(st, 0);
+}
+
+const char *store_key_status(dv_emulator *e, const char *entity, const char *key)
+{
+    sqlite3_stmt *st =
+        store_stmt(e, "SELECT created, failed FROM ekey WHERE entity=?1 AND logical=?2");
+    if (!st) return "Failed";
+    sqlite3_bind_text(st, 1, entity, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, key, -1, SQLITE_STATIC);
+    if (sqlite3_step(st) != SQLITE_ROW) return "Failed";
+    double created = sqlite3_column_double(st, 0);
+    if (sqlite3_column_int(st, 1)) return "Failed";
+    double age = emu_now(e) - created;
+    if (age >= e->key_delay) return "Active";
+    return age < e->key_delay / 3 ? "Pending" : "InProgress";
+}
+
+int store_row_get(dv_emulator *e, const emu_entity *t, const char *id, char **data, int64_t *ver)
+{
+    sqlite3_stmt *st = store_stmt(e, "SELECT data, ver FROM row WHERE entity=?1 AND id=?2");
+    if (!st) return 0;
+    sqlite3_bind_text(st, 1, t->def.logical_name, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, id, -1, SQLITE_TRANSIENT);
+    if (sqlite3_step(st) != SQLITE_ROW) return 0;
+    if (data) *data = strdup((const char *)sqlite3_column_text(st, 0));
+    if (ver) *ver = sqlite3_column_int64(st, 1);
+    return 1;
+}
+
+/* SQL computing a key's canonical value: a JSON array of the key columns, NULL when any
+ * is missing. Paths are bound (?3.. ) so no name reaches the SQL text. */
+static void key_value_sql(sbuf *b, int ncols, int first_param)
+{
+    sb_puts(b, "CASE WHEN ");
+    for (int j = 0; j < ncols; j++)
+        sb_printf(b, "%sjson_extract(?2, ?%d) IS NOT NULL", j ? " AND " : "", first_param + j);
+    sb_puts(b, " THEN json_array(");
+    for (int j = 0; j < ncols; j++)
+        sb_printf(b, "%sjson_extract(?2, ?%d)", j ? "," : "", first_param + j);
+    sb_puts(b, ") END");
+}
+
+static void bind_key_paths(sqlite3_stmt *st, const emu_entity *t, const dv_key_def *k, int first)
+{
+    for (int j = 0; j < k->n_attributes; j++) {
+        char prop[160], path[170];
+        const dv_attribute_def *a = store_attr(t, k->attributes[j]);
+        if (a)
+            emu_prop_name(a, prop, sizeof prop);
+        else
+            snprintf(prop, sizeof prop, "%s", k->attributes[j]);
+        snprintf(path, sizeof path, "$.%s", prop);
+        sqlite3_bind_text(st, first + j, path, -1, SQLITE_TRANSIENT);
+    }
+}
+
+int store_row_put(dv_emulator *e, const emu_entity *t, const char *id, const char *data,
+                  int64_t ver, int *dup_key)
+{
+    sqlite3_stmt *st = store_stmt(e, "INSERT OR REPLACE INTO row VALUES(?1,?2,?3,?4)");
+    if (!st) return -1;
+    sqlite3_bind_text(st, 1, t->def.logical_name, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, id, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(st, 3, ver);
+    sqlite3_bind_text(st, 4, data, -1, SQLITE_TRANSIENT);
+    if (sqlite3_step(st) != SQLITE_DONE) return -1;
+    st = store_stmt(e, "DELETE FROM tomb WHERE entity=?1 AND id=?2");
+    sqlite3_bind_text(st, 1, t->def.logical_name, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, id, -1, SQLITE_TRANSIENT);
+    sqlite3_step(st);
+    if (t->def.n_keys == 0) return 0;
+    st = store_stmt(e, "DELETE FROM keyval WHERE entity=?1 AND id=?2");
+    sqlite3_bind_text(st, 1, t->def.logical_name, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, id, -1, SQLITE_TRANSIENT);
+    if (sqlite3_step(st) != SQLITE_DONE) return -1;
+    for (int i = 0; i < t->def.n_keys; i++) {
+        const dv_key_def *k = &t->def.keys[i];
+        sbuf sql = {0};
+        /* ?1 entity, ?2 data, ?3 key name, ?4 id, ?5.. the key columns' JSON paths */
+        sb_puts(&sql, "INSERT INTO keyval SELECT ?1, ?3, v, ?4 FROM (SELECT ");
+        key_value_sql(&sql, k->n_attributes, 5);
+        sb_puts(&sql, " AS v) WHERE v IS NOT NULL");
+        st = store_stmt(e, sb_str(&sql));
+        sb_free(&sql);
+        if (!st) return -1;
+        sqlite3_bind_text(st, 1, t->def.logical_name, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, data, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(st, 3, k->logical_name, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 4, id, -1, SQLITE_TRANSIENT);
+        bind_key_paths(st, t, k, 5);
+        int rc = sqlite3_step(st);
+        if (rc == SQLITE_CONSTRAINT) {
+            if (dup_key) *dup_key = i;
+            return 1;
+        }
+        if (rc != SQLITE_DONE) return -1;
+    }
+    return 0;
+}
+
+int store_row_delete(dv_emulator *e, const emu_entity *t, const char *id, double now)
+{
+    int64_t v = store_next_version(e);
+    static const char *sqls[] = {"DELETE FROM row WHERE entity=?1 AND id=?2",
+                                 "DELETE FROM keyval WHERE entity=?1 AND id=?2",
+                                 "INSERT OR REPLACE INTO tomb VALUES(?1,?2,?3,?4)"};
+    for (size_t i = 0; i < 3; i++) {
+        sqlite3_stmt *st = store_stmt(e, sqls[i]);
+        if (!st) return -1;
+        sqlite3_bind_text(st, 1, t->def.logical_name, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, id, -1, SQLITE_TRANSIENT);
+        if (i == 2) {
+            sqlite3_bind_int64(st, 3, v);
+            sqlite3_bind_double(st, 4, now);
+        }
+        if (sqlite3_step(st) != SQLITE_DONE) return -1;
+    }
+    return 0;
+}
+
+int store_row_by_key(dv_emulator *e, const emu_entity *t, int key, store_binder bind, void *ud,
+                     char out[37])
+{
+    const dv_key_def *k = &t->def.keys[key];
+    sbuf sql = {0};
+    sb_puts(&sql, "SELECT id FROM keyval WHERE entity=?1 AND key=?2 AND val=json_array(");
+    for (int j = 0; j < k->n_attributes; j++)
+        sb_printf(&sql, "%s?%d", j ? "," : "", 3 + j);
+    sb_puts(&sql, ")");
+    sqlite3_stmt *st = store_stmt(e, sb_str(&sql));
+    sb_free(&sql);
+    if (!st) return 0;
+    sqlite3_bind_text(st, 1, t->def.logical_name, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, k->logical_name, -1, SQLITE_STATIC);
+    for (int j = 0; j < k->n_attributes; j++)
+        bind(st, 3 + j, ud, j);
+    if (sqlite3_step(st) != SQLITE_ROW) return 0;
+    snprintf(out, 37, "%s", (const char *)sqlite3_column_text(st, 0));
+    return 1;
+}
+
+/* The fixed rows of a fresh organization: the calling user, its business unit and the
+ * organization itself, so lookups to them resolve. */
+static int seed_rows(dv_emulator *e, double now)
+{
+    char ts[32];
+    time_iso(now, ts);
+    struct {
+        const char *entity, *id, *fields;
+    } seeds[] = {
+        {"systemuser", EMU_USER_ID,
+         "\"fullname\":\"Emulator User\",\"domainname\":\"user@emulator.local\","
+         "\"internalemailaddress\":\"user@emulator.local\",\"_businessunitid_value\":\"" EMU_BU_ID
+         "\""},
+        {"businessunit", EMU_BU_ID, "\"name\":\"emulator\""},
+        {"organization", EMU_ORG_ID, "\"name\":\"emulator\",\"expirechangetrackingindays\":7"},
+    };
+    for (size_t i = 0; i < sizeof seeds / sizeof seeds[0]; i++) {
+        emu_entity *t = store_by_logical(e, seeds[i].entity, strlen(seeds[i].entity));
+        if (!t) return -1;
+        int64_t v = store_next_version(e);
+        sbuf d = {0};
+        sb_printf(&d,
+                  "{\"%s\":\"%s\",%s,\"createdon\":\"%s\",\"modifiedon\":\"%s\","
+                  "\"versionnumber\":%lld,\"statecode\":0,\"statuscode\":1,"
+                  "\"_ownerid_value\":\"%s\"}",
+                  t->def.primary_id, seeds[i].id, seeds[i].fields, ts, ts, (long long)v,
+                  EMU_USER_ID);
+        int rc = store_row_put(e, t, seeds[i].id, sb_str(&d), v, NULL);
+        sb_free(&d);
+        if (rc) return -1;
+    }
+    return 0;
+}
+
+int store_open(dv_emulator *e, char *err, size_t errlen)
+{
+    const char *path = e->db_path ? e->db_path : ":memory:";
+    int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX;
+    if (sqlite3_open_v2(path, &e->db, flags, NULL) != SQLITE_OK) {
+        snprintf(err, errlen, "cannot open database %s: %s", path,
+                 e->db ? sqlite3_errmsg(e->db) : "out of memory");
+        return -1;
+    }
+    e->stmts = calloc(1, sizeof(stmt_cache));
+    sqlite3_busy_timeout(e->db, 5000);
+    if (strcmp(path, ":memory:") != 0) {
+        store_exec(e, "PRAGMA journal_mode=WAL");
+        store_exec(e, "PRAGMA synchronous=NORMAL");
+    }
+    if (sqlite3_exec(e->db, schema, NULL, NULL, NULL) != SQLITE_OK) {
+        snprintf(err, errlen, "cannot create the schema in %s: %s", path, sqlite3_errmsg(e->db));
+        return -1;
+    }
+    sqlite3_stmt *st = store_stmt(e, "SELECT count(*) FROM ent");
+    int fresh = st && sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int(st, 0) == 0;
+    if (fresh) {
+        int n;
+        const dv_entity_def *b = builtin_entities(&n);
+        store_begin(e);
+        for (int i = 0; i < n; i++) {
+            if (store_add_entity(e, &b[i], "", 0, err, errlen)) {
+                store_rollback(e);
+                return -1;
+            }
+        }
+        if (store_reload(e) || seed_rows(e, emu_now(e)) || store_commit(e)) {
+            store_rollback(e);
+            snprintf(err, errlen, "cannot seed the organization in %s: %s", path,
+                     sqlite3_errmsg(e->db));
+            return -1;
+        }
+    }
+    return store_reload(e);
+}
+
+void store_close(dv_emulator *e)
+{
+    stmt_cache *c = e->stmts;
+    if (c) {
+        for (int i = 0; i < c->n; i++) {
+            sqlite3_finalize(c->st[i]);
+            free(c->sql[i]);
+        }
+        free(c);
+        e->stmts = NULL;
+    }
+    free_cache(e);
+    if (e->db) sqlite3_close(e->db);
+    e->db = NULL;
+}

@@ -1,0 +1,58 @@
+/* The emulator's SQLite store: schema, the table/column/key metadata and its in-memory
+ * cache, the organization-wide version counter, rows as JSON text with alternate-key
+ * uniqueness, and tombstones for change tracking. Callers hold emu->mu. */
+#ifndef DV_EMU_STORE_H
+#define DV_EMU_STORE_H
+#include <stddef.h>
+#include <stdint.h>
+
+#include "emu_internal.h"
+
+int store_open(dv_emulator *e, char *err, size_t errlen);
+void store_close(dv_emulator *e);
+
+/* A prepared statement for sql, reset and with bindings cleared; cached per emulator. */
+sqlite3_stmt *store_stmt(dv_emulator *e, const char *sql);
+int store_exec(dv_emulator *e, const char *sql);
+int store_begin(dv_emulator *e);
+int store_commit(dv_emulator *e);
+void store_rollback(dv_emulator *e);
+
+/* Reloads the entity cache from the metadata tables. */
+int store_reload(dv_emulator *e);
+emu_entity *store_by_set(dv_emulator *e, const char *set, size_t n);
+emu_entity *store_by_logical(dv_emulator *e, const char *logical, size_t n);
+emu_entity *store_by_metadata_id(dv_emulator *e, const char *id);
+const dv_attribute_def *store_attr(const emu_entity *t, const char *logical);
+/* Finds a column by the property name it is served under (`_x_value` for lookups). */
+const dv_attribute_def *store_prop(const emu_entity *t, const char *prop, size_t n);
+
+/* Records a table (adding the system columns it lacks); inside the caller's transaction.
+ * The cache is stale until store_reload. */
+int store_add_entity(dv_emulator *e, const dv_entity_def *def, const char *solution_id, double now,
+                     char *err, size_t errlen);
+/* Forgets a table with its rows, tombstones and keys; inside the caller's transaction. */
+int store_drop_entity(dv_emulator *e, const char *logical);
+
+/* The next value of the organization-wide version counter; inside a transaction. */
+int64_t store_next_version(dv_emulator *e);
+int64_t store_current_version(dv_emulator *e);
+
+/* "Pending", "InProgress", "Active" or "Failed" for a key, from its job's timestamps. */
+const char *store_key_status(dv_emulator *e, const char *entity, const char *key);
+
+/* Row data (malloc'd JSON text) and version for id; 1 found, 0 missing. */
+int store_row_get(dv_emulator *e, const emu_entity *t, const char *id, char **data, int64_t *ver);
+/* Writes a row's data at version ver and refreshes its alternate-key entries. Returns 0;
+ * 1 when an alternate key value is taken (the key's index in *dup_key); -1 on error. */
+int store_row_put(dv_emulator *e, const emu_entity *t, const char *id, const char *data,
+                  int64_t ver, int *dup_key);
+/* Deletes a row and leaves a tombstone at a new version. */
+int store_row_delete(dv_emulator *e, const emu_entity *t, const char *id, double now);
+/* Finds a row id by alternate key; vals are SQL values bound in key column order. The stmt
+ * binder is called for each value: returns 1 found (id in out[37]), 0 missing. */
+typedef void (*store_binder)(sqlite3_stmt *st, int idx, void *ud, int which);
+int store_row_by_key(dv_emulator *e, const emu_entity *t, int key, store_binder bind, void *ud,
+                     char out[37]);
+
+#endif
