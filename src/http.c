@@ -1,0 +1,609 @@
+#include "http.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "auth.h"
+#include "jscan.h"
+#include "trace.h"
+#include "version.h"
+
+struct dv_http {
+    CURL *curl;
+    dv_http_options opt;
+    char *user_agent;
+    dv_auth *auth;
+    uint64_t rng; /* jitter only; per object so that two connections share nothing */
+    char errbuf[CURL_ERROR_SIZE];
+};
+
+static pthread_once_t global_once = PTHREAD_ONCE_INIT;
+static CURLcode global_rc = CURLE_FAILED_INIT;
+
+static void global_init(void)
+{
+    global_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+void dv_http_options_init(dv_http_options *o)
+{
+    memset(o, 0, sizeof *o);
+}
+
+static long or_default(long v, long d)
+{
+    return v > 0 ? v : d;
+}
+
+static int env_trace(void)
+{
+    const char *t = getenv("DVLUA_TRACE");
+    return t && *t && strcmp(t, "0") != 0;
+}
+
+dv_http *dv_http_new(const dv_http_options *o, dv_error *err)
+{
+    dv_http *h;
+    dv_error_clear(err);
+    pthread_once(&global_once, global_init);
+    if (global_rc != CURLE_OK) {
+        dv_error_set(err, 0, "transport", "libcurl could not be initialised: %s",
+                     curl_easy_strerror(global_rc));
+        return NULL;
+    }
+    h = calloc(1, sizeof *h);
+    if (!h) {
+        dv_error_set(err, 0, "memory", "out of memory creating an HTTP connection");
+        return NULL;
+    }
+    if (o) h->opt = *o;
+    h->opt.connect_timeout_ms = or_default(h->opt.connect_timeout_ms, 10000);
+    h->opt.timeout_ms = or_default(h->opt.timeout_ms, 120000);
+    h->opt.max_tries = (int)or_default(h->opt.max_tries, 5);
+    h->opt.backoff_base_ms = or_default(h->opt.backoff_base_ms, 500);
+    h->opt.backoff_cap_ms = or_default(h->opt.backoff_cap_ms, 30000);
+    h->opt.trace = h->opt.trace || env_trace();
+    h->user_agent = strdup(o && o->user_agent ? o->user_agent : "dvlua/" DV_VERSION);
+    h->opt.user_agent = h->user_agent;
+    h->curl = curl_easy_init();
+    if (!h->curl || !h->user_agent) {
+        dv_http_free(h);
+        dv_error_set(err, 0, "transport", "libcurl could not create a handle");
+        return NULL;
+    }
+    {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        h->rng = ((uint64_t)ts.tv_nsec << 20) ^ (uint64_t)ts.tv_sec ^ (uint64_t)(uintptr_t)h;
+        if (!h->rng) h->rng = 0x9E3779B97F4A7C15ull;
+    }
+    return h;
+}
+
+void dv_http_free(dv_http *h)
+{
+    if (!h) return;
+    if (h->curl) curl_easy_cleanup(h->curl);
+    dv_auth_free(h->auth);
+    free(h->user_agent);
+    free(h);
+}
+
+void dv_http_set_auth(dv_http *h, dv_auth *a)
+{
+    if (h->auth != a) dv_auth_free(h->auth);
+    h->auth = a;
+}
+
+dv_auth *dv_http_auth(dv_http *h)
+{
+    return h->auth;
+}
+
+/* ---- response collection ---- */
+
+typedef struct collect {
+    dv_http_resp *resp;
+    size_t cap;
+    size_t hcap;
+    int failed; /* out of memory */
+} collect;
+
+static size_t on_body(char *data, size_t size, size_t nmemb, void *ud)
+{
+    collect *c = ud;
+    dv_http_resp *r = c->resp;
+    size_t n = size * nmemb;
+    if (r->body_len + n + 1 > c->cap) {
+        size_t cap = c->cap ? c->cap : 4096;
+        char *b;
+        while (cap < r->body_len + n + 1)
+            cap *= 2;
+        b = realloc(r->body, cap);
+        if (!b) {
+            c->failed = 1;
+            return 0;
+        }
+        r->body = b;
+        c->cap = cap;
+    }
+    memcpy(r->body + r->body_len, data, n);
+    r->body_len += n;
+    r->body[r->body_len] = 0;
+    return n;
+}
+
+static void free_headers(dv_http_resp *r)
+{
+    for (size_t i = 0; i < r->nheaders; i++) {
+        free(r->headers[i].name);
+        free(r->headers[i].value);
+    }
+    free(r->headers);
+    r->headers = NULL;
+    r->nheaders = 0;
+}
+
+static size_t on_header(char *data, size_t size, size_t nmemb, void *ud)
+{
+    collect *c = ud;
+    dv_http_resp *r = c->resp;
+    size_t n = size * nmemb, len = n;
+    const char *colon;
+    while (len && (data[len - 1] == '\n' || data[len - 1] == '\r'))
+        len--;
+    if (len >= 5 && memcmp(data, "HTTP/", 5) == 0) {
+        /* A new status line (after 1xx or a retried connection): keep only the last block. */
+        free_headers(r);
+        c->hcap = 0;
+        return n;
+    }
+    colon = memchr(data, ':', len);
+    if (!colon || colon == data) return n;
+    if (r->nheaders == c->hcap) {
+        size_t cap = c->hcap ? c->hcap * 2 : 16;
+        dv_http_header *hs = realloc(r->headers, cap * sizeof *hs);
+        if (!hs) {
+            c->failed = 1;
+            return 0;
+        }
+        r->headers = hs;
+        c->hcap = cap;
+    }
+    {
+        size_t nlen = (size_t)(colon - data);
+        const char *v = colon + 1;
+        const char *vend = data + len;
+        char *name, *value;
+        while (v < vend && (*v == ' ' || *v == '\t'))
+            v++;
+        while (vend > v && (vend[-1] == ' ' || vend[-1] == '\t'))
+            vend--;
+        name = strndup(data, nlen);
+        value = strndup(v, (size_t)(vend - v));
+        if (!name || !value) {
+            free(name);
+            free(value);
+            c->failed = 1;
+            return 0;
+        }
+        r->headers[r->nheaders].name = name;
+        r->headers[r->nheaders].value = value;
+        r->nheaders++;
+    }
+    return n;
+}
+
+const char *dv_http_resp_header(const dv_http_resp *resp, const char *name)
+{
+    for (size_t i = 0; i < resp->nheaders; i++)
+        if (strcasecmp(resp->headers[i].name, name) == 0) return resp->headers[i].value;
+    return NULL;
+}
+
+void dv_http_resp_free(dv_http_resp *resp)
+{
+    free(resp->body);
+    free_headers(resp);
+    memset(resp, 0, sizeof *resp);
+}
+
+static void resp_reset(dv_http_resp *resp)
+{
+    int tries = resp->tries;
+    dv_http_resp_free(resp);
+    resp->tries = tries;
+}
+
+/* ---- errors ---- */
+
+/* "scheme://host[:port]/path" of url, without user info, query or fragment. */
+static void url_for_message(const char *url, char *out, size_t outsz)
+{
+    const char *p = strstr(url, "://"), *host, *at, *end;
+    size_t n;
+    if (!p) {
+        snprintf(out, outsz, "%.200s", url);
+        out[strcspn(out, "?#")] = 0;
+        return;
+    }
+    host = p + 3;
+    end = host + strcspn(host, "/?#");
+    at = memchr(host, '@', (size_t)(end - host));
+    if (at) host = at + 1;
+    n = (size_t)(p + 3 - url);
+    snprintf(out, outsz, "%.*s%.*s%.*s", (int)n, url, (int)(end - host), host,
+             (int)strcspn(end, "?#") > 200 ? 200 : (int)strcspn(end, "?#"), end);
+}
+
+static void url_host(const char *url, char *out, size_t outsz)
+{
+    const char *p = strstr(url, "://"), *host, *end, *at;
+    host = p ? p + 3 : url;
+    end = host + strcspn(host, "/?#");
+    at = memchr(host, '@', (size_t)(end - host));
+    if (at) host = at + 1;
+    snprintf(out, outsz, "%.*s", (int)(end - host), host);
+}
+
+/* Retry-After in seconds: delta-seconds or an HTTP date. Negative when absent or unreadable. */
+static double parse_retry_after(const char *v)
+{
+    char *end;
+    double d;
+    if (!v || !*v) return -1;
+    d = strtod(v, &end);
+    if (end != v && *end == 0 && d >= 0) return d;
+    {
+        time_t t = curl_getdate(v, NULL);
+        if (t == (time_t)-1) return -1;
+        d = difftime(t, time(NULL));
+        return d > 0 ? d : 0;
+    }
+}
+
+static void set_request_id(const dv_http_resp *resp, dv_error *err)
+{
+    static const char *const names[] = {"x-ms-service-request-id", "REQ_ID",       "request-id",
+                                        "x-ms-request-id",         "x-request-id", NULL};
+    for (int i = 0; names[i]; i++) {
+        const char *v = dv_http_resp_header(resp, names[i]);
+        if (v && *v) {
+            snprintf(err->request_id, sizeof err->request_id, "%s", v);
+            return;
+        }
+    }
+}
+
+int dv_http_error_from_response(const dv_http_resp *resp, const char *method, const char *url,
+                                dv_error *err)
+{
+    char code[sizeof err->code], msg[sizeof err->message], where[256];
+    long cl = -1, ml = -1;
+    dv_error_clear(err);
+    url_for_message(url ? url : "", where, sizeof where);
+    if (resp->body) {
+        /* Dataverse: {"error":{"code":"0x…","message":"…"}}; OAuth: {"error":"…",
+         * "error_description":"…"}. */
+        cl = dv_jscan_string(resp->body, resp->body_len, "code", 2, code, sizeof code);
+        ml = dv_jscan_string(resp->body, resp->body_len, "message", 2, msg, sizeof msg);
+        if (cl < 0) cl = dv_jscan_string(resp->body, resp->body_len, "error", 1, code, sizeof code);
+        if (ml < 0)
+            ml = dv_jscan_string(resp->body, resp->body_len, "error_description", 1, msg,
+                                 sizeof msg);
+    }
+    if (ml > 0)
+        dv_error_set(err, resp->status, cl > 0 ? code : "http", "%s", msg);
+    else
+        dv_error_set(err, resp->status, cl > 0 ? code : "http", "%s %s answered HTTP %ld",
+                     method ? method : "request", where, resp->status);
+    err->retry_after = parse_retry_after(dv_http_resp_header(resp, "Retry-After"));
+    set_request_id(resp, err);
+    return -1;
+}
+
+/* ---- the retry policy ---- */
+
+static int is_idempotent(const char *method)
+{
+    return strcasecmp(method, "GET") == 0 || strcasecmp(method, "HEAD") == 0 ||
+           strcasecmp(method, "OPTIONS") == 0;
+}
+
+/* Statuses retried for any method: the server refused the request without acting on it. */
+static int status_refused(long s)
+{
+    return s == 429 || s == 503;
+}
+
+/* Gateway statuses: for a non-idempotent request the origin may have acted on it. */
+static int status_gateway(long s)
+{
+    return s == 502 || s == 504;
+}
+
+typedef enum { T_FATAL, T_NOT_SENT, T_MAYBE_SENT } transport_kind;
+
+static transport_kind classify(CURLcode rc, int sent)
+{
+    switch (rc) {
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_COULDNT_RESOLVE_PROXY:
+    case CURLE_COULDNT_CONNECT:
+        return T_NOT_SENT;
+    case CURLE_OPERATION_TIMEDOUT:
+    case CURLE_SEND_ERROR:
+    case CURLE_RECV_ERROR:
+    case CURLE_GOT_NOTHING:
+    case CURLE_PARTIAL_FILE:
+    case CURLE_HTTP2:
+    case CURLE_HTTP2_STREAM:
+    case CURLE_SSL_CONNECT_ERROR:
+        return sent ? T_MAYBE_SENT : T_NOT_SENT;
+    default:
+        return T_FATAL;
+    }
+}
+
+static uint64_t next_rand(dv_http *h)
+{
+    /* xorshift64*: enough for jitter. */
+    h->rng ^= h->rng >> 12;
+    h->rng ^= h->rng << 25;
+    h->rng ^= h->rng >> 27;
+    return h->rng * 0x2545F4914F6CDD1Dull;
+}
+
+/* Full jitter: a uniform wait in [0, min(cap, base * 2^retry)]. */
+static long backoff_ms(dv_http *h, int retry)
+{
+    long cap = h->opt.backoff_cap_ms, ceil = h->opt.backoff_base_ms;
+    for (int i = 0; i < retry && ceil < cap; i++)
+        ceil *= 2;
+    if (ceil > cap) ceil = cap;
+    return (long)(next_rand(h) % (uint64_t)(ceil + 1));
+}
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
+        ;
+}
+
+static void append_note(dv_error *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void append_note(dv_error *err, const char *fmt, ...)
+{
+    size_t len = strlen(err->message);
+    va_list ap;
+    if (len >= sizeof err->message - 1) return;
+    va_start(ap, fmt);
+    vsnprintf(err->message + len, sizeof err->message - len, fmt, ap);
+    va_end(ap);
+}
+
+/* ---- one try ---- */
+
+static struct curl_slist *build_headers(const dv_http_req *req, const char *token, int *failed)
+{
+    struct curl_slist *list = NULL, *t;
+    *failed = 0;
+    for (const char *const *p = req->headers; p && *p; p++) {
+        if (!(t = curl_slist_append(list, *p))) goto oom;
+        list = t;
+    }
+    /* libcurl would otherwise wait for "100 Continue" before sending larger bodies. */
+    if (!(t = curl_slist_append(list, "Expect:"))) goto oom;
+    list = t;
+    if (token) {
+        size_t n = strlen(token) + sizeof "Authorization: Bearer ";
+        char *line = malloc(n);
+        if (!line) goto oom;
+        snprintf(line, n, "Authorization: Bearer %s", token);
+        t = curl_slist_append(list, line);
+        memset(line, 0, n);
+        free(line);
+        if (!t) goto oom;
+        list = t;
+    }
+    return list;
+oom:
+    curl_slist_free_all(list);
+    *failed = 1;
+    return NULL;
+}
+
+static void wipe_slist(struct curl_slist *list)
+{
+    for (struct curl_slist *l = list; l; l = l->next)
+        if (strncasecmp(l->data, "Authorization:", 14) == 0) memset(l->data, 0, strlen(l->data));
+    curl_slist_free_all(list);
+}
+
+static void setup(dv_http *h, const dv_http_req *req, struct curl_slist *headers, collect *c)
+{
+    CURL *e = h->curl;
+    /* Reset keeps the connection cache, so keep-alive survives; every option is set afresh. */
+    curl_easy_reset(e);
+    curl_easy_setopt(e, CURLOPT_URL, req->url);
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, h->errbuf);
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, h->opt.connect_timeout_ms);
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, h->opt.timeout_ms);
+    curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
+    curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
+    curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, h->opt.insecure_skip_tls_verify ? 0L : 1L);
+    curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, h->opt.insecure_skip_tls_verify ? 0L : 2L);
+    curl_easy_setopt(e, CURLOPT_USERAGENT, h->user_agent);
+    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, headers);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, c);
+    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(e, CURLOPT_HEADERDATA, c);
+    if (strcasecmp(req->method, "GET") == 0 && !req->body) {
+        curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
+    } else if (strcasecmp(req->method, "HEAD") == 0) {
+        curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
+    } else {
+        if (strcasecmp(req->method, "POST") != 0)
+            curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, req->method);
+        if (req->body || strcasecmp(req->method, "POST") == 0 ||
+            strcasecmp(req->method, "PATCH") == 0 || strcasecmp(req->method, "PUT") == 0) {
+            curl_easy_setopt(e, CURLOPT_POSTFIELDS, req->body ? req->body : "");
+            curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
+        }
+    }
+}
+
+typedef struct try_result {
+    CURLcode rc;
+    int sent; /* the request may have left this process */
+} try_result;
+
+static try_result perform_once(dv_http *h, const dv_http_req *req, const char *token,
+                               dv_http_resp *resp, dv_error *err)
+{
+    try_result tr = {CURLE_OK, 0};
+    collect c = {resp, 0, 0, 0};
+    int failed;
+    struct curl_slist *headers = build_headers(req, token, &failed);
+    if (failed) {
+        tr.rc = CURLE_OUT_OF_MEMORY;
+        dv_error_set(err, 0, "memory", "out of memory building request headers");
+        return tr;
+    }
+    resp_reset(resp);
+    resp->tries++;
+    h->errbuf[0] = 0;
+    setup(h, req, headers, &c);
+    if (h->opt.trace) dv_trace_request(req, headers, resp->tries, h->opt.max_tries);
+    tr.rc = curl_easy_perform(h->curl);
+    /* Clear the header pointer before the list (and the token in it) goes away. */
+    curl_easy_setopt(h->curl, CURLOPT_HTTPHEADER, (struct curl_slist *)NULL);
+    wipe_slist(headers);
+    if (c.failed) {
+        tr.rc = CURLE_OUT_OF_MEMORY;
+        dv_error_set(err, 0, "memory", "out of memory reading the response");
+        return tr;
+    }
+    if (tr.rc == CURLE_OK) {
+        curl_easy_getinfo(h->curl, CURLINFO_RESPONSE_CODE, &resp->status);
+        if (!resp->body) {
+            resp->body = calloc(1, 1);
+            if (!resp->body) {
+                tr.rc = CURLE_OUT_OF_MEMORY;
+                dv_error_set(err, 0, "memory", "out of memory reading the response");
+                return tr;
+            }
+        }
+        if (h->opt.trace) dv_trace_response(req, resp);
+    } else {
+        curl_off_t pre = 0;
+        long reqsize = 0;
+        char host[256];
+        /* Once libcurl reached "pre-transfer" the request may have been written. */
+        curl_easy_getinfo(h->curl, CURLINFO_PRETRANSFER_TIME_T, &pre);
+        curl_easy_getinfo(h->curl, CURLINFO_REQUEST_SIZE, &reqsize);
+        tr.sent = pre > 0 || reqsize > 0;
+        resp->status = 0;
+        url_host(req->url, host, sizeof host);
+        dv_error_set(err, 0, "transport", "%s %s: %s%s%s", req->method, host,
+                     curl_easy_strerror(tr.rc), h->errbuf[0] ? ": " : "", h->errbuf);
+        if (h->opt.trace) dv_trace_note("%s", err->message);
+    }
+    return tr;
+}
+
+static const char *current_token(dv_http *h, const dv_http_req *req, int force, dv_error *err)
+{
+    if (!h->auth || (req->flags & DV_HTTP_NO_AUTH)) return NULL;
+    return dv_auth_token(h->auth, h, force, err);
+}
+
+int dv_http_request(dv_http *h, const dv_http_req *req, dv_http_resp *resp, dv_error *err)
+{
+    int refreshed = 0;
+    int wants_auth = h->auth && !(req->flags & DV_HTTP_NO_AUTH);
+    char where[256];
+    memset(resp, 0, sizeof *resp);
+    dv_error_clear(err);
+    if (!req->method || !req->url) {
+        return dv_error_set(err, 0, "usage", "an HTTP request needs a method and a URL");
+    }
+    url_for_message(req->url, where, sizeof where);
+
+    for (int retry = 0;; retry++) {
+        const char *token = NULL;
+        try_result tr;
+        long wait;
+        double ra = -1;
+        if (wants_auth) {
+            token = current_token(h, req, 0, err);
+            if (!token) return -1;
+        }
+        tr = perform_once(h, req, token, resp, err);
+        if (tr.rc == CURLE_OUT_OF_MEMORY) return -1;
+
+        if (tr.rc == CURLE_OK) {
+            if (resp->status < 400) return 0;
+            if (resp->status == 401 && wants_auth && !refreshed && dv_auth_can_refresh(h->auth)) {
+                /* The token may have been revoked or expired early: one fresh token, one try. */
+                refreshed = 1;
+                dv_auth_invalidate(h->auth);
+                if (h->opt.trace) dv_trace_note("401: refreshing the token and trying once more");
+                retry--;
+                continue;
+            }
+            dv_http_error_from_response(resp, req->method, req->url, err);
+            if (!status_refused(resp->status) && !status_gateway(resp->status)) return -1;
+            if (status_gateway(resp->status) && !is_idempotent(req->method)) {
+                append_note(err, " (%s not repeated: the request may have been applied)",
+                            req->method);
+                return -1;
+            }
+            ra = err->retry_after;
+        } else {
+            transport_kind k = classify(tr.rc, tr.sent);
+            if (k == T_FATAL) return -1;
+            if (k == T_MAYBE_SENT && !is_idempotent(req->method)) {
+                char reason[sizeof err->message];
+                snprintf(reason, sizeof reason, "%s", err->message);
+                return dv_error_set(err, 0, "maybe_applied",
+                                    "%s %s was sent but no answer arrived (%s); it may have been "
+                                    "applied, so it was not repeated",
+                                    req->method, where, reason);
+            }
+        }
+
+        if (retry + 1 >= h->opt.max_tries) {
+            append_note(err, " (gave up after %d tries)", retry + 1);
+            return -1;
+        }
+        if (ra >= 0) {
+            double ms = ra * 1000.0;
+            wait = ms > (double)h->opt.backoff_cap_ms ? h->opt.backoff_cap_ms : (long)ms;
+        } else {
+            wait = backoff_ms(h, retry);
+        }
+        if (h->opt.trace) {
+            if (ra >= 0)
+                dv_trace_note("waiting %ld ms before try %d (Retry-After: %g s)", wait, retry + 2,
+                              ra);
+            else
+                dv_trace_note("waiting %ld ms before try %d (backoff)", wait, retry + 2);
+        }
+        if (wait > 0) sleep_ms(wait);
+    }
+}

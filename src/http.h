@@ -1,0 +1,114 @@
+/* HTTP over libcurl: one keep-alive connection object, TLS verified, gzip accepted,
+ * HTTP/2 where available, a retry policy for throttling and transient failures,
+ * bearer auth from an attached dv_auth, and an opt-in trace with secrets redacted.
+ *
+ * Offers:
+ *   dv_http_options_init  fill an options struct with the defaults
+ *   dv_http_new / free    create / destroy a connection object
+ *   dv_http_set_auth      attach a token provider (the dv_http takes ownership)
+ *   dv_http_request       perform one logical request (retries included)
+ *   dv_http_resp_header   look up a response header, case-insensitively
+ *   dv_http_resp_free     release what a response holds
+ *   dv_http_error_from_response  map a Dataverse error body onto a dv_error
+ *
+ * A dv_http is not thread-safe: use one per thread. The only process-wide state is
+ * curl_global_init, run once through pthread_once. */
+#ifndef DV_HTTP_H
+#define DV_HTTP_H
+
+#include <stddef.h>
+
+#include "error.h"
+
+typedef struct dv_http dv_http;
+typedef struct dv_auth dv_auth; /* src/auth.h */
+
+/* Zero in a numeric field means "the default". */
+typedef struct dv_http_options {
+    long connect_timeout_ms; /* default 10000 */
+    long timeout_ms;         /* whole-request limit per try; default 120000 */
+    int max_tries;           /* tries per request, first included; default 5 */
+    long backoff_base_ms;    /* first backoff step; default 500 */
+    long backoff_cap_ms;     /* no single wait exceeds this, Retry-After included; default 30000 */
+    int insecure_skip_tls_verify; /* 1 turns off TLS peer and host verification; default 0 */
+    int trace;                    /* 1 traces to stderr; also on when env DVLUA_TRACE=1 */
+    const char *user_agent;       /* default "dvlua/<version>"; copied */
+} dv_http_options;
+
+/* One response header; names keep the server's spelling. */
+typedef struct dv_http_header {
+    char *name;
+    char *value;
+} dv_http_header;
+
+/* Flags for dv_http_req.flags. */
+enum {
+    DV_HTTP_NO_AUTH = 1,   /* send no Authorization header even if a dv_auth is attached */
+    DV_HTTP_SENSITIVE = 2, /* bodies hold secrets: the trace shows their sizes only */
+};
+
+typedef struct dv_http_req {
+    const char *method;         /* "GET", "POST", "PATCH", "DELETE", ... */
+    const char *url;            /* absolute URL */
+    const char *const *headers; /* NULL-terminated array of "Name: value", or NULL */
+    const char *body;           /* may be NULL */
+    size_t body_len;
+    unsigned flags; /* DV_HTTP_* */
+} dv_http_req;
+
+typedef struct dv_http_resp {
+    long status; /* 0 when no response was received */
+    char *body;  /* malloc'd, NUL-terminated (the NUL is not counted in body_len) */
+    size_t body_len;
+    dv_http_header *headers; /* headers of the final response only */
+    size_t nheaders;
+    int tries; /* how many tries were made */
+} dv_http_resp;
+
+/* Fills o with the defaults (all zero, which the functions below read as defaults). */
+void dv_http_options_init(dv_http_options *o);
+
+/* Creates a connection object; o may be NULL for the defaults. Returns NULL and fills err
+ * when libcurl cannot be set up. */
+dv_http *dv_http_new(const dv_http_options *o, dv_error *err);
+
+/* Frees h, its curl handle (closing kept-alive connections) and its attached auth. NULL is fine. */
+void dv_http_free(dv_http *h);
+
+/* Attaches a token provider; h owns it from now on (frees a previously attached one).
+ * Requests then carry "Authorization: Bearer <token>"; a 401 answer leads to one forced
+ * token refresh and one more try. NULL detaches. */
+void dv_http_set_auth(dv_http *h, dv_auth *a);
+
+/* The attached provider, or NULL. */
+dv_auth *dv_http_auth(dv_http *h);
+
+/* Performs req, with the retry policy:
+ *   - 429, 502, 503, 504 and connection failures (nothing was sent) are retried up to
+ *     max_tries, waiting a full-jitter exponential backoff (base * 2^n, capped), or the
+ *     server's Retry-After (seconds, still capped) when it sent one;
+ *   - a GET/HEAD that timed out or lost its connection after sending is retried too;
+ *     any other method is NOT repeated then: it fails with code "maybe_applied";
+ *   - a 401 with an attached auth: one forced refresh and one more try.
+ * resp is always initialised (free it with dv_http_resp_free, also on failure).
+ * Returns 0 when a response with status < 400 arrived. Returns -1 and fills err when:
+ *   - the final response has status >= 400: err gets status, code and message from the
+ *     Dataverse JSON error body (code "http" when the body has none), retry_after and
+ *     request_id; resp still holds that response so callers can inspect it;
+ *   - no response arrived: code "transport" (message names the host and curl's reason),
+ *     "maybe_applied" (see above) or "auth" (the token could not be obtained). */
+int dv_http_request(dv_http *h, const dv_http_req *req, dv_http_resp *resp, dv_error *err);
+
+/* The value of the first response header called name (case-insensitive), or NULL. */
+const char *dv_http_resp_header(const dv_http_resp *resp, const char *name);
+
+/* Frees what resp holds and resets it; resp itself is not freed. */
+void dv_http_resp_free(dv_http_resp *resp);
+
+/* Fills err from a response with status >= 400: the Dataverse body
+ * {"error":{"code":"0x…","message":"…"}} gives code and message; otherwise code "http" and
+ * the status line. Also sets retry_after and request_id from the headers. Returns -1. */
+int dv_http_error_from_response(const dv_http_resp *resp, const char *method, const char *url,
+                                dv_error *err);
+
+#endif
