@@ -193,6 +193,10 @@ static int l_open(lua_State *L)
     dv_conn_options o = {0};
     o.url = opt_string_field(L, 1, "url");
     o.token = opt_string_field(L, 1, "token");
+    o.tenant_id = opt_string_field(L, 1, "tenant_id");
+    o.client_id = opt_string_field(L, 1, "client_id");
+    o.client_secret = opt_string_field(L, 1, "client_secret");
+    o.authority_host = opt_string_field(L, 1, "authority_host");
     o.timeout = (long)opt_int_field(L, 1, "timeout", 0);
     o.retries = (int)opt_int_field(L, 1, "retries", -1);
     lua_getfield(L, 1, "trace");
@@ -244,6 +248,15 @@ static int l_state(lua_State *L)
     return 1;
 }
 
+/* conn:auth() -> a description of the sign-in, without secrets */
+static int l_auth(lua_State *L)
+{
+    char d[256];
+    dv_conn_describe_auth(check_conn(L, 1)->c, d, sizeof d);
+    lua_pushstring(L, d);
+    return 1;
+}
+
 static int l_url(lua_State *L)
 {
     lua_pushstring(L, dv_conn_url(check_conn(L, 1)->c));
@@ -254,13 +267,6 @@ static int l_base(lua_State *L)
 {
     lua_pushstring(L, dv_conn_base(check_conn(L, 1)->c));
     return 1;
-}
-
-static int l_set_token(lua_State *L)
-{
-    conn_box *b = check_conn(L, 1);
-    if (dv_conn_set_token(b->c, luaL_optstring(L, 2, NULL))) return luaL_error(L, "out of memory");
-    return 0;
 }
 
 /* Collects request headers from a table {Name = value} or {"Name: value", …} into a
@@ -299,72 +305,23 @@ static const char **collect_headers(lua_State *L, int t)
     return h;
 }
 
-static void push_headers(lua_State *L, const dv_response *r)
+static void push_headers(lua_State *L, const dv_http_resp *r)
 {
-    lua_newtable(L);
-    const char *p = r->headers.p;
-    while (p && *p) {
-        const char *eol = strchr(p, '\n');
-        if (!eol) eol = p + strlen(p);
-        const char *colon = memchr(p, ':', (size_t)(eol - p));
-        if (colon) {
-            luaL_Buffer b;
-            luaL_buffinit(L, &b);
-            for (const char *q = p; q < colon; q++)
-                luaL_addchar(&b, (char)(*q >= 'A' && *q <= 'Z' ? *q + 32 : *q));
-            luaL_pushresult(&b);
-            const char *v = colon + 1;
-            while (v < eol && (*v == ' ' || *v == '\t'))
-                v++;
-            lua_pushlstring(L, v, (size_t)(eol - v));
-            lua_settable(L, -3);
-        }
-        p = *eol ? eol + 1 : eol;
+    lua_createtable(L, 0, (int)r->nheaders);
+    for (size_t i = 0; i < r->nheaders; i++) {
+        luaL_Buffer b;
+        luaL_buffinit(L, &b);
+        for (const char *q = r->headers[i].name; *q; q++)
+            luaL_addchar(&b, (char)(*q >= 'A' && *q <= 'Z' ? *q + 32 : *q));
+        luaL_pushresult(&b);
+        lua_pushstring(L, r->headers[i].value ? r->headers[i].value : "");
+        lua_settable(L, -3);
     }
-}
-
-/* Turns a response with status >= 400 into an error: the Web API's {"error":{code,message}}
- * when present, the start of the body otherwise. */
-static void fill_http_error(lua_State *L, const dv_response *r, dv_error *e)
-{
-    double ra = e->retry_after;
-    char rid[sizeof e->request_id];
-    memcpy(rid, e->request_id, sizeof rid);
-    int found = 0;
-    const char *body = r->body.p ? r->body.p : "";
-    const char *s = body;
-    while (*s == ' ' || *s == '\n' || *s == '\r' || *s == '\t')
-        s++;
-    if (*s == '{') {
-        push_cjson_fn(L, "decode");
-        lua_pushlstring(L, r->body.p, r->body.len);
-        if (lua_pcall(L, 1, 1, 0) == LUA_OK && lua_istable(L, -1)) {
-            if (lua_getfield(L, -1, "error") == LUA_TTABLE) {
-                lua_getfield(L, -1, "code");
-                lua_getfield(L, -2, "message");
-                dv_error_set(e, r->status, lua_isstring(L, -2) ? lua_tostring(L, -2) : "", "%s",
-                             lua_isstring(L, -1) ? lua_tostring(L, -1) : "");
-                found = 1;
-                lua_pop(L, 2);
-            }
-            lua_pop(L, 1);
-        }
-        lua_pop(L, 1);
-    }
-    if (!found) {
-        int n = (int)(r->body.len > 300 ? 300 : r->body.len);
-        if (n)
-            dv_error_set(e, r->status, "", "%.*s", n, body);
-        else
-            dv_error_set(e, r->status, "", "the server answered HTTP %ld", r->status);
-    }
-    e->retry_after = ra;
-    memcpy(e->request_id, rid, sizeof rid);
 }
 
 /* Shared by send and call: method, target, body (string, table encoded as JSON, or nil),
  * headers. Leaves the response in *r. */
-static void do_send(lua_State *L, dv_conn *c, dv_response *r, dv_error *e)
+static void do_send(lua_State *L, dv_conn *c, dv_http_resp *r, dv_error *e)
 {
     const char *method = luaL_checkstring(L, 2);
     const char *target = luaL_checkstring(L, 3);
@@ -379,7 +336,7 @@ static void do_send(lua_State *L, dv_conn *c, dv_response *r, dv_error *e)
     if (!lua_isnoneornil(L, 4)) body = luaL_checklstring(L, 4, &blen);
     const char **h = collect_headers(L, 5);
     if (dv_conn_send(c, method, target, body, blen, h, r, e)) {
-        dv_response_free(r);
+        dv_http_resp_free(r);
         raise_error(L, e);
     }
 }
@@ -389,13 +346,13 @@ static void do_send(lua_State *L, dv_conn *c, dv_response *r, dv_error *e)
 static int l_send(lua_State *L)
 {
     conn_box *b = check_conn(L, 1);
-    dv_response r;
+    dv_http_resp r;
     dv_error e;
     do_send(L, b->c, &r, &e);
     lua_pushinteger(L, r.status);
     push_headers(L, &r);
-    lua_pushlstring(L, r.body.p ? r.body.p : "", r.body.len);
-    dv_response_free(&r);
+    lua_pushlstring(L, r.body ? r.body : "", r.body_len);
+    dv_http_resp_free(&r);
     return 3;
 }
 
@@ -405,35 +362,33 @@ static int l_send(lua_State *L)
 static int l_call(lua_State *L)
 {
     conn_box *b = check_conn(L, 1);
-    dv_response r;
+    dv_http_resp r;
     dv_error e;
     do_send(L, b->c, &r, &e);
     if (r.status >= 400) {
-        fill_http_error(L, &r, &e);
-        dv_response_free(&r);
+        dv_http_resp_free(&r);
         return raise_error(L, &e);
     }
     lua_pushinteger(L, r.status);
     push_headers(L, &r);
-    const char *s = r.body.p ? r.body.p : "";
+    const char *s = r.body ? r.body : "";
     while (*s == ' ' || *s == '\n' || *s == '\r' || *s == '\t')
         s++;
     if (!*s) {
         lua_pushnil(L);
     } else if (*s == '{' || *s == '[') {
-        /* decode errors must not leak the buffer */
         push_cjson_fn(L, "decode");
-        lua_pushlstring(L, r.body.p, r.body.len);
-        dv_response_free(&r);
+        lua_pushlstring(L, r.body, r.body_len);
+        dv_http_resp_free(&r); /* the copy above is released before the tables are built */
         if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
             dv_error_set(&e, 0, "json", "invalid JSON in the response: %s", lua_tostring(L, -1));
             return raise_error(L, &e);
         }
         return 3;
     } else {
-        lua_pushlstring(L, r.body.p, r.body.len);
+        lua_pushlstring(L, r.body, r.body_len);
     }
-    dv_response_free(&r);
+    dv_http_resp_free(&r);
     return 3;
 }
 
@@ -660,18 +615,11 @@ static int l_mkdir_p(lua_State *L)
     return 1;
 }
 
-static int l_set_timeout(lua_State *L)
-{
-    conn_box *b = check_conn(L, 1);
-    lua_pushinteger(L, dv_conn_set_timeout(b->c, (long)luaL_checkinteger(L, 2)));
-    return 1;
-}
-
 int luaopen_dataverse_core(lua_State *L)
 {
     static const luaL_Reg methods[] = {
-        {"send", l_send}, {"call", l_call}, {"close", l_close},         {"state", l_state},
-        {"url", l_url},   {"base", l_base}, {"set_token", l_set_token}, {"set_timeout", l_set_timeout}, {NULL, NULL},
+        {"send", l_send}, {"call", l_call}, {"close", l_close}, {"state", l_state},
+        {"url", l_url},   {"base", l_base}, {"auth", l_auth},   {NULL, NULL},
     };
     static const luaL_Reg meta[] = {
         {"__gc", l_close},

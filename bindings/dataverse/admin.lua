@@ -59,10 +59,12 @@ function M.install(methods)
     }
     data = nil
     -- ImportSolution answers when the import has finished (or failed, with the reason).
-    local old = timeout and self:set_timeout(math.max(1, math.ceil(timeout)))
+    local t0 = core.now()
     local ok, err = pcall(self.call, self, "POST", "ImportSolution", body)
-    if old then self:set_timeout(old) end
     if not ok then error(err, 2) end
+    if timeout and core.now() - t0 > timeout then
+      U.raise(0, "timeout", ("the import of %s took longer than %g s"):format(path, timeout))
+    end
     return job
   end
 

@@ -79,15 +79,12 @@ return function(M)
       -- The emulator accepts any bearer token unless it was started with one.
       token = token or "dvlua-emulator"
     end
-    if not token and (opts.client_secret or env("AZURE_CLIENT_SECRET") or opts.client_id or env("AZURE_CLIENT_ID")) then
-      if type(core.auth) ~= "function" then
-        U.raise(0, "config", "client credentials and device code sign-in are not available in this build; set DATAVERSE_TOKEN")
-      end
-    end
     local trace = opts.trace
-    if trace == nil then trace = env("DVLUA_TRACE") ~= nil end
+    if trace == nil then trace = env("DVLUA_TRACE") == "1" end
     local org = core.open {
-      url = url, token = token, timeout = opts.timeout, retries = opts.retries, trace = trace,
+      url = url, token = token, tenant_id = opts.tenant_id, client_id = opts.client_id,
+      client_secret = opts.client_secret, authority_host = opts.authority_host,
+      timeout = opts.timeout, retries = opts.retries, trace = trace,
     }
     local st = org:state()
     st.page_size = opts.page_size and math.tointeger(opts.page_size) or nil
