@@ -426,7 +426,8 @@ int query_orderby_compile(sbuf *out, const char *orderby, const char *type_name,
             return -1;
         }
         char expr[256];
-        if (!resolve(ud, s, n, expr, sizeof expr)) {
+        int kind = resolve(ud, s, n, expr, sizeof expr);
+        if (!kind) {
             snprintf(err, errlen,
                      "Could not find a property named '%.*s' on type 'Microsoft.Dynamics.CRM.%s'.",
                      (int)n, s, type_name);
@@ -439,7 +440,9 @@ int query_orderby_compile(sbuf *out, const char *orderby, const char *type_name,
             dir = "DESC", p += 4;
         else if (strncmp(p, "asc", 3) == 0 && !isalnum((unsigned char)p[3]))
             p += 3;
-        sb_printf(out, "%s%s %s", first ? "" : ", ", expr, dir);
+        /* Dataverse sorts text case-insensitively (its SQL collation does). */
+        sb_printf(out, "%s%s%s %s", first ? "" : ", ", expr,
+                  kind == QK_STRING ? " COLLATE NOCASE" : "", dir);
         first = 0;
         while (*p == ' ')
             p++;
