@@ -23,6 +23,7 @@ void dv_preload(lua_State *L)
         {"dataverse.json", luaopen_dataverse_json},
         {"dataverse.emulator", luaopen_dataverse_emulator},
         {"dataverse.core", luaopen_dataverse_core},
+        {"dataverse.solution", luaopen_dataverse_solution},
         {NULL, NULL},
     };
     luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
