@@ -13,6 +13,7 @@
 #include "dataverse.h"
 #include "lua_modules.h"
 #include "odata.h"
+#include "solution_zip.h"
 
 #define CONN_MT "dataverse.connection"
 #define ERROR_MT "dataverse.error"
@@ -571,6 +572,24 @@ static int l_base64(lua_State *L)
     return 1;
 }
 
+/* core.read_solution(path) -> the bytes of a solution zip: the .zip file itself, or a solution
+ * source folder packed in memory. Returns nil and a message on failure. */
+static int l_read_solution(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    void *data = NULL;
+    size_t len = 0;
+    char err[512];
+    if (dv_solution_zip_read(path, &data, &len, err, sizeof err)) {
+        lua_pushnil(L);
+        lua_pushstring(L, err);
+        return 2;
+    }
+    lua_pushlstring(L, data, len);
+    free(data);
+    return 1;
+}
+
 /* core.sleep(seconds): waits used by the polling operations (solution import, key index). */
 static int l_sleep(lua_State *L)
 {
@@ -639,6 +658,7 @@ int luaopen_dataverse_core(lua_State *L)
         {"is_identifier", l_is_identifier},
         {"base64", l_base64},
         {"sleep", l_sleep},
+        {"read_solution", l_read_solution},
         {"now", l_now},
         {"mkdir_p", l_mkdir_p},
         {NULL, NULL},

@@ -5,32 +5,9 @@ local U = require "dataverse.util"
 
 local M = {}
 
-local function read_file(path)
-  local f, err = io.open(path, "rb")
-  if not f then return nil, err end
-  local data = f:read("a")
-  f:close()
-  return data
-end
-
-local function is_dir(path)
-  -- io.open succeeds on a directory on Linux, but reading it fails.
-  local f = io.open(path, "rb")
-  if not f then return false end
-  local ok, _, code = f:read(1)
-  f:close()
-  return ok == nil and code == 21 -- EISDIR
-end
-
 local function solution_bytes(path)
-  if is_dir(path) then
-    if not core.pack_solution_dir then
-      U.raise(0, "solution", "packing a solution folder is not available in this build; give a .zip")
-    end
-    return core.pack_solution_dir(path)
-  end
-  local data, err = read_file(path)
-  if not data then U.raise(0, "solution", "cannot read " .. path .. ": " .. tostring(err)) end
+  local data, err = core.read_solution(path)
+  if not data then U.raise(0, "solution", err) end
   return data
 end
 
