@@ -195,7 +195,7 @@ describe("solutions and keys", function()
     end
     assert.is_true(dataverse.odata.is_guid(row.sample_typedid))
     -- null clears a value; false is kept as false
-    org:update("sample_typed", id, { sample_int = dataverse.json.null or require("cjson").null, sample_bit = false })
+    org:update("sample_typed", id, { sample_int = require("cjson").null, sample_bit = false })
     row = org:retrieve("sample_typed", id, { columns = { "sample_int", "sample_bit" } })
     assert.is_false(row.sample_bit)
     assert.is_true(row.sample_int == nil or row.sample_int == require("cjson").null)
