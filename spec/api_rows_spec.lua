@@ -132,6 +132,23 @@ describe("rows", function()
       assert.equals(org:whoami().UserId, me.UserId)
     end)
 
+    it("posts an action with its parameters as the JSON body", function()
+      local ok, err = pcall(org.execute, org, "ReactivateEntityKey", { EntityLogicalName = "account", EntityKeyLogicalName = "nokey" })
+      assert.is_false(ok)
+      assert.equals(404, err.status)
+      assert.matches("nokey", err.message) -- the server read the body
+    end)
+
+    it("passes function parameters as aliases with OData literals", function()
+      local dv = require "dv"
+      local r = dv.run({ "-e", [[
+        local org = require"dataverse".connect{ emulator = { db = ":memory:" }, trace = true, retries = 0 }
+        pcall(org.execute, org, "RetrieveTotalRecordCount", { EntityNames = { "account" }, N = "O'B" }, { method = "GET" })
+      ]] })
+      assert.equals(0, r.status)
+      assert.matches("GET [^ ]*/api/data/v9.2/RetrieveTotalRecordCount%(EntityNames=@EntityNames,N=@N%)%?@EntityNames=%%5B%%22account%%22%%5D&@N='O''B' ", r.stderr)
+    end)
+
     it("raises for an operation the server does not know", function()
       local ok, err = pcall(org.execute, org, "NoSuchAction", { A = 1 })
       assert.is_false(ok)
