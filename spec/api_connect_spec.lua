@@ -52,6 +52,18 @@ describe("connect", function()
     emu:stop()
   end)
 
+  it("signs in with client credentials against the emulator's token endpoint", function()
+    local emu = dataverse.emulator.start { db = ":memory:", token = "issued-token" }
+    local org = dataverse.connect { url = emu.url, tenant_id = "contoso", client_id = "app",
+      client_secret = "s3cret-value", authority_host = emu.url }
+    assert.is_true(dataverse.odata.is_guid(org:whoami().UserId))
+    assert.matches("client credentials", org:auth())
+    assert.is_nil(org:auth():find("s3cret-value", 1, true))
+    assert.is_nil(tostring(org):find("s3cret-value", 1, true))
+    org:close()
+    emu:stop()
+  end)
+
   it("rejects bad options with a message naming them", function()
     assert.has_error(function() dataverse.connect { url = 1 } end,
       "bad argument #1 to 'connect' (option 'url': string expected, got number)")
