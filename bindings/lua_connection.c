@@ -358,8 +358,8 @@ static int l_send(lua_State *L)
 }
 
 /* conn:call(method, target, body, headers) -> status, headers, decoded body (nil when empty).
- * A status of 400 or more raises a dataverse.error. The page is decoded straight from the
- * response buffer into Lua tables: no intermediate copy. */
+ * A status of 400 or more raises a dataverse.error. The response buffer is released before
+ * the decoded tables are built, so a page is held once in memory, not twice. */
 static int l_call(lua_State *L)
 {
     conn_box *b = check_conn(L, 1);

@@ -165,6 +165,12 @@ describe("rows", function()
       assert.equals("0x80040217", body.error.code)
     end)
 
+    it("refuses an absolute URL outside the organization, so the token stays home", function()
+      local ok, err = pcall(org.request, org, "GET", "http://example.invalid/api/data/v9.2/WhoAmI")
+      assert.is_false(ok)
+      assert.equals("url", err.code)
+    end)
+
     it("sends a body and headers", function()
       local status, headers = org:request("POST", "accounts", { name = "Raw" }, { Prefer = "return=representation" })
       assert.equals(201, status)
