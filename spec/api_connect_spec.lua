@@ -69,6 +69,8 @@ describe("connect", function()
       "bad argument #1 to 'connect' (option 'url': string expected, got number)")
     assert.has_error(function() dataverse.connect("x") end,
       "bad argument #1 to 'connect' (table or nil expected, got string)")
+    assert.has_error(function() dataverse.connect { url = "http://x", emulator = {} } end,
+      "bad argument #1 to 'connect' (give either option 'url' or option 'emulator', not both)")
     local ok, err = pcall(dataverse.connect, { url = "ftp://example.com", token = "t" })
     assert.is_false(ok)
     assert.equals("config", err.code)

@@ -51,6 +51,9 @@ return function(M)
         U.argerror(1, "connect", ("option '%s': %s expected, got %s"):format(k, want, type(v)))
       end
     end
+    if opts.url and opts.emulator then
+      U.argerror(1, "connect", "give either option 'url' or option 'emulator', not both")
+    end
     local url = opts.url or (opts.emulator == nil and env("DATAVERSE_URL")) or nil
     local token = opts.token or env("DATAVERSE_TOKEN")
     local emu, owned
