@@ -4,13 +4,25 @@ local core = require "dataverse.core"
 
 local U = {}
 
--- Raises "bad argument #n to 'fname' (msg)" pointing at the script line that called fname.
+-- Raises msg with the position of the first caller outside this module's own files, the
+-- way luaL_argerror points at the script line that made the bad call.
+local function fail(msg)
+  local level = 2
+  while true do
+    local info = debug.getinfo(level, "S")
+    if not info or not info.source:find("^@dataverse/") then break end
+    level = level + 1
+  end
+  error(msg, level)
+end
+
+-- Raises "bad argument #n to 'fname' (msg)".
 function U.argerror(n, fname, msg)
-  error(("bad argument #%d to '%s' (%s)"):format(n, fname, msg), 3)
+  fail(("bad argument #%d to '%s' (%s)"):format(n, fname, msg))
 end
 
 local function typeerror(n, fname, expected, v)
-  error(("bad argument #%d to '%s' (%s expected, got %s)"):format(n, fname, expected, type(v)), 4)
+  fail(("bad argument #%d to '%s' (%s expected, got %s)"):format(n, fname, expected, type(v)))
 end
 
 function U.check_string(v, n, fname)
@@ -46,8 +58,8 @@ function U.opt(opts, key, kind, fname, n)
     ok = type(v) == kind
   end
   if not ok then
-    error(("bad argument #%d to '%s' (option '%s': %s expected, got %s)")
-      :format(n or 1, fname, key, kind == "list" and "string or list of strings" or kind, type(v)), 3)
+    fail(("bad argument #%d to '%s' (option '%s': %s expected, got %s)")
+      :format(n or 1, fname, key, kind == "list" and "string or list of strings" or kind, type(v)))
   end
   return v
 end
@@ -76,8 +88,8 @@ function U.columns(v, fname, n)
   for i, c in ipairs(v) do
     for name in c:gmatch("[^,%s]+") do
       if not core.is_identifier(name) then
-        error(("bad argument #%d to '%s' (columns[%d]: '%s' is not a column name)")
-          :format(n or 1, fname, i, name), 3)
+        fail(("bad argument #%d to '%s' (columns[%d]: '%s' is not a column name)")
+          :format(n or 1, fname, i, name))
       end
       out[#out + 1] = name
     end
@@ -103,8 +115,8 @@ end
 -- {logical=, set=, id=primary id attribute}. Cached per connection.
 function U.entity(org, name, fname, n)
   if type(name) ~= "string" or not core.is_identifier(name) then
-    error(("bad argument #%d to '%s' (table name expected, got %s)")
-      :format(n or 1, fname, type(name) == "string" and ("'" .. name .. "'") or type(name)), 3)
+    fail(("bad argument #%d to '%s' (table name expected, got %s)")
+      :format(n or 1, fname, type(name) == "string" and ("'" .. name .. "'") or type(name)))
   end
   local st = org:state()
   st.entities = st.entities or {}
@@ -132,7 +144,7 @@ end
 -- The "(…)" part of a row address, checking the argument.
 function U.key(v, n, fname)
   local k, msg = core.key(v)
-  if not k then error(("bad argument #%d to '%s' (%s)"):format(n, fname, msg), 3) end
+  if not k then fail(("bad argument #%d to '%s' (%s)"):format(n, fname, msg)) end
   return "(" .. k .. ")"
 end
 
