@@ -244,16 +244,6 @@ static void url_for_message(const char *url, char *out, size_t outsz)
              (int)strcspn(end, "?#") > 200 ? 200 : (int)strcspn(end, "?#"), end);
 }
 
-static void url_host(const char *url, char *out, size_t outsz)
-{
-    const char *p = strstr(url, "://"), *host, *end, *at;
-    host = p ? p + 3 : url;
-    end = host + strcspn(host, "/?#");
-    at = memchr(host, '@', (size_t)(end - host));
-    if (at) host = at + 1;
-    snprintf(out, outsz, "%.*s", (int)(end - host), host);
-}
-
 /* Retry-After in seconds: delta-seconds or an HTTP date. Negative when absent or unreadable. */
 static double parse_retry_after(const char *v)
 {
@@ -512,16 +502,17 @@ static try_result perform_once(dv_http *h, const dv_http_req *req, const char *t
     } else {
         curl_off_t pre = 0;
         long reqsize = 0;
-        char host[256];
+        char where[256];
+        url_for_message(req->url, where, sizeof where);
         /* Once libcurl reached "pre-transfer" the request may have been written. */
         curl_easy_getinfo(h->curl, CURLINFO_PRETRANSFER_TIME_T, &pre);
         curl_easy_getinfo(h->curl, CURLINFO_REQUEST_SIZE, &reqsize);
         tr.sent = pre > 0 || reqsize > 0;
         resp->status = 0;
-        url_host(req->url, host, sizeof host);
-        dv_error_set(err, 0, "transport", "%s %s: %s%s%s", req->method, host,
-                     curl_easy_strerror(tr.rc), h->errbuf[0] ? ": " : "", h->errbuf);
-        if (h->opt.trace) dv_trace_note("%s", err->message);
+        /* Only the reason here: dv_http_request says what was being done. */
+        dv_error_set(err, 0, "transport", "%s%s%s", curl_easy_strerror(tr.rc),
+                     h->errbuf[0] ? ": " : "", h->errbuf);
+        if (h->opt.trace) dv_trace_note("%s %s failed: %s", req->method, where, err->message);
     }
     return tr;
 }
@@ -576,19 +567,19 @@ int dv_http_request(dv_http *h, const dv_http_req *req, dv_http_resp *resp, dv_e
             ra = err->retry_after;
         } else {
             transport_kind k = classify(tr.rc, tr.sent);
-            if (k == T_FATAL) return -1;
-            if (k == T_MAYBE_SENT && !is_idempotent(req->method)) {
-                char reason[sizeof err->message];
-                snprintf(reason, sizeof reason, "%s", err->message);
+            char reason[sizeof err->message];
+            memcpy(reason, err->message, sizeof reason);
+            if (k == T_MAYBE_SENT && !is_idempotent(req->method))
                 return dv_error_set(err, 0, "maybe_applied",
-                                    "%s %s was sent but no answer arrived (%s); it may have been "
-                                    "applied, so it was not repeated",
+                                    "%s %s was sent but no answer arrived (%.700s); it may have "
+                                    "been applied, so it was not repeated",
                                     req->method, where, reason);
-            }
+            dv_error_set(err, 0, "transport", "%s %s: %.700s", req->method, where, reason);
+            if (k == T_FATAL) return -1;
         }
 
         if (retry + 1 >= h->opt.max_tries) {
-            append_note(err, " (gave up after %d tries)", retry + 1);
+            if (retry > 0) append_note(err, " (gave up after %d tries)", retry + 1);
             return -1;
         }
         if (ra >= 0) {

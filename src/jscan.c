@@ -13,6 +13,12 @@ static void skip_ws(scan *s)
         s->p++;
 }
 
+/* strchr alone would also match the terminating NUL. */
+static int is_number_char(char c)
+{
+    return c && (strchr("+-.eE", c) || (c >= '0' && c <= '9'));
+}
+
 static int hexval(char c)
 {
     if (c >= '0' && c <= '9') return c - '0';
@@ -166,8 +172,7 @@ static int skip_value(scan *s, int nest)
     }
     /* number, true, false, null */
     const char *start = s->p;
-    while (s->p < s->end && (strchr("+-.eE", *s->p) || (*s->p >= '0' && *s->p <= '9') ||
-                             (*s->p >= 'a' && *s->p <= 'z')))
+    while (s->p < s->end && (is_number_char(*s->p) || (*s->p >= 'a' && *s->p <= 'z')))
         s->p++;
     return s->p > start ? 0 : -1;
 }
@@ -211,9 +216,12 @@ static int find_member(scan *s, const char *key, int depth, int nest)
 long dv_jscan_string(const char *json, size_t len, const char *key, int depth, char *out,
                      size_t outsz)
 {
-    scan s = {json, json + len};
+    scan s;
     long n;
-    if (!json || outsz == 0 || find_member(&s, key, depth, 1)) return -1;
+    if (!json || outsz == 0) return -1;
+    s.p = json;
+    s.end = json + len;
+    if (find_member(&s, key, depth, 1)) return -1;
     n = read_string(&s, out, outsz);
     if (n < 0) {
         out[0] = 0;
@@ -224,17 +232,19 @@ long dv_jscan_string(const char *json, size_t len, const char *key, int depth, c
 
 int dv_jscan_number(const char *json, size_t len, const char *key, int depth, double *out)
 {
-    scan s = {json, json + len};
+    scan s;
     char buf[64];
-    const char *start;
-    size_t n;
     char *endp;
-    if (!json || find_member(&s, key, depth, 1)) return -1;
+    if (!json) return -1;
+    s.p = json;
+    s.end = json + len;
+    if (find_member(&s, key, depth, 1)) return -1;
     if (s.p < s.end && *s.p == '"') {
         if (read_string(&s, buf, sizeof buf) <= 0) return -1;
     } else {
-        start = s.p;
-        while (s.p < s.end && (strchr("+-.eE", *s.p) || (*s.p >= '0' && *s.p <= '9')))
+        const char *start = s.p;
+        size_t n;
+        while (s.p < s.end && is_number_char(*s.p))
             s.p++;
         n = (size_t)(s.p - start);
         if (n == 0 || n >= sizeof buf) return -1;

@@ -24,6 +24,7 @@ void dv_preload(lua_State *L)
         {"dataverse.emulator", luaopen_dataverse_emulator},
         {"dataverse.core", luaopen_dataverse_core},
         {"dataverse.solution", luaopen_dataverse_solution},
+        {"dataverse.http", luaopen_dataverse_http},
         {NULL, NULL},
     };
     luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
