@@ -146,6 +146,27 @@ describe("emulator queries", function()
     assert.same({ "O'Neil", "delta", "Charlie", "Bravo", "Alpha" }, got)
   end)
 
+  it("expands single-valued lookups with a nested $select (Microsoft's tutorial query)", function()
+    local cid = api.create("contacts", { firstname = "Yvonne", lastname = "McKay" })
+    api.create("accounts", { name = "Redmond One", address1_city = "Redmond", revenue = 100000,
+      ["primarycontactid@odata.bind"] = "/contacts(" .. cid .. ")" })
+    api.create("accounts", { name = "Redmond Two", address1_city = "Redmond" })
+    local r = api.get("accounts?$top=3&$select=name,revenue,address1_city&$expand=" ..
+      api.enc("primarycontactid($select=fullname)") .. "&$filter=" .. api.enc("address1_city eq 'Redmond'") .. "&$orderby=name",
+      { headers = { ["If-None-Match"] = "null", Prefer = 'odata.include-annotations="*"' } })
+    assert.equals(200, r.status, r.body)
+    assert.equals(api.base .. "$metadata#accounts(name,revenue,address1_city,primarycontactid(fullname))", r.json["@odata.context"])
+    assert.equals(2, #r.json.value)
+    local one = r.json.value[1]
+    assert.equals("Yvonne McKay", one.primarycontactid.fullname)
+    assert.equals(cid, one.primarycontactid.contactid)
+    assert.equals(require("cjson").null, r.json.value[2].primarycontactid)
+    local single = api.get("contacts(" .. cid .. ")?$select=fullname&$expand=ownerid($select=fullname)")
+    assert.equals("Emulator User", single.json.ownerid.fullname)
+    assert.equals(400, api.get("accounts?$expand=bogus").status)
+    assert.equals(400, api.get("accounts?$expand=" .. api.enc("primarycontactid($select=bogus)")).status)
+  end)
+
   it("refuses a skiptoken it did not issue", function()
     assert.equals(400, api.get("accounts?$skiptoken=garbage").status)
   end)

@@ -127,7 +127,7 @@ describe("emulator rows", function()
         local r = api.call(m, "accounts(" .. missing .. ")")
         assert.equals(404, r.status)
         assert.equals("0x80040217", r.json.error.code)
-        assert.equals("account With Id = " .. missing .. " Does Not Exist", r.json.error.message)
+        assert.equals("Entity 'account' With Id = " .. missing .. " Does Not Exist", r.json.error.message)
       end
     end)
 

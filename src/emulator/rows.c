@@ -185,17 +185,39 @@ static prefs parse_prefer(emu_req *r)
     return p;
 }
 
-/* ---- $select ---- */
+/* ---- $select and $expand ---- */
 
+typedef struct selection selection;
+
+/* A single-valued navigation expanded inline: the lookup and the target's columns. */
 typedef struct {
+    const dv_attribute_def *a;
+    const emu_entity *target;
+    selection *sel;
+} expansion;
+
+struct selection {
     const dv_attribute_def **a;
     int n;
     int explicit_select;
-} selection;
+    expansion *x;
+    int nx;
+};
 
-static int parse_select(emu_req *r, const emu_entity *t, selection *s)
+static void selection_free(selection *s)
 {
-    const char *sel = emu_arg(r, "$select");
+    for (int i = 0; i < s->nx; i++) {
+        selection_free(s->x[i].sel);
+        free(s->x[i].sel);
+    }
+    free(s->x);
+    free(s->a);
+    memset(s, 0, sizeof *s);
+}
+
+static int parse_select_str(emu_req *r, const emu_entity *t, const char *sel, size_t len,
+                            selection *s)
+{
     s->a = calloc((size_t)t->def.n_attributes + 1, sizeof *s->a);
     s->n = 0;
     s->explicit_select = sel != NULL;
@@ -204,10 +226,10 @@ static int parse_select(emu_req *r, const emu_entity *t, selection *s)
             s->a[s->n++] = &t->def.attributes[i];
         return 0;
     }
-    const char *p = sel;
-    while (*p) {
+    const char *p = sel, *stop = sel + len;
+    while (p < stop) {
         const char *q = p;
-        while (*q && *q != ',')
+        while (q < stop && *q != ',')
             q++;
         size_t n = (size_t)(q - p);
         while (n && p[n - 1] == ' ')
@@ -224,38 +246,148 @@ static int parse_select(emu_req *r, const emu_entity *t, selection *s)
         for (int i = 0; i < s->n; i++)
             dup |= s->a[i] == a;
         if (!dup && s->n < t->def.n_attributes) s->a[s->n++] = a;
-        p = *q ? q + 1 : q;
+        p = q < stop ? q + 1 : q;
     }
     return 0;
 }
 
-/* "<base>$metadata#<set>" plus "(a,b)" when $select was given. */
-static void context_url(emu_req *r, const emu_entity *t, const selection *s, sbuf *b)
+/* $expand=nav or nav($select=a,b), comma-separated: single-valued lookups only. */
+static int parse_expand(emu_req *r, const emu_entity *t, const char *ex, selection *s)
 {
-    sb_printf(b, "%s$metadata#%s", r->base, t->def.entity_set_name);
-    if (s && s->explicit_select) {
-        sb_putc(b, '(');
-        for (int i = 0; i < s->n; i++) {
-            char prop[160];
-            emu_prop_name(s->a[i], prop, sizeof prop);
-            sb_printf(b, "%s%s", i ? "," : "", prop);
+    const char *p = ex;
+    while (*p) {
+        while (*p == ' ' || *p == ',')
+            p++;
+        if (!*p) break;
+        const char *name = p;
+        while (*p && *p != '(' && *p != ',')
+            p++;
+        size_t n = (size_t)(p - name);
+        while (n && name[n - 1] == ' ')
+            n--;
+        const char *opts = NULL;
+        size_t optlen = 0;
+        if (*p == '(') {
+            int depth = 1;
+            opts = ++p;
+            while (*p && depth) {
+                if (*p == '(') depth++;
+                if (*p == ')') depth--;
+                p++;
+            }
+            if (depth) return emu_error(r, 400, BAD_QUERY, "Syntax error in $expand '%s'.", ex);
+            optlen = (size_t)(p - 1 - opts);
         }
+        char nav[128];
+        snprintf(nav, sizeof nav, "%.*s", (int)(n < 127 ? n : 127), name);
+        const dv_attribute_def *a = store_attr(t, nav);
+        if (!a || (a->type != DV_ATTR_LOOKUP && a->type != DV_ATTR_OWNER))
+            return emu_error(r, 400, BAD_QUERY,
+                             "Could not find a property named '%s' on type "
+                             "'Microsoft.Dynamics.CRM.%s'.",
+                             nav, t->def.logical_name);
+        emu_entity *target =
+            a->target ? store_by_logical(r->emu, a->target, strlen(a->target)) : NULL;
+        if (!target)
+            return emu_error(r, 501, BAD_QUERY,
+                             "Expanding '%s' is not served by the dvlua "
+                             "emulator.",
+                             nav);
+        const char *sel = NULL;
+        size_t sellen = 0;
+        if (opts) {
+            if (optlen < 8 || strncmp(opts, "$select=", 8) != 0 || memchr(opts, ';', optlen))
+                return emu_error(r, 501, BAD_QUERY, "Only $select is served inside $expand.");
+            sel = opts + 8;
+            sellen = optlen - 8;
+        }
+        s->x = realloc(s->x, sizeof *s->x * (size_t)(s->nx + 1));
+        expansion *x = &s->x[s->nx++];
+        x->a = a;
+        x->target = target;
+        x->sel = calloc(1, sizeof *x->sel);
+        if (parse_select_str(r, target, sel, sellen, x->sel)) return -1;
+    }
+    return 0;
+}
+
+static int parse_select(emu_req *r, const emu_entity *t, selection *s)
+{
+    memset(s, 0, sizeof *s);
+    const char *sel = emu_arg(r, "$select");
+    if (parse_select_str(r, t, sel, sel ? strlen(sel) : 0, s)) return -1;
+    const char *ex = emu_arg(r, "$expand");
+    return ex ? parse_expand(r, t, ex, s) : 0;
+}
+
+static void select_list(const selection *s, sbuf *b)
+{
+    int n = 0;
+    for (int i = 0; i < s->n; i++) {
+        char prop[160];
+        emu_prop_name(s->a[i], prop, sizeof prop);
+        sb_printf(b, "%s%s", n++ ? "," : "", prop);
+    }
+    for (int i = 0; i < s->nx; i++) {
+        sb_printf(b, "%s%s(", n++ ? "," : "", s->x[i].a->logical_name);
+        select_list(s->x[i].sel, b);
         sb_putc(b, ')');
     }
 }
 
-/* The select list SQL: "data->'$.a', data->'$.b'" (names come from metadata). */
-static void select_sql(const selection *s, sbuf *b)
+/* "<base>$metadata#<set>" plus "(a,b,nav(c))" when $select or $expand was given. */
+static void context_url(emu_req *r, const emu_entity *t, const selection *s, sbuf *b)
 {
-    for (int i = 0; i < s->n; i++) {
-        char prop[160];
-        emu_prop_name(s->a[i], prop, sizeof prop);
-        sb_printf(b, ", data->'$.%s'", prop);
+    sb_printf(b, "%s$metadata#%s", r->base, t->def.entity_set_name);
+    if (s && (s->explicit_select || s->nx)) {
+        sb_putc(b, '(');
+        select_list(s, b);
+        sb_putc(b, ')');
     }
 }
 
-/* Writes one row from a statement whose columns are ver, id, then the selected values. */
-static void emit_row(sbuf *out, sqlite3_stmt *st, int col, const emu_entity *t, const selection *s)
+/* The select list SQL: "data->'$.a', data->'$.b'" (names come from metadata), then the
+ * ids of the expanded lookups. */
+static void select_sql(const selection *s, sbuf *b)
+{
+    char prop[160];
+    for (int i = 0; i < s->n; i++) {
+        emu_prop_name(s->a[i], prop, sizeof prop);
+        sb_printf(b, ", data->'$.%s'", prop);
+    }
+    for (int i = 0; i < s->nx; i++) {
+        emu_prop_name(s->x[i].a, prop, sizeof prop);
+        sb_printf(b, ", data->>'$.%s'", prop);
+    }
+}
+
+static void emit_row(dv_emulator *e, sbuf *out, sqlite3_stmt *st, int col, const emu_entity *t,
+                     const selection *s);
+
+static void emit_expanded(dv_emulator *e, sbuf *out, const expansion *x, const char *id)
+{
+    sbuf sql = {0};
+    sb_puts(&sql, "SELECT ver, id");
+    select_sql(x->sel, &sql);
+    sb_puts(&sql, " FROM row WHERE entity=?1 AND id=?2");
+    sqlite3_stmt *st = store_stmt(e, sb_str(&sql));
+    sb_free(&sql);
+    if (st) {
+        sqlite3_bind_text(st, 1, x->target->def.logical_name, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, id, -1, SQLITE_TRANSIENT);
+    }
+    if (st && sqlite3_step(st) == SQLITE_ROW) {
+        emit_row(e, out, st, 0, x->target, x->sel);
+        sqlite3_reset(st);
+    } else {
+        sb_puts(out, "null");
+    }
+}
+
+/* Writes one row from a statement whose columns are ver, id, the selected values, then the
+ * ids of expanded lookups. */
+static void emit_row(dv_emulator *e, sbuf *out, sqlite3_stmt *st, int col, const emu_entity *t,
+                     const selection *s)
 {
     sb_printf(out, "{\"@odata.etag\":\"W/\\\"%lld\\\"\"", sqlite3_column_int64(st, col));
     int have_id = 0;
@@ -273,6 +405,17 @@ static void emit_row(sbuf *out, sqlite3_stmt *st, int col, const emu_entity *t, 
     if (!have_id) {
         sb_printf(out, ",\"%s\":", t->def.primary_id);
         sb_json_str(out, (const char *)sqlite3_column_text(st, col + 1));
+    }
+    for (int i = 0; i < s->nx; i++) {
+        sb_printf(out, ",\"%s\":", s->x[i].a->logical_name);
+        const unsigned char *id = sqlite3_column_text(st, col + 2 + s->n + i);
+        if (id) {
+            char copy[40];
+            snprintf(copy, sizeof copy, "%s", (const char *)id);
+            emit_expanded(e, out, &s->x[i], copy);
+        } else {
+            sb_puts(out, "null");
+        }
     }
     sb_putc(out, '}');
 }
@@ -414,6 +557,7 @@ static int parse_address(emu_req *r, const emu_entity *t, const char *p, const c
         const dv_key_def *kd = &t->def.keys[k];
         if (kd->n_attributes != a->kv.n) continue;
         keyval sorted[8];
+        memset(sorted, 0, sizeof sorted);
         int ok = 1;
         for (int j = 0; j < kd->n_attributes && ok; j++) {
             ok = 0;
@@ -469,8 +613,8 @@ static int find_row(emu_req *r, const emu_entity *t, const address *a, char id[3
 static int not_found(emu_req *r, const emu_entity *t, const address *a)
 {
     if (a->kind == ADDR_ID)
-        return emu_error(r, 404, NOT_FOUND, "%s With Id = %s Does Not Exist", t->def.logical_name,
-                         a->id);
+        return emu_error(r, 404, NOT_FOUND, "Entity '%s' With Id = %s Does Not Exist",
+                         t->def.logical_name, a->id);
     return emu_error(r, 404, NOT_FOUND,
                      "A record with the specified key values does not exist in %s entity",
                      t->def.logical_name);
@@ -539,7 +683,7 @@ static int apply_cb(void *ud, const char *key, const char *type, const char *jso
         id[36] = 0;
         if (!store_row_get(r->emu, target, id, NULL, NULL)) {
             c->failed = 1;
-            return emu_error(r, 404, NOT_FOUND, "%s With Id = %s Does Not Exist",
+            return emu_error(r, 404, NOT_FOUND, "Entity '%s' With Id = %s Does Not Exist",
                              target->def.logical_name, id);
         }
         char q[40];
@@ -624,21 +768,45 @@ static int dup_key_error(emu_req *r, const emu_entity *t, int k)
 {
     const dv_key_def *kd = &t->def.keys[k];
     sbuf cols = {0};
-    for (int j = 0; j < kd->n_attributes; j++)
-        sb_printf(&cols, "%s%s", j ? ", " : "", kd->attributes[j]);
+    for (int j = 0; j < kd->n_attributes; j++) {
+        const dv_attribute_def *a = store_attr(t, kd->attributes[j]);
+        sb_printf(&cols, "%s%s", j ? ", " : "",
+                  a && a->display_name ? a->display_name : kd->attributes[j]);
+    }
     int rc = emu_error(r, 412, DUP_KEY,
                        "A record that has the attribute values %s already exists. The entity "
                        "key %s requires that this set of attributes contains unique values. "
                        "Select unique values and try again.",
-                       sb_str(&cols), kd->logical_name);
+                       sb_str(&cols), kd->display_name ? kd->display_name : kd->logical_name);
     sb_free(&cols);
     return rc;
 }
 
 /* Writes a row from fs (already validated) at a new version. existing is 1 for updates. */
+/* contact.fullname is computed from the name parts, as Dataverse does. */
+static void contact_fullname(dv_emulator *e, const emu_entity *t, fieldset *fs)
+{
+    if (strcmp(t->def.logical_name, "contact") != 0) return;
+    const char *first = fs_get(fs, "firstname"), *last = fs_get(fs, "lastname");
+    sqlite3_stmt *st =
+        store_stmt(e, "SELECT nullif(trim(coalesce(json_extract(?1,'$'),'') || ' ' || "
+                      "coalesce(json_extract(?2,'$'),'')), '')");
+    if (!st) return;
+    sqlite3_bind_text(st, 1, first ? first : "null", -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 2, last ? last : "null", -1, SQLITE_TRANSIENT);
+    if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0)) {
+        sbuf v = {0};
+        sb_json_str(&v, (const char *)sqlite3_column_text(st, 0));
+        fs_set(fs, "fullname", sb_str(&v));
+        sb_free(&v);
+    }
+    sqlite3_reset(st);
+}
+
 static int write_row(emu_req *r, const emu_entity *t, const char *id, fieldset *fs, int existing)
 {
     dv_emulator *e = r->emu;
+    contact_fullname(e, t, fs);
     int64_t v = store_next_version(e);
     char ts[32], q[64];
     time_iso(emu_now(e), ts);
@@ -707,7 +875,7 @@ static int answer_row(emu_req *r, const emu_entity *t, const char *id, int statu
 {
     selection s;
     if (parse_select(r, t, &s)) {
-        free(s.a);
+        selection_free(&s);
         return -1;
     }
     sbuf sql = {0};
@@ -717,15 +885,15 @@ static int answer_row(emu_req *r, const emu_entity *t, const char *id, int statu
     sqlite3_stmt *st = store_stmt(r->emu, sb_str(&sql));
     sb_free(&sql);
     if (!st) {
-        free(s.a);
+        selection_free(&s);
         return emu_error(r, 500, "0x80040216", "The store failed.");
     }
     sqlite3_bind_text(st, 1, t->def.logical_name, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, id, -1, SQLITE_TRANSIENT);
     if (sqlite3_step(st) != SQLITE_ROW) {
-        free(s.a);
-        return emu_error(r, 404, NOT_FOUND, "%s With Id = %s Does Not Exist", t->def.logical_name,
-                         id);
+        selection_free(&s);
+        return emu_error(r, 404, NOT_FOUND, "Entity '%s' With Id = %s Does Not Exist",
+                         t->def.logical_name, id);
     }
     emu_json(r, status);
     sbuf ctx = {0};
@@ -736,11 +904,11 @@ static int answer_row(emu_req *r, const emu_entity *t, const char *id, int statu
     sb_free(&ctx);
     sb_putc(&r->out, ',');
     size_t mark = r->out.n;
-    emit_row(&r->out, st, 0, t, &s);
+    emit_row(r->emu, &r->out, st, 0, t, &s);
     /* splice: drop the row's own '{' so its members join the context object */
     memmove(r->out.p + mark, r->out.p + mark + 1, r->out.n - mark);
     r->out.n--;
-    free(s.a);
+    selection_free(&s);
     return 0;
 }
 
@@ -919,10 +1087,6 @@ static int query_rows(emu_req *r, emu_entity *t, int count_only)
     const char *orderby = emu_arg(r, "$orderby");
     const char *top_s = emu_arg(r, "$top");
     const char *skiptoken = emu_arg(r, "$skiptoken");
-    if (emu_arg(r, "$expand"))
-        return emu_error(r, 501, BAD_QUERY,
-                         "$expand on rows is not served by the dvlua "
-                         "emulator.");
     if (emu_arg(r, "$apply") || emu_arg(r, "fetchXml"))
         return emu_error(r, 501, BAD_QUERY,
                          "$apply and fetchXml are not served by the dvlua "
@@ -957,7 +1121,7 @@ static int query_rows(emu_req *r, emu_entity *t, int count_only)
     selection s;
     if (parse_select(r, t, &s)) {
         if (have_filter) query_filter_free(&f);
-        free(s.a);
+        selection_free(&s);
         return -1;
     }
     sbuf order = {0};
@@ -965,7 +1129,7 @@ static int query_rows(emu_req *r, emu_entity *t, int count_only)
     if (orderby && query_orderby_compile(&order, orderby, t->def.logical_name, resolve_prop, t, err,
                                          sizeof err)) {
         if (have_filter) query_filter_free(&f);
-        free(s.a);
+        selection_free(&s);
         sb_free(&order);
         return emu_error(r, 400, BAD_QUERY, "%s", err);
     }
@@ -980,7 +1144,7 @@ static int query_rows(emu_req *r, emu_entity *t, int count_only)
             offset = atol(skiptoken + 2);
         else {
             if (have_filter) query_filter_free(&f);
-            free(s.a);
+            selection_free(&s);
             sb_free(&order);
             return emu_error(r, 400, BAD_QUERY, "The $skiptoken '%s' is not valid.", skiptoken);
         }
@@ -1001,7 +1165,7 @@ static int query_rows(emu_req *r, emu_entity *t, int count_only)
     sb_free(&order);
     if (!st) {
         if (have_filter) query_filter_free(&f);
-        free(s.a);
+        selection_free(&s);
         return emu_error(r, 500, "0x80040216", "The query failed.");
     }
     sqlite3_bind_text(st, 1, t->def.logical_name, -1, SQLITE_STATIC);
@@ -1034,7 +1198,7 @@ static int query_rows(emu_req *r, emu_entity *t, int count_only)
             break;
         }
         if (rows) sb_putc(&r->out, ',');
-        emit_row(&r->out, st, 0, t, &s);
+        emit_row(r->emu, &r->out, st, 0, t, &s);
         snprintf(last, sizeof last, "%s", (const char *)sqlite3_column_text(st, 1));
         rows++;
     }
@@ -1054,7 +1218,7 @@ static int query_rows(emu_req *r, emu_entity *t, int count_only)
     }
     sb_putc(&r->out, '}');
     if (have_filter) query_filter_free(&f);
-    free(s.a);
+    selection_free(&s);
     return 0;
 }
 
@@ -1125,7 +1289,7 @@ static int ct_page(emu_req *r, emu_entity *t, int delta, int64_t from, int64_t t
     prefs p = parse_prefer(r);
     selection s;
     if (parse_select(r, t, &s)) {
-        free(s.a);
+        selection_free(&s);
         return -1;
     }
     int size = page_size(r, &p);
@@ -1144,7 +1308,7 @@ static int ct_page(emu_req *r, emu_entity *t, int delta, int64_t from, int64_t t
     sqlite3_stmt *st = store_stmt(r->emu, sb_str(&sql));
     sb_free(&sql);
     if (!st) {
-        free(s.a);
+        selection_free(&s);
         return emu_error(r, 500, "0x80040216", "The change query failed.");
     }
     sqlite3_bind_text(st, 1, t->def.logical_name, -1, SQLITE_STATIC);
@@ -1172,7 +1336,7 @@ static int ct_page(emu_req *r, emu_entity *t, int delta, int64_t from, int64_t t
         }
         if (rows) sb_putc(&r->out, ',');
         if (sqlite3_column_int(st, 0) == 0) {
-            emit_row(&r->out, st, 1, t, &s);
+            emit_row(r->emu, &r->out, st, 1, t, &s);
         } else {
             sb_printf(&r->out,
                       "{\"@odata.context\":\"%s$metadata#%s/$deletedEntity\",\"id\":\"%s\","
@@ -1188,8 +1352,9 @@ static int ct_page(emu_req *r, emu_entity *t, int delta, int64_t from, int64_t t
     sbuf link = {0};
     if (more) {
         char tok[160];
-        snprintf(tok, sizeof tok, "ct!%d!%lld!%lld!%.0f!%d!%lld", delta, (long long)from,
-                 (long long)to, ts, last_phase, (long long)last_ver);
+        /* whole seconds, truncated as the token's timestamp is */
+        snprintf(tok, sizeof tok, "ct!%d!%lld!%lld!%lld!%d!%lld", delta, (long long)from,
+                 (long long)to, (long long)ts, last_phase, (long long)last_ver);
         next_link(r, t, tok, 0, &link);
         sb_puts(&r->out, ",\"@odata.nextLink\":");
     } else {
@@ -1209,7 +1374,7 @@ static int ct_page(emu_req *r, emu_entity *t, int delta, int64_t from, int64_t t
     sb_json_str(&r->out, sb_str(&link));
     sb_free(&link);
     sb_putc(&r->out, '}');
-    free(s.a);
+    selection_free(&s);
     return 0;
 }
 

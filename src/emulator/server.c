@@ -331,6 +331,7 @@ static enum MHD_Result answer(void *cls, struct MHD_Connection *conn, const char
     r.body = sb_str(&cc->body);
     r.body_len = cc->body.n;
     emu_fault fault;
+    memset(&fault, 0, sizeof fault);
     int faulted = 0;
 
     const char *api = NULL, *ver = "v9.2";

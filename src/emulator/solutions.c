@@ -110,7 +110,8 @@ int h_uninstall_solution(emu_req *r, const char *solution_id)
     emu_entity *sol = store_by_logical(e, "solution", 8);
     char *data = NULL;
     if (!store_row_get(e, sol, solution_id, &data, NULL))
-        return emu_error(r, 404, "0x80040217", "solution With Id = %s Does Not Exist", solution_id);
+        return emu_error(r, 404, "0x80040217", "Entity 'solution' With Id = %s Does Not Exist",
+                         solution_id);
     sqlite3_stmt *st = store_stmt(e, "SELECT json_extract(?1, '$.ismanaged')");
     sqlite3_bind_text(st, 1, data, -1, SQLITE_TRANSIENT);
     int managed = sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int(st, 0);
