@@ -11,84 +11,22 @@
 
 #include "base64.h"
 #include "dataverse.h"
+#include "lua_error.h"
 #include "lua_modules.h"
 #include "odata.h"
 #include "solution_zip.h"
 
 #define CONN_MT "dataverse.connection"
-#define ERROR_MT "dataverse.error"
 
 typedef struct {
     dv_conn *c;
 } conn_box;
 
-/* ---- errors ---- */
-
-static int error_tostring(lua_State *L)
-{
-    luaL_Buffer b;
-    luaL_buffinit(L, &b);
-    lua_getfield(L, 1, "status");
-    lua_Integer status = lua_tointeger(L, -1);
-    lua_pop(L, 1);
-    if (status) {
-        lua_pushfstring(L, "HTTP %d", (int)status);
-        luaL_addvalue(&b);
-    }
-    lua_getfield(L, 1, "code");
-    if (lua_isstring(L, -1) && lua_rawlen(L, -1)) {
-        if (status) luaL_addchar(&b, ' ');
-        luaL_addvalue(&b);
-    } else {
-        lua_pop(L, 1);
-    }
-    lua_getfield(L, 1, "message");
-    if (lua_isstring(L, -1)) {
-        luaL_addstring(&b, ": ");
-        luaL_addvalue(&b);
-    } else {
-        lua_pop(L, 1);
-    }
-    luaL_pushresult(&b);
-    return 1;
-}
-
-/* Sets the error metatable on the table at the top of the stack. */
-static void set_error_mt(lua_State *L)
-{
-    if (luaL_newmetatable(L, ERROR_MT)) {
-        lua_pushcfunction(L, error_tostring);
-        lua_setfield(L, -2, "__tostring");
-        lua_pushliteral(L, "dataverse.error");
-        lua_setfield(L, -2, "__name");
-    }
-    lua_setmetatable(L, -2);
-}
-
-static void push_error(lua_State *L, const dv_error *e)
-{
-    lua_createtable(L, 0, 5);
-    lua_pushinteger(L, e->status);
-    lua_setfield(L, -2, "status");
-    lua_pushstring(L, e->code);
-    lua_setfield(L, -2, "code");
-    lua_pushstring(L, e->message);
-    lua_setfield(L, -2, "message");
-    if (e->retry_after >= 0) {
-        lua_pushnumber(L, e->retry_after);
-        lua_setfield(L, -2, "retry_after");
-    }
-    if (e->request_id[0]) {
-        lua_pushstring(L, e->request_id);
-        lua_setfield(L, -2, "request_id");
-    }
-    set_error_mt(L);
-}
+/* ---- errors (the shared dataverse.error object, bindings/lua_error.c) ---- */
 
 static int raise_error(lua_State *L, const dv_error *e)
 {
-    push_error(L, e);
-    return lua_error(L);
+    return dv_lua_raise(L, e);
 }
 
 /* core.error{status=, code=, message=, ...}: gives a table the error metatable (returns it). */
@@ -96,7 +34,8 @@ static int l_new_error(lua_State *L)
 {
     luaL_checktype(L, 1, LUA_TTABLE);
     lua_settop(L, 1);
-    set_error_mt(L);
+    dv_lua_error_meta(L);
+    lua_setmetatable(L, 1);
     return 1;
 }
 
