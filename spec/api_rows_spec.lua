@@ -38,6 +38,23 @@ describe("rows", function()
     assert.equals("By set name", org:retrieve("account", id).name)
   end)
 
+  it("looks a table's entity set name up once per connection", function()
+    local dv = require "dv"
+    local r = dv.run({ "-e", [[
+      local dataverse = require "dataverse"
+      local org = dataverse.connect { emulator = { db = ":memory:" }, trace = true }
+      local id = org:create("account", { name = "a" })
+      org:retrieve("account", id)
+      org:count("accounts")
+      org:close()
+      local again = dataverse.connect { emulator = { db = ":memory:" }, trace = true }
+      again:count("account")
+    ]] })
+    assert.equals(0, r.status, r.stderr)
+    local _, lookups = r.stderr:gsub("> GET [^\n]*/EntityDefinitions", "")
+    assert.equals(2, lookups)
+  end)
+
   it("returns nil for a row that does not exist", function()
     assert.is_nil(org:retrieve("account", "00000000-0000-0000-0000-00000000abcd"))
   end)
