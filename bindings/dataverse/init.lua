@@ -57,6 +57,7 @@ return function(M)
     local url = opts.url or (opts.emulator == nil and env("DATAVERSE_URL")) or nil
     local token = opts.token or env("DATAVERSE_TOKEN")
     local emu, owned
+    local emu_token
     if not url then
       local e = opts.emulator
       if e ~= nil and (type(e) == "userdata" or getmetatable(e) ~= nil or e.url) then
@@ -70,6 +71,7 @@ return function(M)
           eo.db = dir .. "/emulator.sqlite"
         end
         eo.port = eo.port or 0
+        emu_token = eo.token
         emu = start_emulator(eo)
         owned = true
         if e == nil and not announced then
@@ -79,8 +81,9 @@ return function(M)
         end
       end
       url = emu.url
-      -- The emulator accepts any bearer token unless it was started with one.
-      token = token or "dvlua-emulator"
+      -- The emulator accepts any bearer token unless it was started with one; a token from
+      -- the environment belongs to a real organization and is not sent to it.
+      token = opts.token or emu_token or "dvlua-emulator"
     end
     local trace = opts.trace
     if trace == nil then trace = env("DVLUA_TRACE") == "1" end
