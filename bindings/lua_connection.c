@@ -3,7 +3,6 @@
  * operations from (bindings/dataverse/init.lua). */
 #include <lauxlib.h>
 #include <errno.h>
-#include <lua-cjson.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <stdlib.h>
@@ -11,6 +10,7 @@
 
 #include "base64.h"
 #include "dataverse.h"
+#include "json.h"
 #include "lua_error.h"
 #include "lua_modules.h"
 #include "odata.h"
@@ -39,37 +39,16 @@ static int l_new_error(lua_State *L)
     return 1;
 }
 
-/* ---- JSON ---- */
-
-static void push_cjson_fn(lua_State *L, const char *fn)
-{
-    if (lua_getfield(L, LUA_REGISTRYINDEX, "dataverse.core.cjson") != LUA_TTABLE) {
-        lua_pop(L, 1);
-        /* A private instance: settings a script changes on require "cjson" don't leak in. */
-        lua_pushcfunction(L, luaopen_cjson);
-        lua_call(L, 0, 1);
-        lua_getfield(L, -1, "decode_max_depth");
-        lua_pushinteger(L, 1000);
-        lua_call(L, 1, 0);
-        lua_getfield(L, -1, "encode_max_depth");
-        lua_pushinteger(L, 1000);
-        lua_call(L, 1, 0);
-        lua_pushvalue(L, -1);
-        lua_setfield(L, LUA_REGISTRYINDEX, "dataverse.core.cjson");
-    }
-    lua_getfield(L, -1, fn);
-    lua_remove(L, -2);
-}
+/* ---- JSON (src/json.h: integers stay integers, null is cjson.null) ---- */
 
 /* Pushes the decoded value of s, or raises a dataverse.error with code "json". */
 static void push_json(lua_State *L, const char *s, size_t n)
 {
-    push_cjson_fn(L, "decode");
-    lua_pushlstring(L, s, n);
-    if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
+    char msg[256];
+    if (dv_json_decode(L, s, n, msg, sizeof msg)) {
         dv_error e;
         dv_error_clear(&e);
-        dv_error_set(&e, 0, "json", "invalid JSON in the response: %s", lua_tostring(L, -1));
+        dv_error_set(&e, 0, "json", "invalid JSON in the response: %s", msg);
         raise_error(L, &e);
     }
 }
@@ -82,12 +61,23 @@ static int l_json_decode(lua_State *L)
     return 1;
 }
 
+/* Pushes the JSON text of the value at idx; a value JSON cannot carry is the script's mistake. */
+static void push_json_text(lua_State *L, int idx)
+{
+    dv_json_buf b = {0};
+    char msg[256];
+    if (dv_json_encode(L, idx, &b, msg, sizeof msg)) {
+        dv_json_buf_free(&b);
+        luaL_error(L, "cannot send this value as JSON (%s)", msg);
+    }
+    lua_pushlstring(L, b.data ? b.data : "", b.len);
+    dv_json_buf_free(&b);
+}
+
 static int l_json_encode(lua_State *L)
 {
     luaL_checkany(L, 1);
-    push_cjson_fn(L, "encode");
-    lua_pushvalue(L, 1);
-    lua_call(L, 1, 1);
+    push_json_text(L, 1);
     return 1;
 }
 
@@ -268,9 +258,7 @@ static void do_send(lua_State *L, dv_conn *c, dv_http_resp *r, dv_error *e)
     size_t blen = 0;
     const char *body = NULL;
     if (lua_istable(L, 4)) {
-        lua_pushcfunction(L, l_json_encode);
-        lua_pushvalue(L, 4);
-        lua_call(L, 1, 1);
+        push_json_text(L, 4);
         lua_replace(L, 4);
     }
     if (!lua_isnoneornil(L, 4)) body = luaL_checklstring(L, 4, &blen);
@@ -297,8 +285,7 @@ static int l_send(lua_State *L)
 }
 
 /* conn:call(method, target, body, headers) -> status, headers, decoded body (nil when empty).
- * A status of 400 or more raises a dataverse.error. The response buffer is released before
- * the decoded tables are built, so a page is held once in memory, not twice. */
+ * A status of 400 or more raises a dataverse.error. */
 static int l_call(lua_State *L)
 {
     conn_box *b = check_conn(L, 1);
@@ -317,11 +304,12 @@ static int l_call(lua_State *L)
     if (!*s) {
         lua_pushnil(L);
     } else if (*s == '{' || *s == '[') {
-        push_cjson_fn(L, "decode");
-        lua_pushlstring(L, r.body, r.body_len);
-        dv_http_resp_free(&r); /* the copy above is released before the tables are built */
-        if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
-            dv_error_set(&e, 0, "json", "invalid JSON in the response: %s", lua_tostring(L, -1));
+        /* Decoded straight from the response buffer into Lua tables: no copy of the page. */
+        char msg[256];
+        int bad = dv_json_decode(L, r.body, r.body_len, msg, sizeof msg);
+        dv_http_resp_free(&r);
+        if (bad) {
+            dv_error_set(&e, 0, "json", "invalid JSON in the response: %s", msg);
             return raise_error(L, &e);
         }
         return 3;

@@ -110,6 +110,7 @@ describe("rows", function()
         seen[#seen + 1] = row.numberofemployees
       end
       assert.same({ 7, 6, 5, 4, 3, 2, 1 }, seen)
+      assert.equals("integer", math.type(seen[1]))
     end)
 
     it("honours top", function()
