@@ -344,6 +344,34 @@ static int l_pct(lua_State *L)
     return 1;
 }
 
+/* core.query{{name, value}, …} -> "?name=value&…" (values percent-encoded; nil values skipped) */
+static int l_query(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    dv_buf b = {0};
+    int started = 0;
+    lua_Integer n = luaL_len(L, 1);
+    for (lua_Integer i = 1; i <= n; i++) {
+        lua_rawgeti(L, 1, i);
+        luaL_checktype(L, -1, LUA_TTABLE);
+        lua_rawgeti(L, -1, 1);
+        lua_rawgeti(L, -2, 2);
+        const char *name = luaL_checkstring(L, -2);
+        if (!lua_isnil(L, -1)) {
+            size_t vl;
+            const char *v = luaL_tolstring(L, -1, &vl);
+            if (dv_odata_query_param(&b, &started, name, v, vl)) {
+                dv_buf_free(&b);
+                return luaL_error(L, "out of memory");
+            }
+            lua_pop(L, 1);
+        }
+        lua_pop(L, 3);
+    }
+    push_buf(L, &b);
+    return 1;
+}
+
 /* Formats a number or boolean at index i the way OData literals want it. */
 static const char *literal_text(lua_State *L, int i, dv_key_kind *kind)
 {
@@ -579,6 +607,7 @@ int luaopen_dataverse_core(lua_State *L)
         {"json_decode", l_json_decode},
         {"json_encode", l_json_encode},
         {"pct", l_pct},
+        {"query", l_query},
         {"literal", l_literal},
         {"key", l_key},
         {"is_guid", l_is_guid},

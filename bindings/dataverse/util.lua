@@ -149,13 +149,7 @@ function U.key(v, n, fname)
 end
 
 -- A query string from ordered {name, value} pairs (nil values skipped).
-function U.query(pairs_)
-  local parts = {}
-  for _, p in ipairs(pairs_) do
-    if p[2] ~= nil then parts[#parts + 1] = p[1] .. "=" .. core.pct(tostring(p[2]), "query") end
-  end
-  return #parts > 0 and ("?" .. table.concat(parts, "&")) or ""
-end
+U.query = core.query
 
 -- The value of name in a URL's query string, percent-decoded.
 function U.query_value(url, name)
