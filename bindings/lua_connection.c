@@ -320,13 +320,111 @@ static int l_call(lua_State *L)
     return 3;
 }
 
-/* ---- OData pieces ---- */
-
 static void push_buf(lua_State *L, dv_buf *b)
 {
     lua_pushlstring(L, b->p ? b->p : "", b->len);
     dv_buf_free(b);
 }
+
+/* Replaces each row of the page array at idx with its change, in place:
+ * {type="new_or_updated", row=row} or {type="removed_or_deleted", id=, table=logical}. */
+static void classify_rows(lua_State *L, int idx, const char *logical)
+{
+    lua_Integer n = (lua_Integer)lua_rawlen(L, idx);
+    for (lua_Integer i = 1; i <= n; i++) {
+        lua_rawgeti(L, idx, i);
+        int row = lua_gettop(L);
+        if (!lua_istable(L, row)) {
+            lua_pop(L, 1);
+            continue;
+        }
+        int deleted = 0;
+        if (lua_getfield(L, row, "@odata.context") == LUA_TSTRING)
+            deleted = strstr(lua_tostring(L, -1), "$deletedEntity") != NULL;
+        lua_pop(L, 1);
+        if (!deleted) {
+            if (lua_getfield(L, row, "reason") == LUA_TSTRING)
+                deleted = strcmp(lua_tostring(L, -1), "deleted") == 0;
+            lua_pop(L, 1);
+        }
+        if (deleted) {
+            lua_createtable(L, 0, 3);
+            lua_pushliteral(L, "removed_or_deleted");
+            lua_setfield(L, -2, "type");
+            lua_getfield(L, row, "id");
+            lua_setfield(L, -2, "id");
+            lua_pushstring(L, logical);
+            lua_setfield(L, -2, "table");
+        } else {
+            lua_pushnil(L);
+            lua_setfield(L, row, "@odata.context");
+            lua_createtable(L, 0, 2);
+            lua_pushliteral(L, "new_or_updated");
+            lua_setfield(L, -2, "type");
+            lua_pushvalue(L, row);
+            lua_setfield(L, -2, "row");
+        }
+        lua_rawseti(L, idx, i);
+        lua_settop(L, row - 1);
+    }
+}
+
+/* conn:change_page(url, headers, logical) -> changes, next_link, data_token
+ * One page of a change-tracking read: fetched, decoded straight from the response buffer,
+ * and each row turned into its change in place. data_token (the deltaLink's $deltatoken,
+ * decoded) comes only with the last page, i.e. when there is no next_link. */
+static int l_change_page(lua_State *L)
+{
+    const char *logical = luaL_checkstring(L, 4);
+    lua_settop(L, 4);
+    lua_pushcfunction(L, l_call);
+    lua_pushvalue(L, 1);
+    lua_pushliteral(L, "GET");
+    lua_pushvalue(L, 2);
+    lua_pushnil(L);
+    lua_pushvalue(L, 3);
+    lua_call(L, 5, 3);
+    int body = lua_gettop(L);
+    dv_error e;
+    dv_error_clear(&e);
+    if (!lua_istable(L, body)) {
+        dv_error_set(&e, 0, "response", "a change page was not a JSON object");
+        return raise_error(L, &e);
+    }
+    if (lua_getfield(L, body, "value") != LUA_TTABLE) {
+        lua_pop(L, 1);
+        lua_newtable(L);
+    }
+    int changes = lua_gettop(L);
+    classify_rows(L, changes, logical);
+    int has_next = lua_getfield(L, body, "@odata.nextLink") == LUA_TSTRING;
+    if (!has_next) {
+        lua_pop(L, 1);
+        lua_pushnil(L);
+        if (lua_getfield(L, body, "@odata.deltaLink") != LUA_TSTRING) {
+            dv_error_set(&e, 0, "response", "the last change page carried no deltaLink");
+            return raise_error(L, &e);
+        }
+        dv_buf tok = {0};
+        int found = dv_odata_query_value(lua_tostring(L, -1), "$deltatoken", &tok);
+        lua_pop(L, 1);
+        if (found < 0) {
+            dv_buf_free(&tok);
+            return luaL_error(L, "out of memory");
+        }
+        if (found) {
+            push_buf(L, &tok);
+        } else {
+            dv_buf_free(&tok);
+            lua_pushnil(L);
+        }
+        return 3;
+    }
+    lua_pushnil(L);
+    return 3;
+}
+
+/* ---- OData pieces ---- */
 
 /* core.pct(s, "path"|"query") -> percent-encoded s */
 static int l_pct(lua_State *L)
@@ -592,8 +690,15 @@ static int l_mkdir_p(lua_State *L)
 int luaopen_dataverse_core(lua_State *L)
 {
     static const luaL_Reg methods[] = {
-        {"send", l_send}, {"call", l_call}, {"close", l_close}, {"state", l_state},
-        {"url", l_url},   {"base", l_base}, {"auth", l_auth},   {NULL, NULL},
+        {"send", l_send},
+        {"call", l_call},
+        {"close", l_close},
+        {"state", l_state},
+        {"change_page", l_change_page},
+        {"url", l_url},
+        {"base", l_base},
+        {"auth", l_auth},
+        {NULL, NULL},
     };
     static const luaL_Reg meta[] = {
         {"__gc", l_close},

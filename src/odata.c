@@ -148,3 +148,38 @@ int dv_odata_query_param(dv_buf *b, int *started, const char *name, const char *
     *started = 1;
     return dv_odata_pct_encode(b, value, n, DV_PCT_QUERY);
 }
+
+static int hexval(int c)
+{
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+int dv_odata_query_value(const char *url, const char *name, dv_buf *out)
+{
+    const char *q = strchr(url, '?');
+    size_t nl = strlen(name);
+    while (q) {
+        q++;
+        if (strncmp(q, name, nl) == 0 && q[nl] == '=') {
+            const char *v = q + nl + 1;
+            while (*v && *v != '&' && *v != '#') {
+                int h, l;
+                char c = *v;
+                if (c == '%' && (h = hexval((unsigned char)v[1])) >= 0 &&
+                    (l = hexval((unsigned char)v[2])) >= 0) {
+                    c = (char)(h * 16 + l);
+                    v += 2;
+                }
+                if (dv_buf_putc(out, c)) return -1;
+                v++;
+            }
+            if (!out->p && dv_buf_put(out, "", 0)) return -1;
+            return 1;
+        }
+        q = strchr(q, '&');
+    }
+    return 0;
+}

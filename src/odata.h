@@ -50,4 +50,8 @@ int dv_odata_is_identifier(const char *s, size_t n);
  * of whether the query has started in *started. */
 int dv_odata_query_param(dv_buf *b, int *started, const char *name, const char *value, size_t n);
 
+/* Finds name's value in url's query string and appends it percent-decoded ('+' kept as is).
+ * Returns 1 when found, 0 when absent, -1 when memory ran out. */
+int dv_odata_query_value(const char *url, const char *name, dv_buf *out);
+
 #endif

@@ -1,63 +1,33 @@
 -- Change tracking: retrieve_entity_changes (one page per call, like the SDK's
--- RetrieveEntityChangesRequest) and changes (a streaming iterator over every page).
+-- RetrieveEntityChangesRequest) and changes (a streaming iterator over every page). Each
+-- page is fetched, decoded and classified in C (conn:change_page); this file only drives
+-- the paging and decides when a token may be handed out.
 local U = require "dataverse.util"
 
 local M = {}
 
-local function first_request(org, e, opts, fname)
+-- The first URL and the Prefer header (repeated on every nextLink request).
+local function start(org, e, opts, fname)
   local cols = U.opt(opts, "columns", "list", fname, 1)
   local page_size = U.opt(opts, "page_size", "integer", fname, 1) or org:state().page_size or 5000
-  local prefer = "odata.track-changes,odata.maxpagesize=" .. math.tointeger(page_size)
-  return cols and U.columns(cols, fname, 1), { Prefer = prefer }
-end
-
--- Fetches one page; returns the decoded body (its value array untouched) and the
--- headers to repeat on the next page.
-local function fetch(org, url, headers)
-  local _, _, body = org:call("GET", url, nil, headers)
-  if type(body) ~= "table" then U.raise(0, "response", "a change page was not a JSON object") end
-  return body
-end
-
-local function is_deleted(row)
-  local ctx = row["@odata.context"]
-  return (ctx and ctx:find("$deletedEntity", 1, true)) or (row.reason == "deleted" and row.id)
-end
-
--- Turns one row of a change page into a change, in place of allocating more than one table.
-local function classify(row, logical)
-  if is_deleted(row) then
-    return { type = "removed_or_deleted", id = row.id, table = logical }
-  end
-  row["@odata.context"] = nil
-  return { type = "new_or_updated", row = row }
-end
-
-local function start_url(org, e, opts, fname)
-  local cols, headers = first_request(org, e, opts, fname)
-  local token = U.opt(opts, "data_version", "string", fname, 1)
-  if token == nil and fname == "changes" then token = U.opt(opts, "since", "string", fname, 1) end
+  local token = U.opt(opts, fname == "changes" and "since" or "data_version", "string", fname, 1)
   if token == "" then token = nil end
-  return e.set .. U.query { { "$select", cols }, { "$deltatoken", token } }, headers
+  local url = e.set .. U.query { { "$select", cols and U.columns(cols, fname, 1) }, { "$deltatoken", token } }
+  return url, { Prefer = "odata.track-changes,odata.maxpagesize=" .. math.tointeger(page_size) }
 end
 
 function M.install(methods)
   function methods:retrieve_entity_changes(opts)
     U.check_table(opts, 1, "retrieve_entity_changes")
     local e = U.entity(self, opts.entity, "retrieve_entity_changes", 1)
-    local url, headers = start_url(self, e, opts, "retrieve_entity_changes")
+    local url, headers = start(self, e, opts, "retrieve_entity_changes")
     local cookie = U.opt(opts, "paging_cookie", "string", "retrieve_entity_changes", 1)
-    if cookie then url = cookie end
-    local body = fetch(self, url, headers)
-    local changes = body.value or {}
-    for i = 1, #changes do changes[i] = classify(changes[i], e.logical) end
-    local next_link = body["@odata.nextLink"]
-    local delta = body["@odata.deltaLink"]
+    local changes, next_link, token = self:change_page(cookie or url, headers, e.logical)
     return {
       changes = changes,
       more_records = next_link ~= nil,
       paging_cookie = next_link,
-      data_token = not next_link and delta and U.query_value(delta, "$deltatoken") or nil,
+      data_token = token,
     }
   end
 
@@ -65,8 +35,8 @@ function M.install(methods)
   function methods:changes(opts)
     U.check_table(opts, 1, "changes")
     local e = U.entity(self, opts.entity, "changes", 1)
-    local url, headers = start_url(self, e, opts, "changes")
-    local org = self
+    local url, headers = start(self, e, opts, "changes")
+    local org, logical = self, e.logical
     local page, i = nil, 0
     local pending -- the new token, held back until the last page's rows were all handed out
     local it = { token = nil, pages = 0 }
@@ -74,10 +44,10 @@ function M.install(methods)
       while true do
         if page then
           i = i + 1
-          local row = page[i]
-          if row ~= nil then
-            page[i] = nil -- delivered rows can be collected: one page in memory at most
-            return classify(row, e.logical)
+          local change = page[i]
+          if change ~= nil then
+            page[i] = nil -- delivered changes can be collected: one page in memory at most
+            return change
           end
           page = nil
         end
@@ -85,18 +55,12 @@ function M.install(methods)
           it.token = pending
           return nil
         end
-        local body = fetch(org, url, headers)
-        page, i = body.value or {}, 0
+        page, url, pending = org:change_page(url, headers, logical)
+        i = 0
         it.pages = it.pages + 1
-        url = body["@odata.nextLink"]
-        if not url then
-          local delta = body["@odata.deltaLink"]
-          if not delta then U.raise(0, "response", "the last change page carried no deltaLink") end
-          pending = U.query_value(delta, "$deltatoken")
-        end
       end
     end
-    return setmetatable(it, { __call = function() return step() end })
+    return setmetatable(it, { __call = step })
   end
 end
 

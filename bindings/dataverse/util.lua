@@ -151,13 +151,6 @@ end
 -- A query string from ordered {name, value} pairs (nil values skipped).
 U.query = core.query
 
--- The value of name in a URL's query string, percent-decoded.
-function U.query_value(url, name)
-  local v = url:match("[?&]" .. name:gsub("%$", "%%$") .. "=([^&#]*)")
-  if not v then return nil end
-  return (v:gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end))
-end
-
 function U.new_guid()
   local f = io.open("/dev/urandom", "rb")
   local b = f and f:read(16)
