@@ -122,9 +122,24 @@ static int l_tostring(lua_State *L)
     return 1;
 }
 
+/* emu:faults("429*2,drop") or emu:faults{"429*2", "drop"} */
 static int l_faults(lua_State *L)
 {
     lemu *u = check(L);
+    if (lua_istable(L, 2)) {
+        luaL_Buffer b;
+        luaL_buffinit(L, &b);
+        lua_Integer n = luaL_len(L, 2);
+        for (lua_Integer i = 1; i <= n; i++) {
+            if (lua_geti(L, 2, i) != LUA_TSTRING)
+                return luaL_error(L, "bad argument #1 to 'faults' (item %d is not a string)",
+                                  (int)i);
+            if (i > 1) luaL_addchar(&b, ',');
+            luaL_addvalue(&b);
+        }
+        luaL_pushresult(&b);
+        lua_replace(L, 2);
+    }
     const char *spec = luaL_checkstring(L, 2);
     char err[512];
     if (dv_emulator_add_faults(u->emu, spec, err, sizeof err)) return luaL_error(L, "%s", err);

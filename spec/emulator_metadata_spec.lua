@@ -161,6 +161,21 @@ describe("emulator metadata and solutions", function()
       assert.equals(400, api.post("sample_books", { sample_pages = "twelve" }).status)
     end)
 
+    it("imports through ImportSolutionAsync and reports the job in asyncoperations", function()
+      local r = api.post("ImportSolutionAsync", E.import_body(E.books))
+      assert.equals(200, r.status, r.body)
+      assert.equals(api.base .. "$metadata#Microsoft.Dynamics.CRM.ImportSolutionAsyncResponse", r.json["@odata.context"])
+      local job = api.get("asyncoperations(" .. r.json.AsyncOperationId .. ")?$select=statecode,statuscode,message").json
+      assert.equals(3, job.statecode)
+      assert.equals(30, job.statuscode)
+      assert.equals(200, api.get("EntityDefinitions(LogicalName='sample_book')").status)
+      local bad = api.post("ImportSolutionAsync", { CustomizationFile = E.base64("not a zip") })
+      assert.equals(200, bad.status)
+      job = api.get("asyncoperations(" .. bad.json.AsyncOperationId .. ")").json
+      assert.equals(31, job.statuscode)
+      assert.matches("invalid", job.message)
+    end)
+
     it("keeps the data when the same solution is imported again", function()
       import(E.books)
       api.create("sample_books", { sample_name = "kept", sample_bookcode = "K" })

@@ -36,6 +36,24 @@ describe("emulator server", function()
       os.remove(out); os.remove(pidf)
     end)
 
+    it("takes faults from --faults", function()
+      local out, pidf = os.tmpname(), os.tmpname()
+      os.execute(dv.quote(dv.bin) .. " --serve --listen 127.0.0.1:0 --faults '429=7*1' >" .. out .. " 2>&1 & echo $! >" .. pidf)
+      local url
+      for _ = 1, 100 do
+        url = dv.read_file(out):match("^(http://[%d%.]+:%d+)\n")
+        if url then break end
+        os.execute("sleep 0.05")
+      end
+      local who = url .. "/api/data/v9.2/WhoAmI"
+      local r = curl.request { url = who, headers = { Authorization = "Bearer t" } }
+      assert.equals(429, r.status)
+      assert.equals("7", r.headers["retry-after"])
+      assert.equals(200, curl.request { url = who, headers = { Authorization = "Bearer t" } }.status)
+      os.execute("kill " .. dv.read_file(pidf):match("%d+"))
+      os.remove(out); os.remove(pidf)
+    end)
+
     it("refuses bad options", function()
       local r = dv.run({ "--serve", "--bogus", "1" })
       assert.equals(2, r.status)
@@ -154,6 +172,9 @@ describe("emulator server", function()
       api.emu:faults("drop")
       local r = api.get("accounts")
       assert.is_true(r.status == 0 or r.json == nil)
+      api.emu:faults { "503*1", "429=4*1" }
+      assert.equals(503, api.get("WhoAmI").status)
+      assert.equals("4", api.get("WhoAmI").headers["retry-after"])
       api.emu:faults("delay=50*1")
       assert.equals(200, api.get("WhoAmI").status)
       assert.equals(200, api.get("WhoAmI").status)

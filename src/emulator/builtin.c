@@ -86,6 +86,12 @@ static dv_attribute_def solution_attrs[] = {
     B("ismanaged"),   D("installedon"), M("description"),
 };
 
+/* What ImportSolutionAsync reports its job in. */
+static dv_attribute_def asyncoperation_attrs[] = {
+    ID("asyncoperationid"), S("name"),        I("operationtype"), M("message"),
+    M("friendlymessage"),   D("completedon"),
+};
+
 static dv_entity_def builtins[] = {
     {"account", "accounts", "Account", "accountid", "name", 1, account_attrs, N(account_attrs),
      NULL, 0},
@@ -99,6 +105,8 @@ static dv_entity_def builtins[] = {
      organization_attrs, N(organization_attrs), NULL, 0},
     {"solution", "solutions", "Solution", "solutionid", "friendlyname", 0, solution_attrs,
      N(solution_attrs), NULL, 0},
+    {"asyncoperation", "asyncoperations", "System Job", "asyncoperationid", "name", 0,
+     asyncoperation_attrs, N(asyncoperation_attrs), NULL, 0},
 };
 
 const dv_entity_def *builtin_entities(int *n)

@@ -12,6 +12,8 @@ int h_whoami(emu_req *r);
 int h_reactivate_key(emu_req *r, const char *entity, const char *key);
 /* solutions.c: the ImportSolution action and the uninstall of a solution row. */
 int h_import_solution(emu_req *r);
+/* ImportSolutionAsync: imports at once and records the job as a finished asyncoperation. */
+int h_import_solution_async(emu_req *r);
 int h_uninstall_solution(emu_req *r, const char *solution_id);
 /* oauth.c: the token and device-code endpoints (no bearer needed). */
 int h_oauth(emu_req *r, const char *what);

@@ -135,7 +135,10 @@ static void attr_json(const emu_entity *t, const dv_attribute_def *a, sbuf *b)
     sb_printf(b,
               "{\"@odata.type\":\"#Microsoft.Dynamics.CRM.%sAttributeMetadata\","
               "\"MetadataId\":\"%s\",\"LogicalName\":",
-              a->type == DV_ATTR_UNIQUEIDENTIFIER ? "" : tn, id);
+              a->type == DV_ATTR_UNIQUEIDENTIFIER ? ""
+              : a->type == DV_ATTR_OWNER          ? "Lookup"
+                                                  : tn,
+              id);
     sb_json_str(b, a->logical_name);
     sb_puts(b, ",\"SchemaName\":");
     sb_json_str(b, a->logical_name);

@@ -202,6 +202,17 @@ struct selection {
     int explicit_select;
     expansion *x;
     int nx;
+    /* Built once per request by selection_prepare, indexed by column position: */
+    const emu_entity *t;
+    unsigned char *want; /* 1 when the column goes out */
+    char **prop;         /* the property name */
+    size_t *prop_len;
+    char **prefix; /* ,"<prop>": */
+    size_t *prefix_len;
+    int *xcol;           /* for each expansion, the position of its lookup column */
+    unsigned char *seen; /* scratch: columns met in the current row */
+    const char **xval;   /* scratch: each expansion's id in the current row */
+    size_t *xval_len;
 };
 
 static void selection_free(selection *s)
@@ -210,10 +221,18 @@ static void selection_free(selection *s)
         selection_free(s->x[i].sel);
         free(s->x[i].sel);
     }
+    if (s->t) {
+        for (int i = 0; i < s->t->def.n_attributes; i++)
+            free(s->prop[i]), free(s->prefix[i]);
+    }
     free(s->x);
     free(s->a);
+    free(s->want), free(s->prop), free(s->prop_len), free(s->prefix), free(s->prefix_len);
+    free(s->xcol), free(s->seen), free(s->xval), free(s->xval_len);
     memset(s, 0, sizeof *s);
 }
+
+static void selection_prepare(selection *s, const emu_entity *t);
 
 static int parse_select_str(emu_req *r, const emu_entity *t, const char *sel, size_t len,
                             selection *s)
@@ -307,8 +326,40 @@ static int parse_expand(emu_req *r, const emu_entity *t, const char *ex, selecti
         x->target = target;
         x->sel = calloc(1, sizeof *x->sel);
         if (parse_select_str(r, target, sel, sellen, x->sel)) return -1;
+        selection_prepare(x->sel, target);
     }
     return 0;
+}
+
+/* Precomputes what emit_row needs so that a row costs one scan of its stored JSON. */
+static void selection_prepare(selection *s, const emu_entity *t)
+{
+    int n = t->def.n_attributes;
+    s->t = t;
+    s->want = calloc((size_t)n + 1, 1);
+    s->seen = calloc((size_t)n + 1, 1);
+    s->prop = calloc((size_t)n + 1, sizeof *s->prop);
+    s->prop_len = calloc((size_t)n + 1, sizeof *s->prop_len);
+    s->prefix = calloc((size_t)n + 1, sizeof *s->prefix);
+    s->prefix_len = calloc((size_t)n + 1, sizeof *s->prefix_len);
+    s->xcol = calloc((size_t)s->nx + 1, sizeof *s->xcol);
+    s->xval = calloc((size_t)s->nx + 1, sizeof *s->xval);
+    s->xval_len = calloc((size_t)s->nx + 1, sizeof *s->xval_len);
+    for (int k = 0; k < n; k++) {
+        char prop[160], pre[170];
+        emu_prop_name(&t->def.attributes[k], prop, sizeof prop);
+        snprintf(pre, sizeof pre, ",\"%s\":", prop);
+        s->prop[k] = strdup(prop);
+        s->prop_len[k] = strlen(prop);
+        s->prefix[k] = strdup(pre);
+        s->prefix_len[k] = strlen(pre);
+        /* the primary id always goes out, as Dataverse does */
+        s->want[k] = strcmp(t->def.attributes[k].logical_name, t->def.primary_id) == 0;
+    }
+    for (int i = 0; i < s->n; i++)
+        s->want[s->a[i] - t->def.attributes] = 1;
+    for (int i = 0; i < s->nx; i++)
+        s->xcol[i] = (int)(s->x[i].a - t->def.attributes);
 }
 
 static int parse_select(emu_req *r, const emu_entity *t, selection *s)
@@ -317,7 +368,9 @@ static int parse_select(emu_req *r, const emu_entity *t, selection *s)
     const char *sel = emu_arg(r, "$select");
     if (parse_select_str(r, t, sel, sel ? strlen(sel) : 0, s)) return -1;
     const char *ex = emu_arg(r, "$expand");
-    return ex ? parse_expand(r, t, ex, s) : 0;
+    if (ex && parse_expand(r, t, ex, s)) return -1;
+    selection_prepare(s, t);
+    return 0;
 }
 
 static void select_list(const selection *s, sbuf *b)
@@ -346,19 +399,11 @@ static void context_url(emu_req *r, const emu_entity *t, const selection *s, sbu
     }
 }
 
-/* The select list SQL: "data->'$.a', data->'$.b'" (names come from metadata), then the
- * ids of the expanded lookups. */
+/* The select list after "ver, id": the stored row, whose members emit_row copies out. */
 static void select_sql(const selection *s, sbuf *b)
 {
-    char prop[160];
-    for (int i = 0; i < s->n; i++) {
-        emu_prop_name(s->a[i], prop, sizeof prop);
-        sb_printf(b, ", data->'$.%s'", prop);
-    }
-    for (int i = 0; i < s->nx; i++) {
-        emu_prop_name(s->x[i].a, prop, sizeof prop);
-        sb_printf(b, ", data->>'$.%s'", prop);
-    }
+    (void)s;
+    sb_puts(b, ", data");
 }
 
 static void emit_row(dv_emulator *e, sbuf *out, sqlite3_stmt *st, int col, const emu_entity *t,
@@ -366,12 +411,9 @@ static void emit_row(dv_emulator *e, sbuf *out, sqlite3_stmt *st, int col, const
 
 static void emit_expanded(dv_emulator *e, sbuf *out, const expansion *x, const char *id)
 {
-    sbuf sql = {0};
-    sb_puts(&sql, "SELECT ver, id");
-    select_sql(x->sel, &sql);
-    sb_puts(&sql, " FROM row WHERE entity=?1 AND id=?2");
-    sqlite3_stmt *st = store_stmt(e, sb_str(&sql));
-    sb_free(&sql);
+    /* Worded unlike answer_row's query: the cache must hand out a different statement
+     * while the outer row is still being read. */
+    sqlite3_stmt *st = store_stmt(e, "SELECT ver, id, data FROM row WHERE id=?2 AND entity=?1");
     if (st) {
         sqlite3_bind_text(st, 1, x->target->def.logical_name, -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 2, id, -1, SQLITE_TRANSIENT);
@@ -384,35 +426,115 @@ static void emit_expanded(dv_emulator *e, sbuf *out, const expansion *x, const c
     }
 }
 
-/* Writes one row from a statement whose columns are ver, id, the selected values, then the
- * ids of expanded lookups. */
+/* End of the JSON value starting at p (the stored rows hold scalars, but nesting is
+ * skipped correctly too). */
+static const char *skip_value(const char *p)
+{
+    int depth = 0;
+    for (;;) {
+        char c = *p;
+        if (!c) return p;
+        if (c == '"') {
+            for (p++; *p && *p != '"'; p++)
+                if (*p == '\\' && p[1]) p++;
+            if (*p) p++;
+            if (!depth) return p;
+            continue;
+        }
+        if (c == '{' || c == '[')
+            depth++;
+        else if (c == '}' || c == ']') {
+            if (!depth) return p;
+            if (--depth == 0) return p + 1;
+        } else if (c == ',' && !depth) {
+            return p;
+        }
+        p++;
+    }
+}
+
+static void put_int(sbuf *out, long long v)
+{
+    char tmp[24];
+    int n = 0;
+    unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+    do {
+        tmp[n++] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0) tmp[n++] = '-';
+    char rev[24];
+    for (int i = 0; i < n; i++)
+        rev[i] = tmp[n - 1 - i];
+    sb_put(out, rev, (size_t)n);
+}
+
+/* Writes one row from a statement whose columns are ver, id and the stored JSON: one scan
+ * of the stored members, copying out the selected ones (the stored text is the emulator's
+ * own compact JSON, keys in column order). */
 static void emit_row(dv_emulator *e, sbuf *out, sqlite3_stmt *st, int col, const emu_entity *t,
                      const selection *s)
 {
-    sb_printf(out, "{\"@odata.etag\":\"W/\\\"%lld\\\"\"", sqlite3_column_int64(st, col));
-    int have_id = 0;
-    for (int i = 0; i < s->n; i++) {
-        char prop[160];
-        emu_prop_name(s->a[i], prop, sizeof prop);
-        if (strcmp(s->a[i]->logical_name, t->def.primary_id) == 0) have_id = 1;
-        sb_printf(out, ",\"%s\":", prop);
-        const unsigned char *v = sqlite3_column_text(st, col + 2 + i);
-        if (v)
-            sb_put(out, (const char *)v, (size_t)sqlite3_column_bytes(st, col + 2 + i));
-        else
-            sb_puts(out, "null");
+    int n = t->def.n_attributes;
+    sb_put(out, "{\"@odata.etag\":\"W/\\\"", 20);
+    put_int(out, sqlite3_column_int64(st, col));
+    sb_put(out, "\\\"\"", 3);
+    const char *p = (const char *)sqlite3_column_text(st, col + 2);
+    memset(s->seen, 0, (size_t)n);
+    for (int i = 0; i < s->nx; i++)
+        s->xval[i] = NULL;
+    int next = 0;
+    if (p && *p == '{') p++;
+    while (p && *p == '"') {
+        const char *k = ++p;
+        while (*p && *p != '"')
+            p++;
+        size_t klen = (size_t)(p - k);
+        if (*p) p++;
+        if (*p == ':') p++;
+        const char *v = p;
+        p = skip_value(p);
+        size_t vlen = (size_t)(p - v);
+        /* members come in column order: try the expected column first */
+        int idx = -1;
+        if (next < n && s->prop_len[next] == klen && memcmp(s->prop[next], k, klen) == 0) {
+            idx = next;
+        } else {
+            for (int j = 0; j < n; j++)
+                if (s->prop_len[j] == klen && memcmp(s->prop[j], k, klen) == 0) idx = j;
+        }
+        if (idx >= 0) {
+            next = idx + 1;
+            s->seen[idx] = 1;
+            if (s->want[idx]) {
+                sb_put(out, s->prefix[idx], s->prefix_len[idx]);
+                sb_put(out, v, vlen);
+            }
+            for (int i = 0; i < s->nx; i++) {
+                if (s->xcol[i] == idx && vlen > 2 && *v == '"') {
+                    s->xval[i] = v + 1;
+                    s->xval_len[i] = vlen - 2;
+                }
+            }
+        }
+        if (*p == ',') p++;
     }
-    if (!have_id) {
-        sb_printf(out, ",\"%s\":", t->def.primary_id);
-        sb_json_str(out, (const char *)sqlite3_column_text(st, col + 1));
+    for (int k = 0; k < n; k++) {
+        if (s->want[k] && !s->seen[k]) {
+            sb_put(out, s->prefix[k], s->prefix_len[k]);
+            if (strcmp(t->def.attributes[k].logical_name, t->def.primary_id) == 0)
+                sb_json_str(out, (const char *)sqlite3_column_text(st, col + 1));
+            else
+                sb_puts(out, "null");
+        }
     }
     for (int i = 0; i < s->nx; i++) {
         sb_printf(out, ",\"%s\":", s->x[i].a->logical_name);
-        const unsigned char *id = sqlite3_column_text(st, col + 2 + s->n + i);
-        if (id) {
-            char copy[40];
-            snprintf(copy, sizeof copy, "%s", (const char *)id);
-            emit_expanded(e, out, &s->x[i], copy);
+        if (s->xval[i] && s->xval_len[i] < 40) {
+            char id[40];
+            memcpy(id, s->xval[i], s->xval_len[i]);
+            id[s->xval_len[i]] = 0;
+            emit_expanded(e, out, &s->x[i], id);
         } else {
             sb_puts(out, "null");
         }
@@ -1293,31 +1415,6 @@ static int ct_page(emu_req *r, emu_entity *t, int delta, int64_t from, int64_t t
         return -1;
     }
     int size = page_size(r, &p);
-    sbuf sql = {0};
-    sb_puts(&sql, "SELECT 0, ver, id");
-    select_sql(&s, &sql);
-    sb_puts(&sql, " FROM row WHERE entity=?1 AND ver > ?2 AND ver <= ?3 AND ?4 = 0 AND ver > ?5");
-    if (delta) {
-        sb_puts(&sql, " UNION ALL SELECT 1, ver, id");
-        for (int i = 0; i < s.n; i++)
-            sb_puts(&sql, ", NULL");
-        sb_puts(&sql, " FROM tomb WHERE entity=?1 AND ver > ?2 AND ver <= ?3 AND (?4 = 0 OR "
-                      "ver > ?5)");
-    }
-    sb_puts(&sql, " ORDER BY 1, 2 LIMIT ?6");
-    sqlite3_stmt *st = store_stmt(r->emu, sb_str(&sql));
-    sb_free(&sql);
-    if (!st) {
-        selection_free(&s);
-        return emu_error(r, 500, "0x80040216", "The change query failed.");
-    }
-    sqlite3_bind_text(st, 1, t->def.logical_name, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, from);
-    sqlite3_bind_int64(st, 3, to);
-    sqlite3_bind_int(st, 4, phase);
-    sqlite3_bind_int64(st, 5, lastver);
-    sqlite3_bind_int(st, 6, size + 1);
-
     emu_json(r, 200);
     emu_add_header(r, "Preference-Applied", "odata.track-changes");
     sbuf ctx = {0};
@@ -1329,25 +1426,41 @@ static int ct_page(emu_req *r, emu_entity *t, int delta, int64_t from, int64_t t
     sb_puts(&r->out, ",\"value\":[");
     int rows = 0, more = 0, last_phase = phase;
     int64_t last_ver = lastver;
-    while (sqlite3_step(st) == SQLITE_ROW) {
-        if (rows == size) {
-            more = 1;
-            break;
+    /* Two walks of the (entity, ver) indexes: changed rows, then (for a delta) tombstones. */
+    for (int part = phase; part <= (delta ? 1 : 0) && !more; part++) {
+        sqlite3_stmt *st = store_stmt(
+            r->emu, part == 0 ? "SELECT ver, id, data FROM row WHERE entity=?1 AND ver > ?2 AND "
+                                "ver <= ?3 ORDER BY ver LIMIT ?4"
+                              : "SELECT ver, id FROM tomb WHERE entity=?1 AND ver > ?2 AND "
+                                "ver <= ?3 ORDER BY ver LIMIT ?4");
+        if (!st) {
+            selection_free(&s);
+            return emu_error(r, 500, "0x80040216", "The change query failed.");
         }
-        if (rows) sb_putc(&r->out, ',');
-        if (sqlite3_column_int(st, 0) == 0) {
-            emit_row(r->emu, &r->out, st, 1, t, &s);
-        } else {
-            sb_printf(&r->out,
-                      "{\"@odata.context\":\"%s$metadata#%s/$deletedEntity\",\"id\":\"%s\","
-                      "\"reason\":\"deleted\"}",
-                      r->base, t->def.entity_set_name, sqlite3_column_text(st, 2));
+        sqlite3_bind_text(st, 1, t->def.logical_name, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, part == phase && lastver > from ? lastver : from);
+        sqlite3_bind_int64(st, 3, to);
+        sqlite3_bind_int(st, 4, size - rows + 1);
+        while (sqlite3_step(st) == SQLITE_ROW) {
+            if (rows == size) {
+                more = 1;
+                break;
+            }
+            if (rows) sb_putc(&r->out, ',');
+            if (part == 0) {
+                emit_row(r->emu, &r->out, st, 0, t, &s);
+            } else {
+                sb_printf(&r->out,
+                          "{\"@odata.context\":\"%s$metadata#%s/$deletedEntity\",\"id\":\"%s\","
+                          "\"reason\":\"deleted\"}",
+                          r->base, t->def.entity_set_name, sqlite3_column_text(st, 1));
+            }
+            last_phase = part;
+            last_ver = sqlite3_column_int64(st, 0);
+            rows++;
         }
-        last_phase = sqlite3_column_int(st, 0);
-        last_ver = sqlite3_column_int64(st, 1);
-        rows++;
+        sqlite3_reset(st);
     }
-    sqlite3_reset(st);
     sb_putc(&r->out, ']');
     sbuf link = {0};
     if (more) {
@@ -1434,6 +1547,69 @@ static int changes(emu_req *r, emu_entity *t, int count_only)
     return ct_page(r, t, 1, from, to, now, 0, 0);
 }
 
+/* ---- single column: GET/PUT/DELETE <set>(<key>)/<column> ---- */
+
+static int single_property(emu_req *r, emu_entity *t, const address *a, const char *prop)
+{
+    const dv_attribute_def *at = store_prop(t, prop, strlen(prop));
+    if (!at)
+        return emu_error(r, 400, BAD_QUERY,
+                         "Could not find a property named '%s' on type "
+                         "'Microsoft.Dynamics.CRM.%s'.",
+                         prop, t->def.logical_name);
+    if (at->type == DV_ATTR_LOOKUP || at->type == DV_ATTR_OWNER)
+        return emu_error(r, 501, BAD_QUERY,
+                         "Navigation paths are not served by the dvlua "
+                         "emulator.");
+    char id[37];
+    if (!find_row(r, t, a, id)) return not_found(r, t, a);
+    const char *m = r->method;
+    if (!strcmp(m, "GET")) {
+        char path[200];
+        snprintf(path, sizeof path, "$.%s", prop);
+        sqlite3_stmt *st =
+            store_stmt(r->emu, "SELECT data -> ?3 FROM row WHERE entity=?1 AND id=?2");
+        sqlite3_bind_text(st, 1, t->def.logical_name, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, id, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(st, 3, path, -1, SQLITE_TRANSIENT);
+        const unsigned char *v = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_text(st, 0) : NULL;
+        if (!v || strcmp((const char *)v, "null") == 0) {
+            sqlite3_reset(st);
+            r->status = 204; /* Dataverse answers a null column with no content */
+            return 0;
+        }
+        emu_json(r, 200);
+        sb_printf(&r->out, "{\"@odata.context\":\"%s$metadata#%s(%s)/%s\",\"value\":%s}", r->base,
+                  t->def.entity_set_name, id, prop, (const char *)v);
+        sqlite3_reset(st);
+        return 0;
+    }
+    if (strcmp(m, "PUT") != 0 && strcmp(m, "DELETE") != 0)
+        return emu_error(r, 405, BAD_QUERY, "The HTTP method '%s' is not allowed on a column.", m);
+    /* Rewritten as an update of one column: {"prop": value} (null for DELETE). */
+    sqlite3_stmt *st = store_stmt(r->emu, "SELECT CASE WHEN ?3 THEN json_object(?2, NULL) "
+                                          "WHEN json_valid(?1) AND json_type(?1, '$.value') "
+                                          "IS NOT NULL THEN json_object(?2, ?1 -> '$.value') END");
+    sqlite3_bind_text(st, 1, r->body, (int)r->body_len, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 2, prop, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int(st, 3, strcmp(m, "DELETE") == 0);
+    if (sqlite3_step(st) != SQLITE_ROW || !sqlite3_column_text(st, 0))
+        return emu_error(r, 400, BAD_QUERY, "The body must be a JSON object with a 'value'.");
+    char *body = strdup((const char *)sqlite3_column_text(st, 0));
+    sqlite3_reset(st);
+    const char *saved = r->body;
+    size_t saved_len = r->body_len;
+    r->body = body;
+    r->body_len = strlen(body);
+    address by_id = {ADDR_ID, "", 0, {{{0}}, 0}};
+    snprintf(by_id.id, sizeof by_id.id, "%s", id);
+    int rc = patch_row(r, t, &by_id);
+    r->body = saved;
+    r->body_len = saved_len;
+    free(body);
+    return rc;
+}
+
 /* ---- entry ---- */
 
 int h_rows(emu_req *r, const char *path)
@@ -1465,7 +1641,9 @@ int h_rows(emu_req *r, const char *path)
     const char *end = NULL;
     if (parse_address(r, t, p + 1, &end, &a)) return -1;
     int rc;
-    if (*end) {
+    if (*end == '/' && end[1] != '$' && strchr(end + 1, '/') == NULL) {
+        rc = single_property(r, t, &a, end + 1);
+    } else if (*end) {
         rc = emu_error(r, 501, BAD_QUERY, "The path '%s' is not served by the dvlua emulator.",
                        path);
     } else if (!strcmp(m, "GET")) {

@@ -253,6 +253,11 @@ static int route_api(emu_req *r, const char *rest)
             return emu_error(r, 405, "0x80060888", "ImportSolution is an action: use POST.");
         return h_import_solution(r);
     }
+    if (strcmp(rest, "ImportSolutionAsync") == 0) {
+        if (strcmp(r->method, "POST") != 0)
+            return emu_error(r, 405, "0x80060888", "ImportSolutionAsync is an action: use POST.");
+        return h_import_solution_async(r);
+    }
     if (strcmp(rest, "ReactivateEntityKey") == 0) return h_reactivate_key(r, NULL, NULL);
     if (strncmp(rest, "$metadata", 9) == 0 || strncmp(rest, "$batch", 6) == 0)
         return emu_error(r, 501, "0x80060888", "'%s' is not served by the dvlua emulator.", rest);
@@ -307,8 +312,9 @@ static enum MHD_Result answer(void *cls, struct MHD_Connection *conn, const char
         *con_cls = cc;
         const char *cl =
             MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-        if (cl && atoll(cl) > e->max_body) cc->too_big = 1;
-        return MHD_YES;
+        if (!cl || atoll(cl) <= e->max_body) return MHD_YES;
+        /* Too big by its Content-Length: answer now rather than read the body. */
+        cc->too_big = 1;
     }
     if (*upload_size) {
         if (!cc->too_big) {

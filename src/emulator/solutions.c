@@ -133,3 +133,47 @@ int h_uninstall_solution(emu_req *r, const char *solution_id)
     r->status = 204;
     return 0;
 }
+
+int h_import_solution_async(emu_req *r)
+{
+    dv_emulator *e = r->emu;
+    h_import_solution(r);
+    int ok = r->status == 204;
+    char *message = NULL;
+    if (!ok) {
+        sqlite3_stmt *st = store_stmt(e, "SELECT json_extract(?1, '$.error.message')");
+        sqlite3_bind_text(st, 1, sb_str(&r->out), (int)r->out.n, SQLITE_TRANSIENT);
+        if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0))
+            message = strdup((const char *)sqlite3_column_text(st, 0));
+        sqlite3_reset(st);
+    }
+    r->out.n = 0;
+    r->status = 0;
+    /* The job is over already: Completed (3) with Succeeded (30) or Failed (31). */
+    char ts[32];
+    time_iso(emu_now(e), ts);
+    sbuf row = {0};
+    sb_printf(&row,
+              "{\"name\":\"ImportSolution\",\"operationtype\":203,\"statecode\":3,"
+              "\"statuscode\":%d,\"completedon\":\"%s\",\"message\":",
+              ok ? 30 : 31, ts);
+    sb_json_str(&row, message);
+    sb_putc(&row, '}');
+    free(message);
+    emu_entity *jobs = store_by_logical(e, "asyncoperation", 14);
+    char job[37], key[37];
+    int rc = -1;
+    if (jobs && store_begin(e) == 0) {
+        rc = rows_create_json(r, jobs, sb_str(&row), job);
+        if (rc == 0 && store_commit(e)) rc = emu_error(r, 500, "0x80040216", "The commit failed.");
+    }
+    sb_free(&row);
+    if (rc) return r->status ? -1 : emu_error(r, 500, "0x80040216", "The job was not recorded.");
+    guid_new(key);
+    emu_json(r, 200);
+    sb_printf(&r->out,
+              "{\"@odata.context\":\"%s$metadata#Microsoft.Dynamics.CRM."
+              "ImportSolutionAsyncResponse\",\"AsyncOperationId\":\"%s\",\"ImportJobKey\":\"%s\"}",
+              r->base, job, key);
+    return 0;
+}

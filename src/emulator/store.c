@@ -576,6 +576,26 @@ int store_open(dv_emulator *e, char *err, size_t errlen)
                      sqlite3_errmsg(e->db));
             return -1;
         }
+    } else {
+        /* A database from an earlier build gets the built-in tables it lacks. */
+        int n;
+        const dv_entity_def *b = builtin_entities(&n);
+        store_begin(e);
+        for (int i = 0; i < n; i++) {
+            st = store_stmt(e, "SELECT 1 FROM ent WHERE logical = ?1");
+            sqlite3_bind_text(st, 1, b[i].logical_name, -1, SQLITE_STATIC);
+            int have = sqlite3_step(st) == SQLITE_ROW;
+            sqlite3_reset(st);
+            if (!have && store_add_entity(e, &b[i], "", 0, err, errlen)) {
+                store_rollback(e);
+                return -1;
+            }
+        }
+        if (store_commit(e)) {
+            snprintf(err, errlen, "cannot update the built-in tables in %s: %s", path,
+                     sqlite3_errmsg(e->db));
+            return -1;
+        }
     }
     return store_reload(e);
 }
