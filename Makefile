@@ -15,7 +15,7 @@ LUA  := $(sort $(wildcard bindings/dataverse/*.lua))
 OBJ  := $(patsubst %.c,build/%.o,$(SRC)) build/embedded_lua.o
 DEPF := $(OBJ:.o=.d)
 
-.PHONY: all deps test demo bench install uninstall clean format lint check-deps
+.PHONY: all deps test demo bench install uninstall clean format lint check-deps fuzz
 
 all: dvlua
 
@@ -52,6 +52,17 @@ demo: check-deps dvlua
 
 bench: check-deps dvlua
 	sh bench/run.sh
+
+# libFuzzer target for the JSON decoder (docs/JSON.md); needs clang, skipped without it.
+FUZZ_CC ?= clang
+JSON_SRC := src/json.c src/json_decode.c src/json_encode.c
+fuzz: check-deps
+	@if command -v $(FUZZ_CC) >/dev/null 2>&1; then \
+	  mkdir -p build && \
+	  echo "$(FUZZ_CC) -fsanitize=fuzzer,address,undefined -o build/json_fuzz ..." && \
+	  $(FUZZ_CC) -g -O1 -fsanitize=fuzzer,address,undefined -Isrc $$(pkg-config --cflags lua5.4) \
+	    -o build/json_fuzz fuzz/json_fuzz.c $(JSON_SRC) $$(pkg-config --libs lua5.4) -lm; \
+	else echo "make fuzz: $(FUZZ_CC) not found, fuzz target not built"; fi
 
 install: dvlua
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/dvlua/scripts
