@@ -1,10 +1,741 @@
-/* Placeholder until this module lands. */
+/* `dataverse.core`: the connection object (userdata over src/dataverse.c), the error object,
+ * and the OData building blocks (keys, literals, percent-encoding) the Lua layer composes the
+ * operations from (bindings/dataverse/init.lua). */
 #include <lauxlib.h>
+#include <errno.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <stdlib.h>
+#include <string.h>
 
+#include "base64.h"
+#include "dataverse.h"
+#include "json.h"
+#include "lua_error.h"
 #include "lua_modules.h"
+#include "odata.h"
+#include "solution_zip.h"
+
+#define CONN_MT "dataverse.connection"
+
+typedef struct {
+    dv_conn *c;
+} conn_box;
+
+/* ---- errors (the shared dataverse.error object, bindings/lua_error.c) ---- */
+
+static int raise_error(lua_State *L, const dv_error *e)
+{
+    return dv_lua_raise(L, e);
+}
+
+/* core.error{status=, code=, message=, ...}: gives a table the error metatable (returns it). */
+static int l_new_error(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_settop(L, 1);
+    dv_lua_error_meta(L);
+    lua_setmetatable(L, 1);
+    return 1;
+}
+
+/* ---- JSON (src/json.h: integers stay integers, null is cjson.null) ---- */
+
+/* Pushes the decoded value of s, or raises a dataverse.error with code "json". */
+static void push_json(lua_State *L, const char *s, size_t n)
+{
+    char msg[256];
+    if (dv_json_decode(L, s, n, msg, sizeof msg)) {
+        dv_error e;
+        dv_error_clear(&e);
+        dv_error_set(&e, 0, "json", "invalid JSON in the response: %s", msg);
+        raise_error(L, &e);
+    }
+}
+
+static int l_json_decode(lua_State *L)
+{
+    size_t n;
+    const char *s = luaL_checklstring(L, 1, &n);
+    push_json(L, s, n);
+    return 1;
+}
+
+/* Pushes the JSON text of the value at idx; a value JSON cannot carry is the script's mistake. */
+static void push_json_text(lua_State *L, int idx)
+{
+    dv_json_buf b = {0};
+    char msg[256];
+    if (dv_json_encode(L, idx, &b, msg, sizeof msg)) {
+        dv_json_buf_free(&b);
+        luaL_error(L, "cannot send this value as JSON (%s)", msg);
+    }
+    lua_pushlstring(L, b.data ? b.data : "", b.len);
+    dv_json_buf_free(&b);
+}
+
+static int l_json_encode(lua_State *L)
+{
+    luaL_checkany(L, 1);
+    push_json_text(L, 1);
+    return 1;
+}
+
+/* ---- the connection ---- */
+
+static conn_box *check_conn(lua_State *L, int i)
+{
+    conn_box *b = luaL_checkudata(L, i, CONN_MT);
+    if (!b->c) luaL_argerror(L, i, "the connection is closed");
+    return b;
+}
+
+static const char *opt_string_field(lua_State *L, int t, const char *k)
+{
+    lua_getfield(L, t, k);
+    const char *s = NULL;
+    if (lua_type(L, -1) == LUA_TSTRING) {
+        s = lua_tostring(L, -1);
+    } else if (!lua_isnil(L, -1)) {
+        luaL_error(L, "bad option '%s' (string expected, got %s)", k, luaL_typename(L, -1));
+    }
+    lua_pop(L, 1); /* the string stays reachable from the options table */
+    return s;
+}
+
+static lua_Integer opt_int_field(lua_State *L, int t, const char *k, lua_Integer def)
+{
+    lua_getfield(L, t, k);
+    lua_Integer v = def;
+    if (lua_isnumber(L, -1)) {
+        v = (lua_Integer)lua_tonumber(L, -1);
+    } else if (!lua_isnil(L, -1)) {
+        luaL_error(L, "bad option '%s' (number expected, got %s)", k, luaL_typename(L, -1));
+    }
+    lua_pop(L, 1);
+    return v;
+}
+
+/* core.open{url=, token=, timeout=, retries=, trace=} -> connection */
+static int l_open(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    dv_conn_options o = {0};
+    o.url = opt_string_field(L, 1, "url");
+    o.token = opt_string_field(L, 1, "token");
+    o.tenant_id = opt_string_field(L, 1, "tenant_id");
+    o.client_id = opt_string_field(L, 1, "client_id");
+    o.client_secret = opt_string_field(L, 1, "client_secret");
+    o.authority_host = opt_string_field(L, 1, "authority_host");
+    o.timeout = (long)opt_int_field(L, 1, "timeout", 0);
+    o.retries = (int)opt_int_field(L, 1, "retries", -1);
+    lua_getfield(L, 1, "trace");
+    o.trace = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    if (!o.url) luaL_error(L, "bad option 'url' (an organization URL is required)");
+
+    conn_box *b = lua_newuserdatauv(L, sizeof *b, 1);
+    b->c = NULL;
+    luaL_setmetatable(L, CONN_MT);
+    lua_newtable(L); /* per-connection state for the Lua layer (entity set cache, emulator) */
+    lua_setiuservalue(L, -2, 1);
+    dv_error e;
+    b->c = dv_conn_open(&o, &e);
+    if (!b->c) return raise_error(L, &e);
+    return 1;
+}
+
+static int l_close(lua_State *L)
+{
+    conn_box *b = luaL_checkudata(L, 1, CONN_MT);
+    if (b->c) {
+        dv_conn_close(b->c);
+        b->c = NULL;
+        /* Let the Lua layer stop what it started for this connection (the emulator). */
+        lua_getiuservalue(L, 1, 1);
+        if (lua_getfield(L, -1, "on_close") == LUA_TFUNCTION) {
+            lua_pushvalue(L, -2);
+            lua_pcall(L, 1, 0, 0);
+        }
+    }
+    return 0;
+}
+
+static int l_tostring(lua_State *L)
+{
+    conn_box *b = luaL_checkudata(L, 1, CONN_MT);
+    if (b->c)
+        lua_pushfstring(L, "dataverse.connection (%s)", dv_conn_url(b->c));
+    else
+        lua_pushliteral(L, "dataverse.connection (closed)");
+    return 1;
+}
+
+static int l_state(lua_State *L)
+{
+    luaL_checkudata(L, 1, CONN_MT);
+    lua_getiuservalue(L, 1, 1);
+    return 1;
+}
+
+/* conn:auth() -> a description of the sign-in, without secrets */
+static int l_auth(lua_State *L)
+{
+    char d[256];
+    dv_conn_describe_auth(check_conn(L, 1)->c, d, sizeof d);
+    lua_pushstring(L, d);
+    return 1;
+}
+
+static int l_url(lua_State *L)
+{
+    lua_pushstring(L, dv_conn_url(check_conn(L, 1)->c));
+    return 1;
+}
+
+static int l_base(lua_State *L)
+{
+    lua_pushstring(L, dv_conn_base(check_conn(L, 1)->c));
+    return 1;
+}
+
+/* Collects request headers from a table {Name = value} or {"Name: value", …} into a
+ * NULL-terminated array of strings kept alive on the Lua stack (a table at the top). */
+static const char **collect_headers(lua_State *L, int t)
+{
+    if (lua_isnoneornil(L, t)) return NULL;
+    luaL_checktype(L, t, LUA_TTABLE);
+    lua_newtable(L);
+    int keep = lua_gettop(L);
+    int n = 0;
+    lua_pushnil(L);
+    while (lua_next(L, t)) {
+        if (lua_type(L, -2) == LUA_TNUMBER && lua_type(L, -1) == LUA_TSTRING) {
+            lua_pushvalue(L, -1);
+        } else if (lua_type(L, -2) == LUA_TSTRING &&
+                   (lua_type(L, -1) == LUA_TSTRING || lua_type(L, -1) == LUA_TNUMBER)) {
+            const char *k = lua_tostring(L, -2);
+            if (strpbrk(k, ":\r\n")) luaL_error(L, "bad header name '%s'", k);
+            lua_pushfstring(L, "%s: %s", k, lua_tostring(L, -1));
+        } else {
+            luaL_error(L, "bad header (name = string value expected)");
+        }
+        if (strpbrk(lua_tostring(L, -1), "\r\n")) luaL_error(L, "bad header (line break in value)");
+        lua_rawseti(L, keep, ++n);
+        lua_pop(L, 1);
+    }
+    const char **h = lua_newuserdatauv(L, sizeof *h * (size_t)(n + 1), 0);
+    for (int i = 1; i <= n; i++) {
+        lua_rawgeti(L, keep, i);
+        h[i - 1] = lua_tostring(L, -1);
+        lua_pop(L, 1);
+    }
+    h[n] = NULL;
+    lua_rawseti(L, keep, n + 1); /* anchor the array with the strings */
+    return h;
+}
+
+static void push_headers(lua_State *L, const dv_http_resp *r)
+{
+    lua_createtable(L, 0, (int)r->nheaders);
+    for (size_t i = 0; i < r->nheaders; i++) {
+        luaL_Buffer b;
+        luaL_buffinit(L, &b);
+        for (const char *q = r->headers[i].name; *q; q++)
+            luaL_addchar(&b, (char)(*q >= 'A' && *q <= 'Z' ? *q + 32 : *q));
+        luaL_pushresult(&b);
+        lua_pushstring(L, r->headers[i].value ? r->headers[i].value : "");
+        lua_settable(L, -3);
+    }
+}
+
+/* Shared by send and call: method, target, body (string, table encoded as JSON, or nil),
+ * headers. Leaves the response in *r. */
+static void do_send(lua_State *L, dv_conn *c, dv_http_resp *r, dv_error *e)
+{
+    const char *method = luaL_checkstring(L, 2);
+    const char *target = luaL_checkstring(L, 3);
+    size_t blen = 0;
+    const char *body = NULL;
+    if (lua_istable(L, 4)) {
+        push_json_text(L, 4);
+        lua_replace(L, 4);
+    }
+    if (!lua_isnoneornil(L, 4)) body = luaL_checklstring(L, 4, &blen);
+    const char **h = collect_headers(L, 5);
+    if (dv_conn_send(c, method, target, body, blen, h, r, e)) {
+        dv_http_resp_free(r);
+        raise_error(L, e);
+    }
+}
+
+/* conn:send(method, target, body, headers) -> status, headers, body text (never raises on a
+ * status; raises when no response arrived). */
+static int l_send(lua_State *L)
+{
+    conn_box *b = check_conn(L, 1);
+    dv_http_resp r;
+    dv_error e;
+    do_send(L, b->c, &r, &e);
+    lua_pushinteger(L, r.status);
+    push_headers(L, &r);
+    lua_pushlstring(L, r.body ? r.body : "", r.body_len);
+    dv_http_resp_free(&r);
+    return 3;
+}
+
+/* conn:call(method, target, body, headers) -> status, headers, decoded body (nil when empty).
+ * A status of 400 or more raises a dataverse.error. */
+static int l_call(lua_State *L)
+{
+    conn_box *b = check_conn(L, 1);
+    dv_http_resp r;
+    dv_error e;
+    do_send(L, b->c, &r, &e);
+    if (r.status >= 400) {
+        dv_http_resp_free(&r);
+        return raise_error(L, &e);
+    }
+    lua_pushinteger(L, r.status);
+    push_headers(L, &r);
+    const char *s = r.body ? r.body : "";
+    while (*s == ' ' || *s == '\n' || *s == '\r' || *s == '\t')
+        s++;
+    if (!*s) {
+        lua_pushnil(L);
+    } else if (*s == '{' || *s == '[') {
+        /* Decoded straight from the response buffer into Lua tables: no copy of the page. */
+        char msg[256];
+        int bad = dv_json_decode(L, r.body, r.body_len, msg, sizeof msg);
+        dv_http_resp_free(&r);
+        if (bad) {
+            dv_error_set(&e, 0, "json", "invalid JSON in the response: %s", msg);
+            return raise_error(L, &e);
+        }
+        return 3;
+    } else {
+        lua_pushlstring(L, r.body, r.body_len);
+    }
+    dv_http_resp_free(&r);
+    return 3;
+}
+
+static void push_buf(lua_State *L, dv_buf *b)
+{
+    lua_pushlstring(L, b->p ? b->p : "", b->len);
+    dv_buf_free(b);
+}
+
+/* Replaces each row of the page array at idx with its change, in place:
+ * {type="new_or_updated", row=row} or {type="removed_or_deleted", id=, table=logical}. */
+static void classify_rows(lua_State *L, int idx, const char *logical)
+{
+    lua_Integer n = (lua_Integer)lua_rawlen(L, idx);
+    for (lua_Integer i = 1; i <= n; i++) {
+        lua_rawgeti(L, idx, i);
+        int row = lua_gettop(L);
+        if (!lua_istable(L, row)) {
+            lua_pop(L, 1);
+            continue;
+        }
+        int deleted = 0;
+        if (lua_getfield(L, row, "@odata.context") == LUA_TSTRING)
+            deleted = strstr(lua_tostring(L, -1), "$deletedEntity") != NULL;
+        lua_pop(L, 1);
+        if (!deleted) {
+            if (lua_getfield(L, row, "reason") == LUA_TSTRING)
+                deleted = strcmp(lua_tostring(L, -1), "deleted") == 0;
+            lua_pop(L, 1);
+        }
+        if (deleted) {
+            lua_createtable(L, 0, 3);
+            lua_pushliteral(L, "removed_or_deleted");
+            lua_setfield(L, -2, "type");
+            lua_getfield(L, row, "id");
+            lua_setfield(L, -2, "id");
+            lua_pushstring(L, logical);
+            lua_setfield(L, -2, "table");
+        } else {
+            lua_pushnil(L);
+            lua_setfield(L, row, "@odata.context");
+            lua_createtable(L, 0, 2);
+            lua_pushliteral(L, "new_or_updated");
+            lua_setfield(L, -2, "type");
+            lua_pushvalue(L, row);
+            lua_setfield(L, -2, "row");
+        }
+        lua_rawseti(L, idx, i);
+        lua_settop(L, row - 1);
+    }
+}
+
+/* conn:change_page(url, headers, logical) -> changes, next_link, data_token
+ * One page of a change-tracking read: fetched, decoded straight from the response buffer,
+ * and each row turned into its change in place. data_token (the deltaLink's $deltatoken,
+ * decoded) comes only with the last page, i.e. when there is no next_link. */
+static int l_change_page(lua_State *L)
+{
+    const char *logical = luaL_checkstring(L, 4);
+    lua_settop(L, 4);
+    lua_pushcfunction(L, l_call);
+    lua_pushvalue(L, 1);
+    lua_pushliteral(L, "GET");
+    lua_pushvalue(L, 2);
+    lua_pushnil(L);
+    lua_pushvalue(L, 3);
+    lua_call(L, 5, 3);
+    int body = lua_gettop(L);
+    dv_error e;
+    dv_error_clear(&e);
+    if (!lua_istable(L, body)) {
+        dv_error_set(&e, 0, "response", "a change page was not a JSON object");
+        return raise_error(L, &e);
+    }
+    if (lua_getfield(L, body, "value") != LUA_TTABLE) {
+        lua_pop(L, 1);
+        lua_newtable(L);
+    }
+    int changes = lua_gettop(L);
+    classify_rows(L, changes, logical);
+    int has_next = lua_getfield(L, body, "@odata.nextLink") == LUA_TSTRING;
+    if (!has_next) {
+        lua_pop(L, 1);
+        lua_pushnil(L);
+        if (lua_getfield(L, body, "@odata.deltaLink") != LUA_TSTRING) {
+            dv_error_set(&e, 0, "response", "the last change page carried no deltaLink");
+            return raise_error(L, &e);
+        }
+        dv_buf tok = {0};
+        int found = dv_odata_query_value(lua_tostring(L, -1), "$deltatoken", &tok);
+        lua_pop(L, 1);
+        if (found < 0) {
+            dv_buf_free(&tok);
+            return luaL_error(L, "out of memory");
+        }
+        if (found) {
+            push_buf(L, &tok);
+        } else {
+            dv_buf_free(&tok);
+            lua_pushnil(L);
+        }
+        return 3;
+    }
+    lua_pushnil(L);
+    return 3;
+}
+
+/* ---- OData pieces ---- */
+
+/* core.pct(s, "path"|"query") -> percent-encoded s */
+static int l_pct(lua_State *L)
+{
+    size_t n;
+    const char *s = luaL_checklstring(L, 1, &n);
+    static const char *const where[] = {"query", "path", NULL};
+    int w = luaL_checkoption(L, 2, "query", where);
+    dv_buf b = {0};
+    if (dv_odata_pct_encode(&b, s, n, w == 1 ? DV_PCT_PATH : DV_PCT_QUERY)) {
+        dv_buf_free(&b);
+        return luaL_error(L, "out of memory");
+    }
+    push_buf(L, &b);
+    return 1;
+}
+
+/* core.query{{name, value}, …} -> "?name=value&…" (values percent-encoded; nil values skipped) */
+static int l_query(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    dv_buf b = {0};
+    int started = 0;
+    lua_Integer n = luaL_len(L, 1);
+    for (lua_Integer i = 1; i <= n; i++) {
+        lua_rawgeti(L, 1, i);
+        luaL_checktype(L, -1, LUA_TTABLE);
+        lua_rawgeti(L, -1, 1);
+        lua_rawgeti(L, -2, 2);
+        const char *name = luaL_checkstring(L, -2);
+        if (!lua_isnil(L, -1)) {
+            size_t vl;
+            const char *v = luaL_tolstring(L, -1, &vl);
+            if (dv_odata_query_param(&b, &started, name, v, vl)) {
+                dv_buf_free(&b);
+                return luaL_error(L, "out of memory");
+            }
+            lua_pop(L, 1);
+        }
+        lua_pop(L, 3);
+    }
+    push_buf(L, &b);
+    return 1;
+}
+
+/* Formats a number or boolean at index i the way OData literals want it. */
+static const char *literal_text(lua_State *L, int i, dv_key_kind *kind)
+{
+    switch (lua_type(L, i)) {
+    case LUA_TSTRING:
+        *kind = DV_KEY_STRING;
+        return lua_tostring(L, i);
+    case LUA_TBOOLEAN:
+        *kind = DV_KEY_BOOLEAN;
+        return lua_toboolean(L, i) ? "true" : "false";
+    case LUA_TNUMBER:
+        if (lua_isinteger(L, i)) {
+            *kind = DV_KEY_INTEGER;
+            lua_pushfstring(L, "%I", (LUAI_UACINT)lua_tointeger(L, i));
+        } else {
+            *kind = DV_KEY_NUMBER;
+            char tmp[64];
+            snprintf(tmp, sizeof tmp, "%.17g", (double)lua_tonumber(L, i));
+            lua_pushstring(L, tmp);
+        }
+        lua_replace(L, i); /* keep the text alive where the number was */
+        return lua_tostring(L, i);
+    default:
+        return NULL;
+    }
+}
+
+/* core.literal(v) -> OData literal text of a string, number or boolean ('O''Brien', 12, true) */
+static int l_literal(lua_State *L)
+{
+    luaL_checkany(L, 1);
+    dv_key_kind kind;
+    lua_settop(L, 1);
+    const char *s = literal_text(L, 1, &kind);
+    if (!s) return luaL_typeerror(L, 1, "string, number or boolean");
+    if (kind != DV_KEY_STRING) {
+        lua_pushstring(L, s);
+        return 1;
+    }
+    size_t n;
+    s = lua_tolstring(L, 1, &n);
+    dv_buf b = {0};
+    if (dv_odata_string_literal(&b, s, n)) {
+        dv_buf_free(&b);
+        return luaL_error(L, "out of memory");
+    }
+    push_buf(L, &b);
+    return 1;
+}
+
+/* core.key(id_or_key) -> the text between the parentheses of a row address, percent-encoded:
+ * a GUID, or "k1='a',k2=2" from a table of alternate-key values. Returns nil and a message
+ * for a value that is neither. */
+static int l_key(lua_State *L)
+{
+    if (lua_type(L, 1) == LUA_TSTRING) {
+        size_t n;
+        const char *s = lua_tolstring(L, 1, &n);
+        if (s[0] == '{' && n == 38 && s[37] == '}' && dv_odata_is_guid(s + 1, 36)) {
+            lua_pushlstring(L, s + 1, 36);
+            return 1;
+        }
+        if (!dv_odata_is_guid(s, n)) {
+            lua_pushnil(L);
+            lua_pushfstring(L, "'%s' is not a GUID", n > 60 ? "(a long string)" : s);
+            return 2;
+        }
+        lua_settop(L, 1);
+        return 1;
+    }
+    if (!lua_istable(L, 1)) {
+        lua_pushnil(L);
+        lua_pushfstring(L, "GUID string or table of alternate-key values expected, got %s",
+                        luaL_typename(L, 1));
+        return 2;
+    }
+    lua_settop(L, 1);
+    size_t n = 0;
+    lua_pushnil(L);
+    while (lua_next(L, 1)) {
+        n++;
+        lua_pop(L, 1);
+    }
+    if (n == 0 || n > 16) {
+        lua_pushnil(L);
+        lua_pushstring(L, n ? "an alternate key has at most 16 columns"
+                            : "an alternate key needs at least one column");
+        return 2;
+    }
+    dv_key_part parts[16];
+    lua_createtable(L, (int)n, 0); /* keeps formatted numbers alive */
+    int keep = lua_gettop(L);
+    size_t i = 0;
+    lua_pushnil(L);
+    while (lua_next(L, 1)) {
+        if (lua_type(L, -2) != LUA_TSTRING) {
+            lua_pushnil(L);
+            lua_pushstring(L, "alternate-key columns must be named by strings");
+            return 2;
+        }
+        dv_key_kind kind;
+        const char *v = literal_text(L, lua_gettop(L), &kind);
+        if (!v) {
+            lua_pushnil(L);
+            lua_pushfstring(L, "alternate-key value '%s' must be a string, number or boolean",
+                            lua_tostring(L, -3));
+            return 2;
+        }
+        lua_pushvalue(L, -1);
+        lua_rawseti(L, keep, (lua_Integer)i + 1);
+        parts[i].name = lua_tostring(L, -2);
+        parts[i].value = lua_tolstring(L, -1, &parts[i].value_len);
+        parts[i].kind = kind;
+        i++;
+        lua_pop(L, 1);
+    }
+    dv_buf b = {0};
+    char err[128];
+    if (dv_odata_key(&b, parts, n, err, sizeof err)) {
+        dv_buf_free(&b);
+        lua_pushnil(L);
+        lua_pushstring(L, err);
+        return 2;
+    }
+    push_buf(L, &b);
+    return 1;
+}
+
+static int l_is_guid(lua_State *L)
+{
+    size_t n = 0;
+    const char *s = lua_type(L, 1) == LUA_TSTRING ? lua_tolstring(L, 1, &n) : NULL;
+    lua_pushboolean(L, s && dv_odata_is_guid(s, n));
+    return 1;
+}
+
+static int l_is_identifier(lua_State *L)
+{
+    size_t n = 0;
+    const char *s = lua_type(L, 1) == LUA_TSTRING ? lua_tolstring(L, 1, &n) : NULL;
+    lua_pushboolean(L, s && dv_odata_is_identifier(s, n));
+    return 1;
+}
+
+static int l_base64(lua_State *L)
+{
+    size_t n, m;
+    const char *s = luaL_checklstring(L, 1, &n);
+    char *out = dv_base64_encode((const unsigned char *)s, n, &m);
+    if (!out) return luaL_error(L, "out of memory");
+    lua_pushlstring(L, out, m);
+    free(out);
+    return 1;
+}
+
+/* core.read_solution(path) -> the bytes of a solution zip: the .zip file itself, or a solution
+ * source folder packed in memory. Returns nil and a message on failure. */
+static int l_read_solution(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    void *data = NULL;
+    size_t len = 0;
+    char err[512];
+    if (dv_solution_zip_read(path, &data, &len, err, sizeof err)) {
+        lua_pushnil(L);
+        lua_pushstring(L, err);
+        return 2;
+    }
+    lua_pushlstring(L, data, len);
+    free(data);
+    return 1;
+}
+
+/* core.sleep(seconds): waits used by the polling operations (solution import, key index). */
+static int l_sleep(lua_State *L)
+{
+    double s = luaL_checknumber(L, 1);
+    if (s > 0) {
+        struct timespec ts = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
+        while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+        }
+    }
+    return 0;
+}
+
+/* core.now() -> seconds on a monotonic clock */
+static int l_now(lua_State *L)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    lua_pushnumber(L, (lua_Number)ts.tv_sec + (lua_Number)ts.tv_nsec / 1e9);
+    return 1;
+}
+
+/* core.mkdir_p(path) -> true, or nil and a message */
+static int l_mkdir_p(lua_State *L)
+{
+    size_t n;
+    const char *path = luaL_checklstring(L, 1, &n);
+    luaL_Buffer b;
+    char *p = luaL_buffinitsize(L, &b, n + 1);
+    memcpy(p, path, n + 1);
+    for (size_t i = 1; i <= n; i++) {
+        if (p[i] != '/' && p[i] != '\0') continue;
+        char c = p[i];
+        p[i] = '\0';
+        if (mkdir(p, 0700) != 0 && errno != EEXIST) {
+            lua_pushnil(L);
+            lua_pushfstring(L, "cannot create %s: %s", p, strerror(errno));
+            return 2;
+        }
+        p[i] = c;
+    }
+    lua_pushboolean(L, 1);
+    return 1;
+}
 
 int luaopen_dataverse_core(lua_State *L)
 {
-    lua_newtable(L);
+    static const luaL_Reg methods[] = {
+        {"send", l_send},
+        {"call", l_call},
+        {"close", l_close},
+        {"state", l_state},
+        {"change_page", l_change_page},
+        {"url", l_url},
+        {"base", l_base},
+        {"auth", l_auth},
+        {NULL, NULL},
+    };
+    static const luaL_Reg meta[] = {
+        {"__gc", l_close},
+        {"__close", l_close},
+        {"__tostring", l_tostring},
+        {NULL, NULL},
+    };
+    static const luaL_Reg funcs[] = {
+        {"open", l_open},
+        {"error", l_new_error},
+        {"json_decode", l_json_decode},
+        {"json_encode", l_json_encode},
+        {"pct", l_pct},
+        {"query", l_query},
+        {"literal", l_literal},
+        {"key", l_key},
+        {"is_guid", l_is_guid},
+        {"is_identifier", l_is_identifier},
+        {"base64", l_base64},
+        {"sleep", l_sleep},
+        {"read_solution", l_read_solution},
+        {"now", l_now},
+        {"mkdir_p", l_mkdir_p},
+        {NULL, NULL},
+    };
+    luaL_newlib(L, funcs);
+    if (luaL_newmetatable(L, CONN_MT)) {
+        luaL_setfuncs(L, meta, 0);
+        luaL_newlib(L, methods);
+        lua_pushvalue(L, -1);
+        lua_setfield(L, -3, "__index");
+        /* the Lua layer adds the operations to this same table */
+        lua_setfield(L, -3, "methods");
+    } else {
+        lua_getfield(L, -1, "__index");
+        lua_setfield(L, -3, "methods");
+    }
+    lua_pop(L, 1);
     return 1;
 }

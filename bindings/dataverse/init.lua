@@ -1,5 +1,116 @@
 -- The Lua half of the `dataverse` module: receives the table built in C
--- (bindings/lua_dataverse.c) and adds the parts that read better in Lua.
+-- (bindings/lua_dataverse.c) and adds connect, is_expired_token and the operations.
+local core = require "dataverse.core"
+local U = require "dataverse.util"
+
+local EXPIRED = "0x80044352"
+local announced = false -- the built-in emulator is announced once per process
+
+local OPTIONS = {
+  url = "string", token = "string", tenant_id = "string", client_id = "string",
+  client_secret = "string", authority_host = "string", timeout = "number", retries = "number",
+  page_size = "number", trace = "boolean",
+}
+
+local function env(name)
+  local v = os.getenv(name)
+  return v ~= "" and v or nil
+end
+
+local function data_home()
+  local base = env("XDG_DATA_HOME")
+  if not base then
+    local home = env("HOME") or "."
+    base = home .. "/.local/share"
+  end
+  return base .. "/dvlua"
+end
+
 return function(M)
+  local methods = core.methods
+  require "dataverse.rows" (methods)
+  require "dataverse.changes".install(methods)
+  require "dataverse.admin".install(methods)
+
+  local function start_emulator(opts)
+    if type(M.emulator) ~= "table" or type(M.emulator.start) ~= "function" then
+      U.raise(0, "config", "no DATAVERSE_URL is set and this build has no built-in emulator")
+    end
+    return M.emulator.start(opts)
+  end
+
+  function M.connect(opts)
+    opts = U.opt_table(opts, 1, "connect")
+    for k, v in pairs(opts) do
+      local want = OPTIONS[k]
+      if k == "emulator" then
+        want = (type(v) == "table" or type(v) == "userdata") and type(v) or "table"
+      end
+      if not want then U.argerror(1, "connect", "unknown option '" .. tostring(k) .. "'") end
+      if type(v) ~= want then
+        U.argerror(1, "connect", ("option '%s': %s expected, got %s"):format(k, want, type(v)))
+      end
+    end
+    if opts.url and opts.emulator then
+      U.argerror(1, "connect", "give either option 'url' or option 'emulator', not both")
+    end
+    local url = opts.url or (opts.emulator == nil and env("DATAVERSE_URL")) or nil
+    local token = opts.token or env("DATAVERSE_TOKEN")
+    local emu, owned
+    local emu_token
+    if not url then
+      local e = opts.emulator
+      if e ~= nil and (type(e) == "userdata" or getmetatable(e) ~= nil or e.url) then
+        emu = e -- a running emulator object
+      else
+        local eo = {}
+        for k, v in pairs(e or {}) do eo[k] = v end
+        if e == nil then
+          local dir = data_home()
+          assert(core.mkdir_p(dir))
+          eo.db = dir .. "/emulator.sqlite"
+        end
+        eo.port = eo.port or 0
+        emu_token = eo.token
+        emu = start_emulator(eo)
+        owned = true
+        if e == nil and not announced then
+          announced = true
+          io.stderr:write(("dvlua: no DATAVERSE_URL set; using the built-in emulator at %s (data in %s)\n")
+            :format(emu.url, eo.db))
+        end
+      end
+      url = emu.url
+      -- The emulator accepts any bearer token unless it was started with one; a token from
+      -- the environment belongs to a real organization and is not sent to it.
+      token = opts.token or emu_token or "dvlua-emulator"
+    end
+    local trace = opts.trace
+    if trace == nil then trace = env("DVLUA_TRACE") == "1" end
+    local org = core.open {
+      url = url, token = token, tenant_id = opts.tenant_id, client_id = opts.client_id,
+      client_secret = opts.client_secret, authority_host = opts.authority_host,
+      timeout = opts.timeout, retries = opts.retries, trace = trace,
+    }
+    local st = org:state()
+    st.page_size = opts.page_size and math.tointeger(opts.page_size) or nil
+    st.emulator = emu -- keeps a given emulator alive as long as the connection
+    if owned then
+      st.on_close = function(s)
+        if s.emulator and s.emulator.stop then pcall(s.emulator.stop, s.emulator) end
+        s.emulator = nil
+      end
+    end
+    return org
+  end
+
+  function M.is_expired_token(err)
+    if type(err) ~= "table" then return false end
+    local code = err.code
+    return code == EXPIRED or code == "-2147204270" or code == -2147204270
+  end
+
+  M.connection = methods -- the connection methods, for scripts that want to add their own
+  M.odata = { literal = core.literal, key = core.key, pct = core.pct, is_guid = core.is_guid }
   return M
 end

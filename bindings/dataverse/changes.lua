@@ -1,0 +1,67 @@
+-- Change tracking: retrieve_entity_changes (one page per call, like the SDK's
+-- RetrieveEntityChangesRequest) and changes (a streaming iterator over every page). Each
+-- page is fetched, decoded and classified in C (conn:change_page); this file only drives
+-- the paging and decides when a token may be handed out.
+local U = require "dataverse.util"
+
+local M = {}
+
+-- The first URL and the Prefer header (repeated on every nextLink request).
+local function start(org, e, opts, fname)
+  local cols = U.opt(opts, "columns", "list", fname, 1)
+  local page_size = U.opt(opts, "page_size", "integer", fname, 1) or org:state().page_size or 5000
+  local token = U.opt(opts, fname == "changes" and "since" or "data_version", "string", fname, 1)
+  if token == "" then token = nil end
+  local url = e.set .. U.query { { "$select", cols and U.columns(cols, fname, 1) }, { "$deltatoken", token } }
+  return url, { Prefer = "odata.track-changes,odata.maxpagesize=" .. math.tointeger(page_size) }
+end
+
+function M.install(methods)
+  function methods:retrieve_entity_changes(opts)
+    U.check_table(opts, 1, "retrieve_entity_changes")
+    local e = U.entity(self, opts.entity, "retrieve_entity_changes", 1)
+    local url, headers = start(self, e, opts, "retrieve_entity_changes")
+    local cookie = U.opt(opts, "paging_cookie", "string", "retrieve_entity_changes", 1)
+    local changes, next_link, token = self:change_page(cookie or url, headers, e.logical)
+    return {
+      changes = changes,
+      more_records = next_link ~= nil,
+      paging_cookie = next_link,
+      data_token = token,
+    }
+  end
+
+  -- for change in it do … end; it.token holds the new token once every page was delivered.
+  function methods:changes(opts)
+    U.check_table(opts, 1, "changes")
+    local e = U.entity(self, opts.entity, "changes", 1)
+    local url, headers = start(self, e, opts, "changes")
+    local org, logical = self, e.logical
+    local page, i = nil, 0
+    local pending -- the new token, held back until the last page's rows were all handed out
+    local it = { token = nil, pages = 0 }
+    local function step()
+      while true do
+        if page then
+          i = i + 1
+          local change = page[i]
+          if change ~= nil then
+            page[i] = nil -- delivered changes can be collected: one page in memory at most
+            return change
+          end
+          page = nil
+        end
+        if not url then
+          it.token = pending
+          return nil
+        end
+        page, url, pending = org:change_page(url, headers, logical)
+        i = 0
+        it.pages = it.pages + 1
+      end
+    end
+    return setmetatable(it, { __call = step })
+  end
+end
+
+return M
