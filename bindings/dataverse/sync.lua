@@ -164,14 +164,25 @@ end
 local Store = {}
 Store.__index = Store
 
-function Store:exec(sql)
+-- Runs a statement; returns its cursor (for a query) or the count of rows it touched.
+function Store:raw(sql)
   local res, err = self.conn:execute(sql)
-  if res == nil then fail("%s: %s", self.what, tostring(err):gsub("^LuaSQL: ", "")) end
+  if res == nil then fail("%s: %s", self.what, (tostring(err):gsub("^LuaSQL: ", ""))) end
+  return res
+end
+
+-- Runs a statement whose rows, if any, do not matter; returns the count of rows it touched.
+function Store:exec(sql)
+  local res = self:raw(sql)
+  if type(res) == "userdata" then
+    res:close()
+    return 0
+  end
   return res
 end
 
 function Store:rows(sql)
-  local cur = self:exec(sql)
+  local cur = self:raw(sql)
   return function()
     local row = cur:fetch({}, "a")
     if row == nil then cur:close() end
@@ -182,7 +193,7 @@ end
 -- The first row of a query (or nil), with the cursor closed: SQLite refuses to commit while
 -- a statement is still open.
 function Store:first(sql)
-  local cur = self:exec(sql)
+  local cur = self:raw(sql)
   if type(cur) ~= "userdata" then return nil end
   local row = cur:fetch({}, "a")
   cur:close()
@@ -300,7 +311,7 @@ function M.postgres(dsn)
   local conn, err = env:connect(dsn or "")
   if not conn then
     env:close()
-    err = tostring(err):gsub("^LuaSQL: ", ""):gsub("%s+$", "")
+    err = tostring(err):gsub("^LuaSQL: error connecting to database%. ", ""):gsub("%s+$", ""):gsub("%s*\n%s*", "; ")
     -- libpq may echo the connection string; never repeat a password.
     err = err:gsub("password=%S+", "password=***")
     fail("cannot connect to PostgreSQL: %s", err)
@@ -500,13 +511,19 @@ function M.backfill(org, store, meta, name, added, opts)
   end
 end
 
-function M.mirror(org, store, opts)
-  assert(type(opts) == "table" and type(opts.table) == "string", "mirror: opts.table is required")
+-- Reads the table's metadata and picks the columns; raises on an unknown table or column and
+-- on a table without change tracking, so scripts can check before touching their store.
+function M.plan(org, opts)
+  assert(type(opts) == "table" and type(opts.table) == "string", "opts.table is required")
   local meta = M.describe(org, opts.table)
   if not meta.change_tracking then
     fail("table %q does not have change tracking enabled (ChangeTrackingEnabled is false)", meta.name)
   end
-  local cols = M.select_columns(meta, opts.columns)
+  return meta, M.select_columns(meta, opts.columns)
+end
+
+function M.mirror(org, store, opts)
+  local meta, cols = M.plan(org, opts)
   local stats = { inserted = 0, updated = 0, deleted = 0, rows = 0, pages = 0, added = {}, started = now(),
     table = opts.into or meta.name }
   local full = opts.full or false
@@ -537,7 +554,8 @@ end
 -- Script plumbing: options, --watch, a main wrapper with clear errors and exit codes.
 ---------------------------------------------------------------------------------------------
 
--- Parses `--name value` and `--flag` options. spec: {name = "value"|"flag"}.
+-- Parses `--name value`, `--name=value` and `--flag` options.
+-- spec: {name = "value"|"number"|"flag"}; numbers must be positive.
 function M.options(args, spec, usage)
   local o, i = {}, 1
   while i <= #args do
@@ -547,6 +565,7 @@ function M.options(args, spec, usage)
     if not name or not spec[name] then fail("unknown argument %q\n%s", a, usage) end
     if spec[name] == "flag" then
       o[name] = true
+      if inline then fail("--%s takes no value\n%s", name, usage) end
     else
       local v = inline
       if v == nil then
@@ -554,6 +573,11 @@ function M.options(args, spec, usage)
         v = args[i]
       end
       if v == nil then fail("--%s needs a value\n%s", name, usage) end
+      if spec[name] == "number" then
+        local n = tonumber(v)
+        if not n or n <= 0 then fail("--%s needs a positive number, not %q", name, v) end
+        v = n
+      end
       o[name] = v
     end
     i = i + 1
