@@ -453,18 +453,25 @@ local function run_once(org, store, meta, cols, opts, full, stats)
     store:exec("DROP TABLE IF EXISTS " .. ident(target))
     create_table(store, target, cols)
   else
+    local keep = {}
     for _, c in ipairs(cols) do
+      keep[c.name] = true
       if not existing[c.name] then
         store:exec("ALTER TABLE " .. ident(name) .. " ADD COLUMN " .. ident(c.name) .. " " .. store:sqltype(c))
         stats.added[#stats.added + 1] = c
       end
+    end
+    -- A column no longer mirrored (gone from the table, or from --columns) would go stale.
+    for col in pairs(existing) do
+      if not keep[col] then store:exec("ALTER TABLE " .. ident(name) .. " DROP COLUMN " .. ident(col)) end
     end
   end
   stats.full = full
   local wanted = {}
   for i, c in ipairs(cols) do wanted[i] = c.name end
   local show, done = progress_reporter(name, opts.progress)
-  local token = each_change(org, { entity = meta.name, columns = wanted, since = since, page_size = opts.page_size },
+  -- Looked up through the module table so that a caller can wrap it (to log, or to test).
+  local token = M.each_change(org, { entity = meta.name, columns = wanted, since = since, page_size = opts.page_size },
     function(change)
       local what = apply(store, target, cols, change)
       if what then stats[what] = stats[what] + 1 end
