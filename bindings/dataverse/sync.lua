@@ -33,10 +33,13 @@ local function now()
 end
 M.now = now
 
+-- JSON null, once known. No pcall here or in other per-row paths: a Ctrl-C arriving inside
+-- a pcall would be swallowed instead of stopping the run.
+local NULL
 local function is_null(v)
   if v == nil then return true end
-  local ok, j = pcall(json)
-  return ok and j and j.null ~= nil and v == j.null
+  if NULL == nil then NULL = json().null or require("cjson").null or false end
+  return v == NULL
 end
 
 -- Errors from this module are plain strings: what was wrong, in words a user acts on.
@@ -429,8 +432,8 @@ end
 M.each_change = each_change
 
 function M.is_expired(err)
-  local ok, dv = pcall(require, "dataverse")
-  if ok and type(dv.is_expired_token) == "function" then return dv.is_expired_token(err) end
+  local dv = require "dataverse"
+  if type(dv.is_expired_token) == "function" then return dv.is_expired_token(err) end
   return type(err) == "table" and err.code == "0x80044352"
 end
 
