@@ -44,7 +44,7 @@ sync.main("changes_jsonl", function()
   local org = dataverse.connect()
   local meta, cols = sync.plan(org, { table = o.table, columns = sync.split(o.columns) })
   local names = {}
-  for i, c in ipairs(cols) do names[i] = c.name end
+  for i, c in ipairs(cols) do names[i] = sync.wire_name(c) end
 
   local count = 0
   local function emit(change)

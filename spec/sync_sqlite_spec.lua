@@ -132,10 +132,13 @@ describe("sync_sqlite.lua", function()
     assert.equal(0, run(db).status)
     h.churn(org, ids)
     emu:advance(8 * 24 * 3600)
-    local deleted = ids[#ids]
-    org:delete("account", table.remove(ids))
-
     local store <close> = sync.sqlite(db)
+    -- A row the mirror has, deleted now: gone after the reload, still there during it.
+    local deleted = store:first("SELECT accountid FROM account ORDER BY accountid").accountid
+    for i, id in ipairs(ids) do
+      if id:lower() == deleted:lower() then table.remove(ids, i) end
+    end
+    org:delete("account", deleted)
     local old_rows = select(2, h.store_rows(store, "account", select(2, sync.plan(org, { table = "account" }))))
     local seen_during
     local real = sync.each_change

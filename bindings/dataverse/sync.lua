@@ -42,6 +42,8 @@ local function is_null(v)
   return v == NULL
 end
 
+M.is_null = is_null
+
 -- Errors from this module are plain strings: what was wrong, in words a user acts on.
 local function fail(fmt, ...)
   error(string.format(fmt, ...), 0)
@@ -471,7 +473,7 @@ local function run_once(org, store, meta, cols, opts, full, stats)
   end
   stats.full = full
   local wanted = {}
-  for i, c in ipairs(cols) do wanted[i] = c.name end
+  for i, c in ipairs(cols) do wanted[i] = wire_name(c) end
   local show, done = progress_reporter(name, opts.progress)
   -- Looked up through the module table so that a caller can wrap it (to log, or to test).
   local token = M.each_change(org, { entity = meta.name, columns = wanted, since = since, page_size = opts.page_size },

@@ -1,11 +1,14 @@
 -- Shared by the sync specs: an in-process emulator with fault injection, rows to play with,
 -- the scripts run as child processes against it, and the comparison of a mirror with the
 -- table (row for row, column for column, values normalised per column type).
+local assert = require "luassert"
 local dv = require "dv"
 local dataverse = require "dataverse"
 local sync = require "dataverse.sync"
 
 local M = {}
+
+local NULL = dataverse.json.null or require("cjson").null
 
 function M.connect(emu, opts)
   local o = { url = emu.url, token = "spec" }
@@ -68,7 +71,7 @@ function M.seed(org, n, tag)
       revenue = counter * 1000.25,
       donotemail = counter % 2 == 0,
       industrycode = (counter % 5) + 1,
-      description = (counter % 3 == 0) and dataverse.json.null or ("line one\nline \"two\" " .. counter),
+      description = (counter % 3 == 0) and NULL or ("line one\nline \"two\" " .. counter),
       address1_city = "Zürich",
     })
   end
@@ -92,9 +95,7 @@ function M.churn(org, ids, opts)
   return #created, updated, deleted
 end
 
-local function is_null(v)
-  return v == nil or v == dataverse.json.null
-end
+local is_null = sync.is_null
 
 function M.norm(v, ty)
   if is_null(v) then return nil end
