@@ -39,6 +39,12 @@ describe("sync_sqlite.lua", function()
     return h.token(store, "account")
   end
 
+  local function snapshot(db)
+    local store <close> = sync.sqlite(db)
+    local _, cols = sync.plan(org, { table = "account" })
+    return (h.store_rows(store, "account", cols))
+  end
+
   it("loads everything, then applies creates, updates and deletes exactly", function()
     local db = fresh_db()
     local r = run(db)
@@ -83,13 +89,15 @@ describe("sync_sqlite.lua", function()
     -- (just before the commit).
     for _, point in ipairs { { page = 1 }, { page = 2 }, { row = 3 }, { last = true } } do
       local c, u, d = h.churn(org, ids)
-      local before = token_of(db)
+      local before, rows_before = token_of(db), snapshot(db)
       local at_page, at_row = point.page, point.row
       if point.last then at_row = c + u + d end
       local r = run(db, {}, { prelude = h.kill_prelude(at_page, at_row) })
       assert.are_not.equal(0, r.status)
       assert.not_matches("inserted", r.stderr)
+      -- All or nothing: neither the token nor any row moved.
       assert.equal(before, token_of(db))
+      assert.same(rows_before, snapshot(db))
       r = run(db)
       assert.equal(0, r.status, r.stderr)
       exact(db)
