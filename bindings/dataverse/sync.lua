@@ -485,7 +485,7 @@ local function run_once(org, store, meta, cols, opts, full, stats)
     end,
     function()
       stats.pages = stats.pages + 1
-      show(stats, true)
+      show(stats)
     end)
   done()
   if #stats.added > 0 and not full then M.backfill(org, store, meta, name, stats.added, opts) end
