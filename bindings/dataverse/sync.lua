@@ -80,10 +80,10 @@ local TYPES = {
   Double = { "REAL", "double precision", "num" },
   Boolean = { "INTEGER", "boolean", "bool" },
   DateTime = { "TEXT", "timestamptz", "text" },
-  Uniqueidentifier = { "TEXT", "uuid", "text" },
-  Lookup = { "TEXT", "uuid", "text" },
-  Customer = { "TEXT", "uuid", "text" },
-  Owner = { "TEXT", "uuid", "text" },
+  Uniqueidentifier = { "TEXT", "uuid", "guid" },
+  Lookup = { "TEXT", "uuid", "guid" },
+  Customer = { "TEXT", "uuid", "guid" },
+  Owner = { "TEXT", "uuid", "guid" },
 }
 M.TYPES = TYPES
 
@@ -219,6 +219,8 @@ function Store:literal(v, kind)
   end
   if type(v) == "boolean" then return v and "1" or "0" end
   if type(v) == "table" then v = json().encode(v) end
+  -- GUIDs compare as text in SQLite: one spelling, whatever the server sent.
+  if kind == "guid" then v = tostring(v):lower():gsub("[{}]", "") end
   return "'" .. self.conn:escape(tostring(v)) .. "'"
 end
 
@@ -364,7 +366,7 @@ local function apply(store, into, cols, change)
   local idcol = cols[1]
   if change.type == "removed_or_deleted" then
     local n = store:exec("DELETE FROM " .. ident(into) .. " WHERE " .. ident(idcol.name) .. " = " ..
-      store:literal(change.id, "text"))
+      store:literal(change.id, "guid"))
     return (tonumber(n) or 0) > 0 and "deleted" or nil
   end
   local row = change.row or change
