@@ -37,6 +37,11 @@ describe("sync_postgres.lua", function()
     return with_store(function(store) return h.token(store, "account") end)
   end
 
+  local function snapshot()
+    local _, cols = sync.plan(org, { table = "account" })
+    return with_store(function(store) return (h.store_rows(store, "account", cols)) end)
+  end
+
   it("loads everything with typed columns, then applies creates, updates and deletes exactly", function()
     local r = run()
     assert.equal(0, r.status, r.stderr)
@@ -70,10 +75,11 @@ describe("sync_postgres.lua", function()
     assert.equal(0, run().status)
     for _, point in ipairs { { page = 1 }, { row = 2 }, { last = true } } do
       local c, u, d = h.churn(org, ids)
-      local before = token()
+      local before, rows_before = token(), snapshot()
       local r = run({}, { prelude = h.kill_prelude(point.page, point.row or (point.last and c + u + d)) })
       assert.are_not.equal(0, r.status)
       assert.equal(before, token())
+      assert.same(rows_before, snapshot())
       r = run()
       assert.equal(0, r.status, r.stderr)
       exact()
