@@ -135,6 +135,27 @@ describe("sync_sqlite.lua", function()
     h.assert_exact(org, store, "account")
   end)
 
+  it("completes exact when the client retries 503s and a dropped connection mid-pages", function()
+    local db = fresh_db()
+    h.churn(org, ids, { create = 2, update = 1, delete = 1 })
+    local store <close> = sync.sqlite(db)
+    local real = sync.each_change
+    sync.each_change = function(o, opts, on_change, on_page)
+      local pages = 0
+      return real(o, opts, on_change, function()
+        on_page()
+        pages = pages + 1
+        if pages == 2 then emu:faults("503*2") end
+        if pages == 4 then emu:faults("drop") end
+      end)
+    end
+    local ok, s = pcall(sync.mirror, org, store, { table = "account", page_size = 2, progress = false })
+    sync.each_change = real
+    assert.is_true(ok, tostring(s))
+    assert.is_true(s.pages >= 5)
+    h.assert_exact(org, store, "account")
+  end)
+
   it("reloads everything when the token has expired, keeping the old mirror readable until the swap", function()
     local db = fresh_db()
     assert.equal(0, run(db).status)
