@@ -14,6 +14,9 @@
 -- still reaches the socket, and the cluster trusts local connections, so no password is
 -- involved. As any other user, the cluster simply runs as that user.
 --
+-- A cluster left behind by a spec process that was killed is stopped and removed by the next
+-- start (each temporary directory records the process that owns it).
+--
 -- Speed: fsync is off and initdb skips syncing; a cluster starts in about a second.
 local M = {}
 
@@ -118,12 +121,40 @@ local function start_once(self)
   self.env = { PGHOST = self.dir, PGPORT = tostring(self.port), PGUSER = "postgres", PGDATABASE = "postgres" }
 end
 
+local function my_pid()
+  local f = assert(io.open("/proc/self/stat", "r"))
+  local pid = f:read("n")
+  f:close()
+  return pid
+end
+
+-- A spec process killed before its teardown leaves its cluster running: each start stops and
+-- removes the clusters whose owning process is gone.
+local function reap_orphans()
+  local p = io.popen("ls -d /tmp/dvlua-pg.* 2>/dev/null")
+  local dirs = p:read("a")
+  p:close()
+  for dir in dirs:gmatch("[^\n]+") do
+    local owner = tonumber(read_file(dir .. "/owner"):match("%d+") or "")
+    local alive = owner and io.open("/proc/" .. owner .. "/stat", "r")
+    if alive then alive:close() end
+    if owner and not alive and dir:match("^/tmp/dvlua%-pg%.%w+$") then
+      local stale = setmetatable({ dir = dir, data = dir .. "/data", started = true, as_postgres = is_root() }, Cluster)
+      stale:stop()
+    end
+  end
+end
+
 function M.start()
   math.randomseed(os.time() + math.floor(os.clock() * 1e6))
+  reap_orphans()
   local _, dir = capture("mktemp -d /tmp/dvlua-pg.XXXXXX")
   dir = dir:gsub("%s+$", "")
   assert(dir:match("^/tmp/dvlua%-pg%.%w+$"), "mktemp failed: " .. dir)
   local self = setmetatable({ dir = dir, data = dir .. "/data", log = dir .. "/server.log" }, Cluster)
+  local owner = assert(io.open(dir .. "/owner", "w"))
+  owner:write(my_pid(), "\n")
+  owner:close()
   self.as_postgres = is_root()
   if self.as_postgres then
     local ok, out = capture("chown postgres: " .. q(dir))
