@@ -19,7 +19,7 @@ static lua_State *globalL = NULL; /* only for the SIGINT hook, as lua.c does */
 
 static void print_usage(const char *badoption)
 {
-    if (badoption[1] == 'e' || badoption[1] == 'l')
+    if (badoption[0] && (badoption[1] == 'e' || badoption[1] == 'l'))
         fprintf(stderr, "%s: '%s' needs argument\n", progname, badoption);
     else if (badoption[0])
         fprintf(stderr, "%s: unrecognized option '%s'\n", progname, badoption);
@@ -76,8 +76,7 @@ static int msghandler(lua_State *L)
 {
     const char *msg = lua_tostring(L, 1);
     if (msg == NULL) {
-        if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING)
-            return 1;
+        if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING) return 1;
         msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
     }
     luaL_traceback(L, L, msg, 1);
@@ -105,8 +104,7 @@ static void print_version(void)
 /* arg[0] is the script, negative indices hold the interpreter and its options. */
 static void create_arg_table(lua_State *L, char **argv, int argc, int script)
 {
-    if (script == argc)
-        script = 0; /* no script: the interpreter itself is arg[0] */
+    if (script == argc) script = 0; /* no script: the interpreter itself is arg[0] */
     int narg = argc - (script + 1);
     lua_createtable(L, narg, script + 1);
     for (int i = 0; i < argc; i++) {
@@ -118,8 +116,7 @@ static void create_arg_table(lua_State *L, char **argv, int argc, int script)
 
 static int dochunk(lua_State *L, int status)
 {
-    if (status == LUA_OK)
-        status = docall(L, 0, 0);
+    if (status == LUA_OK) status = docall(L, 0, 0);
     return report(L, status);
 }
 
@@ -145,15 +142,13 @@ static int dolibrary(lua_State *L, char *spec)
     lua_getglobal(L, "require");
     lua_pushstring(L, mod);
     int status = docall(L, 1, 1);
-    if (status == LUA_OK)
-        lua_setglobal(L, glb);
+    if (status == LUA_OK) lua_setglobal(L, glb);
     return report(L, status);
 }
 
 static int pushargs(lua_State *L)
 {
-    if (lua_getglobal(L, "arg") != LUA_TTABLE)
-        luaL_error(L, "'arg' is not a table");
+    if (lua_getglobal(L, "arg") != LUA_TTABLE) luaL_error(L, "'arg' is not a table");
     int n = (int)luaL_len(L, -1);
     luaL_checkstack(L, n + 3, "too many arguments to script");
     for (int i = 1; i <= n; i++)
@@ -165,8 +160,7 @@ static int pushargs(lua_State *L)
 static int handle_script(lua_State *L, char **argv)
 {
     const char *fname = argv[0];
-    if (strcmp(fname, "-") == 0 && strcmp(argv[-1], "--") != 0)
-        fname = NULL; /* stdin */
+    if (strcmp(fname, "-") == 0 && strcmp(argv[-1], "--") != 0) fname = NULL; /* stdin */
     int status = luaL_loadfile(L, fname);
     if (status == LUA_OK) {
         int n = pushargs(L);
@@ -191,32 +185,27 @@ static int collectargs(char **argv, int *first)
     }
     for (i = 1; argv[i] != NULL; i++) {
         *first = i;
-        if (argv[i][0] != '-')
-            return args;
+        if (argv[i][0] != '-') return args;
         switch (argv[i][1]) {
         case '-':
-            if (argv[i][2] != '\0')
-                return has_error;
+            if (argv[i][2] != '\0') return has_error;
             *first = i + 1;
             return args;
         case '\0':
             return args;
         case 'E':
-            if (argv[i][2] != '\0')
-                return has_error;
+            if (argv[i][2] != '\0') return has_error;
             args |= has_E;
             break;
         case 'W':
-            if (argv[i][2] != '\0')
-                return has_error;
+            if (argv[i][2] != '\0') return has_error;
             break;
         case 'i':
             args |= has_i;
             /* -i implies -v */
             /* fallthrough */
         case 'v':
-            if (argv[i][2] != '\0')
-                return has_error;
+            if (argv[i][2] != '\0') return has_error;
             args |= has_v;
             break;
         case 'e':
@@ -225,8 +214,7 @@ static int collectargs(char **argv, int *first)
         case 'l':
             if (argv[i][2] == '\0') {
                 i++;
-                if (argv[i] == NULL || argv[i][0] == '-')
-                    return has_error;
+                if (argv[i] == NULL || argv[i][0] == '-') return has_error;
             }
             break;
         default:
@@ -245,12 +233,10 @@ static int runargs(lua_State *L, char **argv, int n)
         case 'e':
         case 'l': {
             char *extra = argv[i] + 2;
-            if (*extra == '\0')
-                extra = argv[++i];
-            int status = option == 'e' ? dostring(L, extra, "=(command line)")
-                                       : dolibrary(L, extra);
-            if (status != LUA_OK)
-                return 0;
+            if (*extra == '\0') extra = argv[++i];
+            int status =
+                option == 'e' ? dostring(L, extra, "=(command line)") : dolibrary(L, extra);
+            if (status != LUA_OK) return 0;
             break;
         }
         case 'W':
@@ -269,10 +255,8 @@ static int handle_luainit(lua_State *L)
         name = "=LUA_INIT";
         init = getenv(name + 1);
     }
-    if (init == NULL)
-        return LUA_OK;
-    if (init[0] == '@')
-        return dofile(L, init + 1);
+    if (init == NULL) return LUA_OK;
+    if (init[0] == '@') return dofile(L, init + 1);
     return dostring(L, init, name);
 }
 
@@ -295,11 +279,9 @@ static int readline_into(lua_State *L, const char *prompt)
     char buf[4096];
     fputs(prompt, stdout);
     fflush(stdout);
-    if (fgets(buf, sizeof buf, stdin) == NULL)
-        return 0;
+    if (fgets(buf, sizeof buf, stdin) == NULL) return 0;
     size_t l = strlen(buf);
-    if (l > 0 && buf[l - 1] == '\n')
-        buf[--l] = '\0';
+    if (l > 0 && buf[l - 1] == '\n') buf[--l] = '\0';
     lua_pushlstring(L, buf, l);
     return 1;
 }
@@ -307,8 +289,7 @@ static int readline_into(lua_State *L, const char *prompt)
 static int loadline(lua_State *L)
 {
     lua_settop(L, 0);
-    if (!readline_into(L, "> "))
-        return -1;
+    if (!readline_into(L, "> ")) return -1;
     const char *line = lua_tostring(L, 1);
     const char *ret = lua_pushfstring(L, "return %s;", line);
     int status = luaL_loadbuffer(L, ret, strlen(ret), "=stdin");
@@ -322,8 +303,7 @@ static int loadline(lua_State *L)
         size_t len;
         const char *code = lua_tolstring(L, 1, &len);
         status = luaL_loadbuffer(L, code, len, "=stdin");
-        if (!incomplete(L, status) || !readline_into(L, ">> "))
-            break;
+        if (!incomplete(L, status) || !readline_into(L, ">> ")) break;
         lua_pushliteral(L, "\n");
         lua_insert(L, -2);
         lua_concat(L, 3);
@@ -350,8 +330,7 @@ static void doREPL(lua_State *L)
     const char *old = progname;
     progname = NULL;
     while ((status = loadline(L)) != -1) {
-        if (status == LUA_OK)
-            status = docall(L, 0, LUA_MULTRET);
+        if (status == LUA_OK) status = docall(L, 0, LUA_MULTRET);
         if (status == LUA_OK)
             print_results(L);
         else
@@ -370,14 +349,12 @@ static int pmain(lua_State *L)
     int script;
     int args = collectargs(argv, &script);
     luaL_checkversion(L);
-    if (argv[0] && argv[0][0])
-        progname = argv[0];
+    if (argv[0] && argv[0][0]) progname = argv[0];
     if (args == has_error) {
         print_usage(argv[script]);
         return 0;
     }
-    if (args & has_v)
-        print_version();
+    if (args & has_v) print_version();
     if (args & has_E) {
         lua_pushboolean(L, 1);
         lua_setfield(L, LUA_REGISTRYINDEX, "LUA_NOENV");
@@ -386,12 +363,9 @@ static int pmain(lua_State *L)
     dv_preload(L);
     create_arg_table(L, argv, argc, script);
     lua_gc(L, LUA_GCGEN, 0, 0);
-    if (!(args & has_E) && handle_luainit(L) != LUA_OK)
-        return 0;
-    if (!runargs(L, argv, script))
-        return 0;
-    if (script < argc && handle_script(L, argv + script) != LUA_OK)
-        return 0;
+    if (!(args & has_E) && handle_luainit(L) != LUA_OK) return 0;
+    if (!runargs(L, argv, script)) return 0;
+    if (script < argc && handle_script(L, argv + script) != LUA_OK) return 0;
     if (args & has_i)
         doREPL(L);
     else if (script == argc && !(args & (has_e | has_v))) {
@@ -407,8 +381,7 @@ static int pmain(lua_State *L)
 
 int main(int argc, char **argv)
 {
-    if (argc > 1 && strcmp(argv[1], "--serve") == 0)
-        return dv_serve_main(argc, argv);
+    if (argc > 1 && strcmp(argv[1], "--serve") == 0) return dv_serve_main(argc, argv);
     if (argc > 1 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
         print_usage("");
         return EXIT_SUCCESS;

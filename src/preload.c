@@ -9,8 +9,7 @@
 static int load_embedded(lua_State *L)
 {
     const struct dv_embedded *e = lua_touserdata(L, lua_upvalueindex(1));
-    if (luaL_loadbufferx(L, e->source, e->len, e->chunk, "t") != LUA_OK)
-        return lua_error(L);
+    if (luaL_loadbufferx(L, e->source, e->len, e->chunk, "t") != LUA_OK) return lua_error(L);
     lua_pushvalue(L, 1); /* module name, as require passes it */
     lua_call(L, 1, 1);
     return 1;
