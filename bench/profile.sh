@@ -13,6 +13,7 @@ set -eu
 cd "$(dirname "$0")/.."
 WORK=$(pwd)/bench/work
 PAGES=${1:-3}
+DVLUA=${DVLUA:-./dvlua}
 TOKEN=dvlua-bench-token
 COLUMNS=name,accountnumber,telephone1,emailaddress1,websiteurl,numberofemployees,revenue,description,address1_city,_primarycontactid_value,modifiedon
 command -v valgrind >/dev/null || { echo "profile: needs valgrind (apt-get install valgrind)" >&2; exit 1; }
@@ -54,7 +55,7 @@ top() { # callgrind output file: the most expensive functions, exclusive then in
 }
 
 # 1. The server.
-start "$WORK/profile-server.log" valgrind --tool=callgrind --callgrind-out-file="$WORK/callgrind.server.out" ./dvlua --serve
+start "$WORK/profile-server.log" valgrind --tool=callgrind --callgrind-out-file="$WORK/callgrind.server.out" "$DVLUA" --serve
 i=0
 while [ $i -lt "$PAGES" ]; do
 	curl -sS -g --fail -o /dev/null -H "Authorization: Bearer $TOKEN" -H 'Accept: application/json' \
@@ -68,9 +69,9 @@ echo "== emulator serving $PAGES first pages of 5,000 rows (instructions, callgr
 top "$WORK/callgrind.server.out"
 
 # 2. The client, against an emulator that is not under valgrind.
-start "$WORK/profile-emulator.log" ./dvlua --serve
+start "$WORK/profile-emulator.log" "$DVLUA" --serve
 valgrind --tool=callgrind --callgrind-out-file="$WORK/callgrind.client.out" \
-	./dvlua bench/sync_null.lua "$URL" "$TOKEN" "$COLUMNS" >/dev/null 2>"$WORK/profile-client.log"
+	"$DVLUA" bench/sync_null.lua "$URL" "$TOKEN" "$COLUMNS" >/dev/null 2>"$WORK/profile-client.log"
 stop
 echo
 echo "== dvlua full sync of 10,000 rows into a null sink (instructions, callgrind)"
