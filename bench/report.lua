@@ -204,6 +204,10 @@ out:write("\ntargets:\n")
 for _, t in ipairs(results.targets) do
   out:write(("  [%s] %s: %s\n"):format(t.met and "met" or "MISSED", t.target, fmt_ratio(t.value)))
 end
+local meta = results.meta
+if type(meta) == "table" and type(meta.mirror_note) == "string" and meta.mirror_note ~= "" then
+  out:write(("\nSQLite mirror columns: %s (%s)\n"):format(tostring(meta.mirror_columns), meta.mirror_note))
+end
 if results.json_decode then
   out:write("\nJSON decode of one 5,000-row page (bench/json_decode.lua):\n")
   for line in results.json_decode.output:gmatch("[^\n]+") do
