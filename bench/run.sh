@@ -6,7 +6,7 @@
 # Environment:
 #   BENCH_ROWS   table sizes to measure, space separated (default "10000 100000";
 #                1000000 works, seeding it takes a few minutes the first time)
-#   BENCH_RUNS   runs per measurement (default 5 up to 20,000 rows, 3 up to 200,000, 1 above)
+#   BENCH_RUNS   runs per measurement (default 9 up to 20,000 rows, 5 up to 200,000, 1 above)
 #   BENCH_FRESH  set to 1 to reseed instead of using the cached seeded databases
 #   BENCH_SERVE  the command that serves the emulator (default "./dvlua --serve"); it gets
 #                --listen HOST:PORT --db FILE and must print its URL
@@ -146,7 +146,7 @@ measure() {
 }
 
 runs_for() {
-	if [ -n "${BENCH_RUNS:-}" ]; then echo "$BENCH_RUNS"; elif [ "$1" -le 20000 ]; then echo 5; elif [ "$1" -le 200000 ]; then echo 3; else echo 1; fi
+	if [ -n "${BENCH_RUNS:-}" ]; then echo "$BENCH_RUNS"; elif [ "$1" -le 20000 ]; then echo 9; elif [ "$1" -le 200000 ]; then echo 5; else echo 1; fi
 }
 
 started=$(date +%s)
