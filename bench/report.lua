@@ -183,16 +183,17 @@ local function fmt_ratio(v)
 end
 
 local out = io.stdout
-out:write(("%-8s %-36s %-30s %-24s %s\n"):format("rows", "measurement", "rows/s median (min..max)",
-  "peak RSS MB (min..max)", "runs"))
+out:write(("%-8s %-36s %-30s %-9s %-24s %s\n"):format("rows", "measurement", "rows/s median (min..max)",
+  "seconds", "peak RSS MB (min..max)", "runs"))
 for _, size in ipairs(results.sizes) do
   for _, m in ipairs(MEASURES) do
     local s = size.measures[m.key]
     if s then
       local runs = s.rows_per_s and s.rows_per_s.runs or 0
       local err = s.errors and ("  FAILED x%d: %s"):format(#s.errors, tostring(s.errors[1]):sub(1, 60)) or ""
-      out:write(("%-8d %-36s %-30s %-24s %d%s\n"):format(size.rows, m.label, fmt_rate(s.rows_per_s),
-        fmt_mb(s.peak_rss_mb), runs, err))
+      local secs = s.seconds and ("%9.3f"):format(s.seconds.median) or "-"
+      out:write(("%-8d %-36s %-30s %-9s %-24s %d%s\n"):format(size.rows, m.label, fmt_rate(s.rows_per_s),
+        secs, fmt_mb(s.peak_rss_mb), runs, err))
     end
   end
   local r = results.ratios[tostring(size.rows)]
