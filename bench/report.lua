@@ -162,7 +162,18 @@ if decode_text and #decode_text > 0 then
       parsed[#parsed + 1] = v
     end
   end
-  results.json_decode = { output = decode_text, results = #parsed > 0 and parsed or nil }
+  -- Its human-readable lines: "<codec> median X ms  min Y ms  max Z ms  W MB/s (median)".
+  local codecs = {}
+  for line in decode_text:gmatch("[^\n]+") do
+    local name, med_ms, min_ms, max_ms, mbs =
+      line:match("^(.-)%s+median%s+([%d.]+) ms%s+min%s+([%d.]+) ms%s+max%s+([%d.]+) ms%s+([%d.]+) MB/s")
+    if name then
+      codecs[#codecs + 1] = { codec = name, median_ms = tonumber(med_ms), min_ms = tonumber(min_ms),
+        max_ms = tonumber(max_ms), mb_per_s = tonumber(mbs) }
+    end
+  end
+  results.json_decode = { output = decode_text, results = #parsed > 0 and parsed or nil,
+    codecs = #codecs > 0 and codecs or nil }
 end
 
 -- The table.
