@@ -124,7 +124,8 @@ seeded_db() {
 # --- One run of one measurement ----------------------------------------------------------
 # measure NAME ROWS COMMAND...: runs COMMAND under /usr/bin/time (peak RSS: the largest
 # ru_maxrss, i.e. VmHWM, of the process tree), and appends a sample. COMMAND may print a
-# JSON line {"rows":…, "seconds":…}; without one, rows is ROWS and seconds the wall time.
+# JSON line {"rows":…, "seconds":…}, or the sync scripts' summary line on stderr (rows from
+# it); seconds is otherwise the wall time, and rows otherwise ROWS.
 measure() {
 	name=$1
 	rows=$2
@@ -140,6 +141,11 @@ measure() {
 	wall=$(($(date +%s%N) - t0))
 	rss=$(tail -n 1 "$WORK/rss.txt" | tr -cd '0-9')
 	result=$(grep '^{' "$WORK/out.txt" | tail -n 1 || true)
+	if [ -z "$result" ]; then
+		# The sync scripts' summary line: "<table>: …, I inserted, U updated, D deleted, …".
+		result=$(sed -n 's/.* \([0-9][0-9]*\) inserted, \([0-9][0-9]*\) updated, \([0-9][0-9]*\) deleted.*/\1 \2 \3/p' \
+			"$WORK/err.txt" | tail -n 1 | awk '{ printf "{\"rows\":%d,\"inserted\":%d,\"updated\":%d,\"deleted\":%d}", $1 + $2 + $3, $1, $2, $3 }')
+	fi
 	printf '{"n":%s,"measure":"%s","run":%s,"rows":%s,"wall":%s,"rss_kb":%s,"error":%s,"result":%s}\n' \
 		"$N" "$name" "$RUN" "$rows" "$(awk -v w="$wall" 'BEGIN { printf "%.6f", w / 1e9 }')" \
 		"${rss:-null}" "$err" "${result:-null}" >>"$SAMPLES"
