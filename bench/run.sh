@@ -104,7 +104,9 @@ schema_key() {
 }
 KEY=$(schema_key)
 
-seeded_db() {
+# seed N: sets SEEDED to the cached database of N rows, seeding it first if need be (not
+# in a subshell, so that a failure still stops the emulator).
+seed() {
 	n=$1
 	cache=$WORK/seed-$n-$KEY.sqlite
 	if [ "${BENCH_FRESH:-0}" = 1 ] || [ ! -f "$cache" ]; then
@@ -118,7 +120,7 @@ seeded_db() {
 			mv "$f" "$cache${f#"$WORK/seeding.sqlite"}"
 		done
 	fi
-	echo "$cache"
+	SEEDED=$cache
 }
 
 # --- One run of one measurement ----------------------------------------------------------
@@ -158,7 +160,8 @@ runs_for() {
 started=$(date +%s)
 : >"$SAMPLES"
 for N in $ROWS; do
-	db=$(seeded_db "$N")
+	seed "$N"
+	db=$SEEDED
 	run=$WORK/run-$N.sqlite
 	rm -f "$run" "$run-wal" "$run-shm"
 	for f in "$db"*; do cp "$f" "$run${f#"$db"}"; done
