@@ -45,27 +45,17 @@ local since = since_file and slurp(since_file) or nil
 
 local t0 = system.monotime()
 local upserts, deletes = 0, 0
-local it, state, control = org:changes { entity = "account", columns = cols, since = since, page_size = 5000 }
-for change in it, state, control do
-  if change.type == "removed_or_deleted" or change.type == "deleted" then
+local it = org:changes { entity = "account", columns = cols, since = since, page_size = 5000 }
+for change in it do
+  if change.type == "removed_or_deleted" then
     deletes = deletes + 1
   else
     upserts = upserts + 1
   end
 end
 local seconds = system.monotime() - t0
+local new_token = it.token -- set once every page was delivered
 
--- The new token: the iterator's field, or a field of the state value, per the API docs.
-local new_token
-for _, holder in ipairs { it, state } do
-  local ok, t = pcall(function()
-    return holder.token
-  end)
-  if ok and t then
-    new_token = t
-    break
-  end
-end
 if save_file then
   assert(new_token, "the change iterator gave no data token")
   local f = assert(io.open(save_file, "wb"))
