@@ -12,6 +12,7 @@
 #include "dataverse.h"
 #include "json.h"
 #include "lua_error.h"
+#include "lua_http.h"
 #include "lua_modules.h"
 #include "odata.h"
 #include "solution_zip.h"
@@ -235,20 +236,6 @@ static const char **collect_headers(lua_State *L, int t)
     return h;
 }
 
-static void push_headers(lua_State *L, const dv_http_resp *r)
-{
-    lua_createtable(L, 0, (int)r->nheaders);
-    for (size_t i = 0; i < r->nheaders; i++) {
-        luaL_Buffer b;
-        luaL_buffinit(L, &b);
-        for (const char *q = r->headers[i].name; *q; q++)
-            luaL_addchar(&b, (char)(*q >= 'A' && *q <= 'Z' ? *q + 32 : *q));
-        luaL_pushresult(&b);
-        lua_pushstring(L, r->headers[i].value ? r->headers[i].value : "");
-        lua_settable(L, -3);
-    }
-}
-
 /* Shared by send and call: method, target, body (string, table encoded as JSON, or nil),
  * headers. Leaves the response in *r. */
 static void do_send(lua_State *L, dv_conn *c, dv_http_resp *r, dv_error *e)
@@ -278,7 +265,7 @@ static int l_send(lua_State *L)
     dv_error e;
     do_send(L, b->c, &r, &e);
     lua_pushinteger(L, r.status);
-    push_headers(L, &r);
+    dv_lua_push_headers(L, &r);
     lua_pushlstring(L, r.body ? r.body : "", r.body_len);
     dv_http_resp_free(&r);
     return 3;
@@ -297,7 +284,7 @@ static int l_call(lua_State *L)
         return raise_error(L, &e);
     }
     lua_pushinteger(L, r.status);
-    push_headers(L, &r);
+    dv_lua_push_headers(L, &r);
     const char *s = r.body ? r.body : "";
     while (*s == ' ' || *s == '\n' || *s == '\r' || *s == '\t')
         s++;

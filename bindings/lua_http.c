@@ -12,6 +12,7 @@
 #include "auth.h"
 #include "http.h"
 #include "lua_error.h"
+#include "lua_http.h"
 #include "lua_modules.h"
 
 #define HTTP_META "dataverse.http.connection"
@@ -242,7 +243,7 @@ static int collect_headers(lua_State *L, int idx)
     return n;
 }
 
-static void push_headers(lua_State *L, const dv_http_resp *r)
+void dv_lua_push_headers(lua_State *L, const dv_http_resp *r)
 {
     lua_createtable(L, 0, (int)r->nheaders);
     for (size_t i = 0; i < r->nheaders; i++) {
@@ -307,7 +308,7 @@ static int l_request(lua_State *L)
         return lua_error(L);
     }
     lua_pushinteger(L, resp.status);
-    push_headers(L, &resp);
+    dv_lua_push_headers(L, &resp);
     lua_pushlstring(L, resp.body ? resp.body : "", resp.body_len);
     dv_http_resp_free(&resp);
     return 3;
