@@ -250,7 +250,12 @@ static int route_api(emu_req *r, const char *rest)
                              r->method);
         return h_whoami(r);
     }
-    if (strncmp(rest, "EntityDefinitions", 17) == 0) return h_metadata(r, rest);
+    if (strncmp(rest, "EntityDefinitions", 17) == 0 && strchr("(/", rest[17]))
+        return h_metadata(r, rest);
+    if (strncmp(rest, "RelationshipDefinitions", 23) == 0 && strchr("(/", rest[23]))
+        return h_relationship_defs(r, rest);
+    if (strncmp(rest, "GlobalOptionSetDefinitions", 26) == 0 && strchr("(/", rest[26]))
+        return h_optionset_defs(r, rest);
     if (strcmp(rest, "ImportSolution") == 0) {
         if (strcmp(r->method, "POST") != 0)
             return emu_error(r, 405, "0x80060888", "ImportSolution is an action: use POST.");

@@ -627,8 +627,10 @@ static void handle_text(parser *p, enum field f, const char *s)
         if (f == F_ATTR_LOGICAL) p->attr_has_logical = 1;
         break;
     case F_ATTR_REQUIRED:
-        a->required = strcasecmp(s, "required") == 0 || strcasecmp(s, "systemrequired") == 0 ||
-                      strcasecmp(s, "applicationrequired") == 0;
+        a->required = strcasecmp(s, "systemrequired") == 0 ? 2
+                      : strcasecmp(s, "required") == 0 || strcasecmp(s, "applicationrequired") == 0
+                          ? 1
+                          : 0;
         break;
     case F_ATTR_MASK:
         p->attr_primary_name = mask_has(s, "PrimaryName");

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "emu_internal.h"
+#include "metadata_store.h"
 #include "rows.h"
 #include "solutions.h"
 #include "store.h"
@@ -120,6 +121,8 @@ int h_uninstall_solution(emu_req *r, const char *solution_id)
     if (store_begin(e)) return emu_error(r, 503, "0x80040216", "The store is busy.");
     char id[37];
     snprintf(id, sizeof id, "%s", solution_id);
+    if (managed && mdx_drop_solution(e, id))
+        return emu_error(r, 500, "0x80040216", "The uninstall failed.");
     if (managed) {
         /* Collect first: dropping changes nothing in the cache until the reload. */
         for (int i = 0; i < e->n_ents; i++) {
