@@ -203,6 +203,15 @@ static const mprop rel_many_props[] = {{"MetadataId", 'g'},
                                        {"Entity2NavigationPropertyName", 's'},
                                        {NULL, 0}};
 const mtype MT_REL_MANY = {"ManyToManyRelationshipMetadata", rel_many_props, NULL, no_navs, -1};
+static const mprop optionset_props[] = {{"MetadataId", 'g'},        {"Name", 's'},
+                                        {"IsGlobal", 'b'},          {"IsManaged", 'b'},
+                                        {"IsCustomOptionSet", 'b'}, {"OptionSetType", 's'},
+                                        {"ExternalTypeName", 's'},  {"IntroducedVersion", 's'},
+                                        {"HasChanged", 'b'},        {"Description", 'l'},
+                                        {"DisplayName", 'l'},       {"Options", 'a'},
+                                        {"TrueOption", 'o'},        {"FalseOption", 'o'},
+                                        {"IsCustomizable", 'm'},    {NULL, 0}};
+static const mtype MT_OPTIONSET = {"OptionSetMetadataBase", optionset_props, NULL, no_navs, -1};
 
 const mtype *mtype_attr_cast(const char *name, size_t n)
 {
@@ -404,6 +413,25 @@ static void overlay(dv_emulator *e, sbuf *doc, const char *kind, const char *ent
     }
     sqlite3_reset(st);
     free(x);
+    /* A label the client gave is also the user's label. */
+    static const char *labels[] = {"DisplayName", "DisplayCollectionName", "Description"};
+    for (size_t i = 0; i < 3; i++) {
+        char path[80], ul[80];
+        snprintf(path, sizeof path, "$.%s.LocalizedLabels[0]", labels[i]);
+        snprintf(ul, sizeof ul, "$.%s.UserLocalizedLabel", labels[i]);
+        st = store_stmt(e, "SELECT json_set(?1, ?3, json_extract(?1, ?2)) "
+                           "WHERE json_type(?1, ?2) = 'object'");
+        sqlite3_bind_text(st, 1, sb_str(doc), (int)doc->n, SQLITE_TRANSIENT);
+        sqlite3_bind_text(st, 2, path, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(st, 3, ul, -1, SQLITE_TRANSIENT);
+        if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0)) {
+            char *m = strdup((const char *)sqlite3_column_text(st, 0));
+            doc->n = 0;
+            sb_puts(doc, m);
+            free(m);
+        }
+        sqlite3_reset(st);
+    }
 }
 
 static int object_type_code(const emu_entity *t, int ord)
@@ -1055,7 +1083,8 @@ static const mtype *nav_type(const mtype *t, const char *nav)
         if (!strcmp(nav, "ManyToManyRelationships")) return &MT_REL_MANY;
         return &MT_REL;
     }
-    return NULL; /* OptionSet, GlobalOptionSet, AsyncJob: no nested options served */
+    if (!strcmp(nav, "OptionSet") || !strcmp(nav, "GlobalOptionSet")) return &MT_OPTIONSET;
+    return NULL; /* AsyncJob: no nested options served */
 }
 
 static int filter_resolve(void *ud, const char *name, size_t n, char *expr, size_t cap);
@@ -1207,11 +1236,11 @@ static int filter_resolve(void *ud, const char *name, size_t n, char *expr, size
         default:
             return 0;
         }
-    } else if (p->kind == 'm' && !strcmp(slash, "/Value")) {
+    } else if (p->kind == 'm' && !strcmp(path + head, ".Value")) {
         kind = QK_BOOL;
-    } else if (p->kind == 'v' && !strcmp(slash, "/Value")) {
+    } else if (p->kind == 'v' && !strcmp(path + head, ".Value")) {
         kind = QK_STRING;
-    } else if (p->kind == 'l' && !strcmp(slash, "/UserLocalizedLabel/Label")) {
+    } else if (p->kind == 'l' && !strcmp(path + head, ".UserLocalizedLabel.Label")) {
         kind = QK_STRING;
     } else {
         return 0;
@@ -1298,10 +1327,19 @@ static int write_nav(emu_req *r, const mitem *it, const char *nav, const mquery 
     }
     if (it->kind == MI_ATTR) {
         const dv_attribute_def *a = &it->t->def.attributes[it->i];
-        if (!strcmp(nav, "OptionSet"))
-            optionset_doc(e, it->t, a, out);
-        else
+        if (strcmp(nav, "OptionSet") != 0) {
             sb_puts(out, "null"); /* no global choices here */
+            return 0;
+        }
+        sbuf doc = {0};
+        optionset_doc(e, it->t, a, &doc);
+        if (!sub || sub->sel.n < 0 || strcmp(sb_str(&doc), "null") == 0) {
+            sb_put(out, doc.p, doc.n);
+        } else {
+            project(e, &sub->sel, sb_str(&doc), out);
+            sb_putc(out, '}');
+        }
+        sb_free(&doc);
         return 0;
     }
     if (it->kind == MI_KEY) {

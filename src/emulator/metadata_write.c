@@ -866,8 +866,9 @@ int mw_create_key(emu_req *r, emu_entity *t)
     char *picked = jpick(r, r->body, "[\"SchemaName\",\"DisplayName\"]");
     char *extras = jmerge(r, picked, "{\"_created\":true}");
     free(picked);
-    int added = mdx_add_key(e, t, &k, emu_now(e));
-    if (added >= 0) added = mdx_put(e, MDX_KEY, t->def.logical_name, logical, sol, extras) ? -1 : 0;
+    /* The extras first: a failed index adds its job to them. */
+    int added = mdx_put(e, MDX_KEY, t->def.logical_name, logical, sol, extras) ? -1 : 0;
+    if (added == 0) added = mdx_add_key(e, t, &k, emu_now(e));
     free(extras);
     free(k.display_name);
     if (added < 0) {

@@ -15,6 +15,7 @@
 #include "emu_internal.h"
 #include "metadata.h"
 #include "oauth.h"
+#include "options.h"
 #include "rows.h"
 #include "solutions.h"
 #include "store.h"
@@ -231,6 +232,7 @@ static int auth_ok(emu_req *r)
 static int route_api(emu_req *r, const char *rest)
 {
     dv_emulator *e = r->emu;
+    if (emu_check_query_options(r)) return -1;
     if (!*rest || strcmp(rest, "/") == 0) {
         emu_json(r, 200);
         sb_printf(&r->out, "{\"@odata.context\":\"%s$metadata\",\"value\":[", r->base);
@@ -269,6 +271,7 @@ static int route_api(emu_req *r, const char *rest)
     if (strcmp(rest, "ReactivateEntityKey") == 0) return h_reactivate_key(r, NULL, NULL);
     if (strncmp(rest, "$metadata", 9) == 0 || strncmp(rest, "$batch", 6) == 0)
         return emu_error(r, 501, "0x80060888", "'%s' is not served by the dvlua emulator.", rest);
+    if (emu_unserved_operation(r, rest)) return -1;
     return h_rows(r, rest);
 }
 
