@@ -11,6 +11,7 @@
 #include "metadata.h"
 #include "metadata_json.h"
 #include "metadata_write.h"
+#include "options.h"
 #include "store.h"
 
 #define BAD_QUERY "0x80060888"

@@ -146,3 +146,10 @@ int emu_unserved_operation(emu_req *r, const char *path)
         }
     return 0;
 }
+
+int emu_not_allowed(emu_req *r, const char *what, const char *allowed)
+{
+    emu_add_header(r, "Allow", allowed);
+    return emu_error(r, 405, BAD_QUERY, "The HTTP method '%s' is not allowed on %s (allowed: %s).",
+                     r->method, what, allowed);
+}

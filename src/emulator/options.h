@@ -13,6 +13,9 @@ int emu_check_query_options(emu_req *r);
  * does not serve; 0 otherwise. */
 int emu_unserved_operation(emu_req *r, const char *path);
 
+/* Answers 405 with an Allow header naming the methods what takes; returns -1. */
+int emu_not_allowed(emu_req *r, const char *what, const char *allowed);
+
 /* The names emu_unserved_operation refuses, NULL-terminated (for documentation). */
 extern const char *const emu_unserved_names[];
 

@@ -234,6 +234,7 @@ static int route_api(emu_req *r, const char *rest)
     dv_emulator *e = r->emu;
     if (emu_check_query_options(r)) return -1;
     if (!*rest || strcmp(rest, "/") == 0) {
+        if (strcmp(r->method, "GET") != 0) return emu_not_allowed(r, "the service document", "GET");
         emu_json(r, 200);
         sb_printf(&r->out, "{\"@odata.context\":\"%s$metadata\",\"value\":[", r->base);
         for (int i = 0; i < e->n_ents; i++) {
@@ -245,11 +246,7 @@ static int route_api(emu_req *r, const char *rest)
         return 0;
     }
     if (strcmp(rest, "WhoAmI") == 0 || strcmp(rest, "WhoAmI()") == 0) {
-        if (strcmp(r->method, "GET") != 0)
-            return emu_error(r, 405, "0x80060888",
-                             "The HTTP method '%s' is not allowed for "
-                             "WhoAmI.",
-                             r->method);
+        if (strcmp(r->method, "GET") != 0) return emu_not_allowed(r, "WhoAmI (a function)", "GET");
         return h_whoami(r);
     }
     if (strncmp(rest, "EntityDefinitions", 17) == 0 && strchr("(/", rest[17]))
@@ -260,12 +257,12 @@ static int route_api(emu_req *r, const char *rest)
         return h_optionset_defs(r, rest);
     if (strcmp(rest, "ImportSolution") == 0) {
         if (strcmp(r->method, "POST") != 0)
-            return emu_error(r, 405, "0x80060888", "ImportSolution is an action: use POST.");
+            return emu_not_allowed(r, "ImportSolution (an action)", "POST");
         return h_import_solution(r);
     }
     if (strcmp(rest, "ImportSolutionAsync") == 0) {
         if (strcmp(r->method, "POST") != 0)
-            return emu_error(r, 405, "0x80060888", "ImportSolutionAsync is an action: use POST.");
+            return emu_not_allowed(r, "ImportSolutionAsync (an action)", "POST");
         return h_import_solution_async(r);
     }
     if (strcmp(rest, "ReactivateEntityKey") == 0) return h_reactivate_key(r, NULL, NULL);
