@@ -569,6 +569,26 @@ describe("emulator table definitions", function()
       ok(api.delete("solutions(" .. sol .. ")"))
       assert.equals(200, api.get("EntityDefinitions(LogicalName='new_bankaccount')").status)
       assert.equals(200, api.get("EntityDefinitions(LogicalName='account')/Attributes(LogicalName='new_iban')").status)
+      -- a managed solution takes everything it was given with it
+      assert.equals(204, api.post("ImportSolution", E.import_body(E.books)).status)
+      local books = api.get("solutions?$filter=" .. api.enc("uniquename eq 'ChangeTrackingSample'")).json.value[1].solutionid
+      local h = { headers = { ["MSCRM.SolutionUniqueName"] = "ChangeTrackingSample" } }
+      ok(api.post("EntityDefinitions(LogicalName='account')/Attributes", string_column("new_Shelf", 10), h))
+      ok(api.post("EntityDefinitions(LogicalName='sample_book')/Attributes", string_column("new_Isbn", 13), h))
+      ok(api.post("EntityDefinitions", bank_account { SchemaName = "new_Library" }, h))
+      ok(api.post("RelationshipDefinitions", { ["@odata.type"] = "Microsoft.Dynamics.CRM.OneToManyRelationshipMetadata",
+        SchemaName = "new_account_new_library", ReferencedEntity = "account", ReferencingEntity = "new_library",
+        Lookup = { ["@odata.type"] = "Microsoft.Dynamics.CRM.LookupAttributeMetadata", SchemaName = "new_AccountId" } }, h))
+      ok(api.post("EntityDefinitions(LogicalName='contact')/Keys", { SchemaName = "new_emailkey", KeyAttributes = { "emailaddress1" } }, h))
+      local shelf = api.create("accounts", { name = "Y", new_shelf = "S1" })
+      ok(api.delete("solutions(" .. books .. ")"))
+      assert.equals(404, api.get("EntityDefinitions(LogicalName='sample_book')").status)
+      assert.equals(404, api.get("EntityDefinitions(LogicalName='new_library')").status)
+      assert.equals(404, api.get("EntityDefinitions(LogicalName='account')/Attributes(LogicalName='new_shelf')").status)
+      assert.equals(404, api.get("EntityDefinitions(LogicalName='contact')/Keys(LogicalName='new_emailkey')").status)
+      assert.equals(404, api.get("RelationshipDefinitions(SchemaName='new_account_new_library')").status)
+      assert.is_nil(api.get("accounts(" .. shelf .. ")").json.new_shelf)
+      assert.equals(200, api.get("EntityDefinitions(LogicalName='account')/Attributes(LogicalName='new_iban')").status)
     end)
 
     it("keeps created definitions across restarts and drops a deleted table with its rows", function()
