@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "clock.h"
 #include "emu_internal.h"
 #include "metadata.h"
 #include "query.h"

@@ -7,6 +7,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "clock.h"
 #include "emu_internal.h"
 #include "rows.h"
 #include "solutions.h"

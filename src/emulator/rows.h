@@ -3,7 +3,8 @@
  * update, upsert, delete; single columns; change tracking with delta links. */
 #ifndef DV_EMU_ROWS_H
 #define DV_EMU_ROWS_H
-#include "emu_internal.h"
+#include "entity.h"
+#include "request.h"
 
 /* Answers a request whose path (after the API base) starts with an entity set name.
  * Fills in r and returns 0, or -1 after emu_error. Called with emu->mu held. */

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "clock.h"
 #include "emu_internal.h"
 #include "rows.h"
 #include "solutions.h"
