@@ -12,8 +12,6 @@
 #include "query.h"
 #include "store.h"
 
-#define BAD_QUERY "0x80060888"
-
 static const char *entity_props[] = {"MetadataId",
                                      "LogicalName",
                                      "SchemaName",

@@ -9,6 +9,12 @@
 
 struct MHD_Connection;
 
+/* Dataverse error codes the answers carry. */
+#define BAD_QUERY "0x80060888"
+#define NOT_FOUND "0x80040217"
+#define DUP_KEY "0x80060892"
+#define DUP_RECORD "0x80040237"
+
 #define EMU_MAX_HEADERS 8
 
 /* One request as the handlers see it, and the answer they build. */

@@ -7,7 +7,7 @@
 
 #include "clock.h"
 #include "emu_internal.h"
-#include "rows.h"
+#include "row_write.h"
 #include "solutions.h"
 #include "store.h"
 
