@@ -4,15 +4,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "changes.h"
 #include "clock.h"
 #include "emu_internal.h"
-#include "queries.h"
 #include "row_address.h"
 #include "row_select.h"
 #include "row_write.h"
 #include "rows.h"
-#include "solutions.h"
 #include "store.h"
 
 /* Answers a single row (after a write with return=representation, or a GET). */
@@ -172,7 +169,6 @@ int h_row_delete(emu_req *r, emu_entity *t, const address *a)
 {
     char id[37];
     if (!find_row(r, t, a, id)) return not_found(r, t, a);
-    if (strcmp(t->def.logical_name, "solution") == 0) return h_uninstall_solution(r, id);
     if (store_begin(r->emu)) return emu_error(r, 503, "0x80040216", "The store is busy.");
     if (store_row_delete(r->emu, t, id, emu_now(r->emu)) || store_commit(r->emu))
         return emu_error(r, 500, "0x80040216", "The delete failed.");
@@ -241,53 +237,8 @@ int h_row_property(emu_req *r, emu_entity *t, const address *a, const char *prop
     return rc;
 }
 
-/* ---- entry ---- */
-
-int h_rows(emu_req *r, const char *path)
+int h_row_get(emu_req *r, emu_entity *t, const address *a)
 {
-    const char *p = path;
-    while (*p && *p != '(' && *p != '/')
-        p++;
-    emu_entity *t = store_by_set(r->emu, path, (size_t)(p - path));
-    if (!t)
-        return emu_error(r, 404, BAD_QUERY, "Resource not found for the segment '%.*s'.",
-                         (int)(p - path), path);
-    const char *m = r->method;
-    if (*p == 0 || strcmp(p, "/$count") == 0) {
-        int count_only = *p != 0;
-        if (!strcmp(m, "GET")) {
-            const char *skip = emu_arg(r, "$skiptoken");
-            if (emu_arg(r, "$deltatoken") || (skip && strncmp(skip, "ct!", 3) == 0) ||
-                (parse_prefer(r).track_changes && !count_only))
-                return h_changes(r, t, count_only);
-            return h_query_rows(r, t, count_only);
-        }
-        if (!strcmp(m, "POST") && !count_only) return h_row_post(r, t);
-        return emu_error(r, 405, BAD_QUERY, "The HTTP method '%s' is not allowed on '%s'.", m,
-                         path);
-    }
-    if (*p != '(')
-        return emu_error(r, 404, BAD_QUERY, "Resource not found for the segment '%s'.", path);
-    address a;
-    const char *end = NULL;
-    if (parse_address(r, t, p + 1, &end, &a)) return -1;
-    int rc;
-    if (*end == '/' && end[1] != '$' && strchr(end + 1, '/') == NULL) {
-        rc = h_row_property(r, t, &a, end + 1);
-    } else if (*end) {
-        rc = emu_error(r, 501, BAD_QUERY, "The path '%s' is not served by the dvlua emulator.",
-                       path);
-    } else if (!strcmp(m, "GET")) {
-        char id[37];
-        rc = find_row(r, t, &a, id) ? answer_row(r, t, id, 200) : not_found(r, t, &a);
-    } else if (!strcmp(m, "PATCH")) {
-        rc = h_row_patch(r, t, &a);
-    } else if (!strcmp(m, "DELETE")) {
-        rc = h_row_delete(r, t, &a);
-    } else {
-        rc = emu_error(r, 405, BAD_QUERY, "The HTTP method '%s' is not allowed on a record.", m);
-    }
-    keyvals_free(&a.kv);
-    (void)key_values_text;
-    return rc;
+    char id[37];
+    return find_row(r, t, a, id) ? answer_row(r, t, id, 200) : not_found(r, t, a);
 }

@@ -7,9 +7,8 @@
 #include "request.h"
 #include "row_address.h"
 
-/* Answers a request whose path (after the API base) starts with an entity set name. */
-int h_rows(emu_req *r, const char *path);
-
+/* GET <set>(<key>). */
+int h_row_get(emu_req *r, emu_entity *t, const address *a);
 /* POST <set>: creates a row (return=representation answers it). */
 int h_row_post(emu_req *r, emu_entity *t);
 /* PATCH <set>(<key>): updates the row, or creates it (upsert) unless If-Match says not to. */

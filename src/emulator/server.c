@@ -1,5 +1,6 @@
-/* The HTTP side of the emulator: libmicrohttpd threads, the router, the bearer check,
- * fault injection, request size limits and Dataverse-shaped error answers. */
+/* The HTTP side of the emulator: libmicrohttpd threads, request size limits, fault
+ * injection, the bearer check and the emulator's lifecycle and test hooks. API paths go
+ * to the router, OAuth paths (no bearer token) straight to their handler. */
 #include <arpa/inet.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
@@ -11,11 +12,9 @@
 #include <unistd.h>
 
 #include "emu_internal.h"
-#include "request.h"
-#include "metadata.h"
 #include "oauth.h"
-#include "rows.h"
-#include "solutions.h"
+#include "request.h"
+#include "router.h"
 #include "store.h"
 
 enum { F_429, F_503, F_DELAY, F_DROP };
@@ -139,47 +138,6 @@ static int auth_ok(emu_req *r)
     for (size_t i = 0; i < a && i < b; i++)
         diff |= (unsigned)(tok[i] ^ r->emu->token[i]);
     return diff == 0;
-}
-
-/* ---- routing ---- */
-
-static int route_api(emu_req *r, const char *rest)
-{
-    dv_emulator *e = r->emu;
-    if (!*rest || strcmp(rest, "/") == 0) {
-        emu_json(r, 200);
-        sb_printf(&r->out, "{\"@odata.context\":\"%s$metadata\",\"value\":[", r->base);
-        for (int i = 0; i < e->n_ents; i++) {
-            const char *s = e->ents[i].def.entity_set_name;
-            sb_printf(&r->out, "%s{\"name\":\"%s\",\"kind\":\"EntitySet\",\"url\":\"%s\"}",
-                      i ? "," : "", s, s);
-        }
-        sb_puts(&r->out, "]}");
-        return 0;
-    }
-    if (strcmp(rest, "WhoAmI") == 0 || strcmp(rest, "WhoAmI()") == 0) {
-        if (strcmp(r->method, "GET") != 0)
-            return emu_error(r, 405, "0x80060888",
-                             "The HTTP method '%s' is not allowed for "
-                             "WhoAmI.",
-                             r->method);
-        return h_whoami(r);
-    }
-    if (strncmp(rest, "EntityDefinitions", 17) == 0) return h_metadata(r, rest);
-    if (strcmp(rest, "ImportSolution") == 0) {
-        if (strcmp(r->method, "POST") != 0)
-            return emu_error(r, 405, "0x80060888", "ImportSolution is an action: use POST.");
-        return h_import_solution(r);
-    }
-    if (strcmp(rest, "ImportSolutionAsync") == 0) {
-        if (strcmp(r->method, "POST") != 0)
-            return emu_error(r, 405, "0x80060888", "ImportSolutionAsync is an action: use POST.");
-        return h_import_solution_async(r);
-    }
-    if (strcmp(rest, "ReactivateEntityKey") == 0) return h_reactivate_key(r, NULL, NULL);
-    if (strncmp(rest, "$metadata", 9) == 0 || strncmp(rest, "$batch", 6) == 0)
-        return emu_error(r, 501, "0x80060888", "'%s' is not served by the dvlua emulator.", rest);
-    return h_rows(r, rest);
 }
 
 typedef struct {
@@ -307,7 +265,7 @@ static enum MHD_Result answer(void *cls, struct MHD_Connection *conn, const char
         if (faulted && fault.kind == F_DELAY) usleep((useconds_t)fault.arg * 1000);
         char *path = strdup(api);
         pthread_mutex_lock(&e->mu);
-        route_api(&r, path);
+        router_route(&r, path);
         store_rollback(e); /* a handler that failed midway leaves nothing behind */
         pthread_mutex_unlock(&e->mu);
         free(path);
