@@ -7,15 +7,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "request.h"
+#include "clock.h"
 #include "emu_internal.h"
 #include "metadata.h"
 #include "metadata_json.h"
 #include "metadata_write.h"
 #include "options.h"
 #include "store.h"
-
-#define BAD_QUERY "0x80060888"
-#define NOT_FOUND "0x80040217"
 
 static int method_is(emu_req *r, const char *m)
 {

@@ -1,3 +1,5 @@
+#include "sbuf.h"
+#include "request.h"
 #include "metadata_json.h"
 
 #include <ctype.h>
@@ -9,7 +11,6 @@
 #include "query.h"
 #include "store.h"
 
-#define BAD_QUERY "0x80060888"
 #define MAX_EXPAND 8
 
 /* Property kinds: s string, b boolean, n number, g guid, l label, m managed boolean

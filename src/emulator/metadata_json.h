@@ -6,6 +6,7 @@
 #ifndef DV_EMU_METADATA_JSON_H
 #define DV_EMU_METADATA_JSON_H
 #include "emu_internal.h"
+#include "request.h"
 
 /* What a definition item is. */
 enum { MI_ENTITY, MI_ATTR, MI_KEY, MI_REL };

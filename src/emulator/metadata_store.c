@@ -1,3 +1,4 @@
+#include "sbuf.h"
 #include "metadata_store.h"
 
 #include <stdio.h>

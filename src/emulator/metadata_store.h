@@ -6,6 +6,7 @@
 #ifndef DV_EMU_METADATA_STORE_H
 #define DV_EMU_METADATA_STORE_H
 #include "emu_internal.h"
+#include "solution_def.h"
 
 /* Component kinds. */
 #define MDX_ENTITY "entity" /* name "" */

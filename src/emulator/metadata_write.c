@@ -1,3 +1,5 @@
+#include "request.h"
+#include "clock.h"
 #include "metadata_write.h"
 
 #include <ctype.h>
@@ -11,7 +13,6 @@
 
 #define BAD_ARG "0x80040203"
 #define DUP_ATTR "0x80047013" /* DuplicateAttributeSchemaName */
-#define NOT_FOUND "0x80040217"
 #define BUSY "0x80040216"
 
 /* ---- body helpers ---- */

@@ -7,6 +7,7 @@
 #ifndef DV_EMU_METADATA_WRITE_H
 #define DV_EMU_METADATA_WRITE_H
 #include "emu_internal.h"
+#include "request.h"
 
 int mw_create_entity(emu_req *r);
 int mw_update_entity(emu_req *r, emu_entity *t);

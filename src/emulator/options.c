@@ -1,11 +1,10 @@
+#include "request.h"
 #include "options.h"
 
 #include <ctype.h>
 #include <microhttpd.h>
 #include <stdio.h>
 #include <string.h>
-
-#define BAD_QUERY "0x80060888"
 
 /* Options a collection or row path may carry; the handlers below apply each or refuse it. */
 static const char *const served[] = {"$select",  "$filter",    "$orderby",    "$top",   "$count",

@@ -5,6 +5,7 @@
 #ifndef DV_EMU_OPTIONS_H
 #define DV_EMU_OPTIONS_H
 #include "emu_internal.h"
+#include "request.h"
 
 /* Refuses unknown or unserved query options and unserved $filter functions. */
 int emu_check_query_options(emu_req *r);

@@ -5,9 +5,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "clock.h"
 #include "emu_internal.h"
 #include "metadata_store.h"
-#include "rows.h"
+#include "row_write.h"
 #include "solutions.h"
 #include "store.h"
 
