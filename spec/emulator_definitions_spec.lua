@@ -150,7 +150,9 @@ describe("emulator table definitions", function()
       r = ok(api.get("EntityDefinitions(LogicalName='account')/Keys?$filter=" .. api.enc("LogicalName eq 'nosuch'")), 200)
       assert.same({}, r.json.value)
       r = ok(api.get("RelationshipDefinitions?$select=SchemaName&$filter=" .. api.enc("ReferencingEntity eq 'contact'")), 200)
-      assert.same({ "contact_customer_accounts", "contact_customer_contacts", "owner_contacts" }, names(r.json.value, "SchemaName"))
+      local got = names(r.json.value, "SchemaName")
+      assert.same({ "business_unit_contacts", "contact_customer_accounts", "contact_customer_contacts",
+        "lk_contact_createdby", "lk_contact_modifiedby", "owner_contacts", "user_contacts" }, got)
       r = ok(api.get("EntityDefinitions(LogicalName='account')/OneToManyRelationships?$select=ReferencingEntity&$filter="
         .. api.enc("ReferencingAttribute eq 'parentcustomerid'")), 200)
       assert.equals(1, #r.json.value)
@@ -267,11 +269,13 @@ describe("emulator table definitions", function()
       assert.equals(api.base .. "$metadata#EntityDefinitions(LogicalName,Keys(LogicalName,EntityKeyIndexStatus),Attributes(LogicalName))/$entity",
         r.json["@odata.context"])
       assert.same({}, r.json.Keys)
-      assert.same({ "parentaccountid", "primarycontactid" }, names(r.json.Attributes))
+      assert.same({ "createdby", "modifiedby", "owningbusinessunit", "owninguser", "parentaccountid", "primarycontactid" },
+        names(r.json.Attributes))
       assert.is_nil(r.json.Attributes[1].AttributeType)
       r = ok(api.get("EntityDefinitions?$select=LogicalName&$filter=" .. api.enc("LogicalName eq 'contact'")
-        .. "&$expand=ManyToOneRelationships($select=SchemaName,ReferencedEntity)"), 200)
-      assert.same({ "contact_customer_accounts", "contact_customer_contacts", "owner_contacts" },
+        .. "&$expand=ManyToOneRelationships($select=SchemaName,ReferencedEntity;$filter="
+        .. api.enc("ReferencingAttribute eq 'parentcustomerid'") .. ")"), 200)
+      assert.same({ "contact_customer_accounts", "contact_customer_contacts" },
         names(r.json.value[1].ManyToOneRelationships, "SchemaName"))
       assert.equals(400, api.get("EntityDefinitions?$expand=Nope").status)
       assert.equals(501, api.get("EntityDefinitions?$expand=Keys($top=1)").status)

@@ -335,8 +335,15 @@ void mrel_schema(dv_emulator *e, const mitem *it, char *out, size_t cap)
             snprintf(out, cap, "%s", known[k].name);
             return;
         }
+    const char *ln = a->logical_name, *set = it->t->def.entity_set_name;
     if (a->type == DV_ATTR_OWNER)
-        snprintf(out, cap, "owner_%s", it->t->def.entity_set_name);
+        snprintf(out, cap, "owner_%s", set);
+    else if (!strcmp(ln, "createdby") || !strcmp(ln, "modifiedby"))
+        snprintf(out, cap, "lk_%s_%s", it->t->def.logical_name, ln);
+    else if (!strcmp(ln, "owningbusinessunit"))
+        snprintf(out, cap, "business_unit_%s", set);
+    else if (!strcmp(ln, "owninguser"))
+        snprintf(out, cap, "user_%s", set);
     else
         snprintf(out, cap, "%s_%s_%s", tg[it->j], it->t->def.logical_name, a->logical_name);
 }
