@@ -389,7 +389,8 @@ static int column_is_custom(emu_req *r, const emu_entity *t, const dv_attribute_
 static int system_column(const emu_entity *t, const dv_attribute_def *a)
 {
     static const char *sys[] = {
-        "createdon", "modifiedon", "versionnumber", "statecode", "statuscode", "ownerid", NULL};
+        "createdon", "modifiedon", "versionnumber", "statecode",          "statuscode", "ownerid",
+        "createdby", "modifiedby", "owninguser",    "owningbusinessunit", "owningteam", NULL};
     if (!strcmp(a->logical_name, t->def.primary_id)) return 1;
     for (int i = 0; sys[i]; i++)
         if (!strcmp(sys[i], a->logical_name)) return 1;
