@@ -50,40 +50,6 @@ int mdx_delete(dv_emulator *e, const char *kind, const char *entity, const char 
     return sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
 }
 
-void mdx_each(dv_emulator *e, const char *kind, mdx_visit cb, void *ud)
-{
-    /* Copied out first: the callback may run statements of its own. */
-    sqlite3_stmt *st =
-        store_stmt(e, "SELECT json_group_array(json_array(entity, name, json(json))) FROM "
-                      "(SELECT * FROM mdx WHERE kind=?1 ORDER BY rowid)");
-    if (!st) return;
-    sqlite3_bind_text(st, 1, kind, -1, SQLITE_STATIC);
-    char *all = NULL;
-    if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0))
-        all = strdup((const char *)sqlite3_column_text(st, 0));
-    sqlite3_reset(st);
-    if (!all) return;
-    st = store_stmt(e, "SELECT value->>0, value->>1, value->2 FROM json_each(?1)");
-    sqlite3_bind_text(st, 1, all, -1, SQLITE_STATIC);
-    /* Rows of json_each are produced lazily from `all`, which outlives the loop; the
-     * callback must not use this same statement (it is distinct SQL text). */
-    int n = 0;
-    char **rows = NULL;
-    while (sqlite3_step(st) == SQLITE_ROW) {
-        rows = realloc(rows, sizeof *rows * (size_t)(n + 3));
-        rows[n++] = strdup((const char *)sqlite3_column_text(st, 0));
-        rows[n++] = strdup((const char *)sqlite3_column_text(st, 1));
-        rows[n++] = strdup((const char *)sqlite3_column_text(st, 2));
-    }
-    sqlite3_reset(st);
-    for (int i = 0; i < n; i += 3) {
-        cb(ud, rows[i], rows[i + 1], rows[i + 2]);
-        free(rows[i]), free(rows[i + 1]), free(rows[i + 2]);
-    }
-    free(rows);
-    free(all);
-}
-
 char *mdx_str(dv_emulator *e, const char *json, const char *path)
 {
     if (!json) return NULL;
@@ -320,7 +286,9 @@ int mdx_drop_solution(dv_emulator *e, const char *solution_id)
     st = store_stmt(e, "SELECT value->>0, value->>1, value->>2 FROM json_each(?1)");
     sqlite3_bind_text(st, 1, all, -1, SQLITE_STATIC);
     while (sqlite3_step(st) == SQLITE_ROW) {
-        items = realloc(items, sizeof *items * (size_t)(n + 3));
+        char **grown = realloc(items, sizeof *items * (size_t)(n + 3));
+        if (!grown) break;
+        items = grown;
         for (int i = 0; i < 3; i++)
             items[n++] = strdup((const char *)sqlite3_column_text(st, i));
     }

@@ -22,10 +22,6 @@ int mdx_put(dv_emulator *e, const char *kind, const char *entity, const char *na
             const char *solution, const char *json);
 int mdx_delete(dv_emulator *e, const char *kind, const char *entity, const char *name);
 
-/* Visits every relationship record: cb(ud, referencing entity, lookup column, json). */
-typedef void (*mdx_visit)(void *ud, const char *entity, const char *name, const char *json);
-void mdx_each(dv_emulator *e, const char *kind, mdx_visit cb, void *ud);
-
 /* A string property of a JSON text ("$.A.B" path), malloc'd, or NULL. */
 char *mdx_str(dv_emulator *e, const char *json, const char *path);
 /* An integer/boolean property (def when absent). */
