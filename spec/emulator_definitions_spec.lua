@@ -574,6 +574,12 @@ describe("emulator table definitions", function()
       a = ok(api.get(col .. "/Microsoft.Dynamics.CRM.StringAttributeMetadata?$select=MaxLength,DisplayName"), 200).json
       assert.equals(200, a.MaxLength)
       assert.equals("Name", a.DisplayName.UserLocalizedLabel.Label)
+      -- the cast path takes the same PUT (dynamics-web-api's updateAttribute with castType)
+      a.MaxLength = 250
+      ok(api.call("PUT", col .. "/Microsoft.Dynamics.CRM.StringAttributeMetadata", { body = a }))
+      assert.equals(250, ok(api.get(col .. "/Microsoft.Dynamics.CRM.StringAttributeMetadata?$select=MaxLength"), 200).json.MaxLength)
+      a["@odata.type"] = "#Microsoft.Dynamics.CRM.MemoAttributeMetadata"
+      assert.equals(400, api.call("PUT", col, { body = a }).status)
     end)
 
     it("puts components in the solution named by MSCRM.SolutionUniqueName and removes them with it", function()

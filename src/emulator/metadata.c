@@ -191,7 +191,9 @@ static int attributes_path(emu_req *r, emu_entity *t, const char *p, const char 
             return emu_error(r, 404, NOT_FOUND,
                              "The attribute '%s' is not of type Microsoft.Dynamics.CRM.%s.", key,
                              mtype_name(cast));
-        if (!method_is(r, "GET")) return not_allowed(r, "a cast of an attribute", "GET");
+        /* Clients (dynamics-web-api's updateAttribute with castType) PUT to the cast path. */
+        if (method_is(r, "PUT")) return mw_update_attr(r, t, idx);
+        if (!method_is(r, "GET")) return not_allowed(r, "a cast of an attribute", "GET, PUT");
         snprintf(ctx, sizeof ctx, "EntityDefinitions(%s)/Attributes(%s)/Microsoft.Dynamics.CRM.%s",
                  t->metadata_id, id, mtype_name(cast));
         return answer_one(r, cast, ctx, &it);
