@@ -300,6 +300,8 @@ describe("emulator table definitions", function()
       r = ok(api.get("GlobalOptionSetDefinitions?$select=Name"), 200)
       assert.same({}, r.json.value)
       assert.equals(404, api.get("GlobalOptionSetDefinitions(Name='nosuch')").status)
+      assert.equals(400, api.get("GlobalOptionSetDefinitions?$select=Nope").status)
+      assert.equals(api.base .. "$metadata#GlobalOptionSetDefinitions(Name)", r.json["@odata.context"])
     end)
 
     it("names a failed key's index job in its AsyncJob", function()

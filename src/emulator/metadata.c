@@ -415,17 +415,10 @@ int h_optionset_defs(emu_req *r, const char *path)
                              "not served: creating a global choice "
                              "(POST GlobalOptionSetDefinitions).");
         if (!method_is(r, "GET")) return not_allowed(r, "GlobalOptionSetDefinitions", "GET, POST");
-        if (check_options(r)) return -1;
-        if (emu_arg(r, "$expand"))
-            return emu_error(r, 400, BAD_QUERY,
-                             "OptionSetMetadataBase has no navigation properties to expand.");
         /* No global choices exist in the emulator's organization: an empty collection,
-         * with any $filter or $select trivially applied. */
-        emu_json(r, 200);
-        sb_printf(&r->out,
-                  "{\"@odata.context\":\"%s$metadata#GlobalOptionSetDefinitions\",\"value\":[]}",
-                  r->base);
-        return 0;
+         * its query options checked and applied all the same. */
+        mitems none = {0};
+        return answer_list(r, &MT_OPTIONSET, "GlobalOptionSetDefinitions", &none);
     }
     char key[200];
     int by_id;

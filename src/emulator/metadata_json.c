@@ -212,7 +212,7 @@ static const mprop optionset_props[] = {{"MetadataId", 'g'},        {"Name", 's'
                                         {"DisplayName", 'l'},       {"Options", 'a'},
                                         {"TrueOption", 'o'},        {"FalseOption", 'o'},
                                         {"IsCustomizable", 'm'},    {NULL, 0}};
-static const mtype MT_OPTIONSET = {"OptionSetMetadataBase", optionset_props, NULL, no_navs, -1};
+const mtype MT_OPTIONSET = {"OptionSetMetadataBase", optionset_props, NULL, no_navs, -1};
 
 const mtype *mtype_attr_cast(const char *name, size_t n)
 {

@@ -30,7 +30,7 @@ void mitems_free(mitems *l);
 /* A metadata type: its name, the properties it has (a derived attribute type adds its
  * own) and the navigation properties $expand takes. */
 typedef struct mtype mtype;
-extern const mtype MT_ENTITY, MT_ATTR, MT_KEY, MT_REL, MT_REL_MANY;
+extern const mtype MT_ENTITY, MT_ATTR, MT_KEY, MT_REL, MT_REL_MANY, MT_OPTIONSET;
 /* The derived attribute type named by a cast segment ("PicklistAttributeMetadata"), or NULL. */
 const mtype *mtype_attr_cast(const char *name, size_t n);
 const char *mtype_name(const mtype *t);
