@@ -93,6 +93,11 @@ describe("emulator table definitions", function()
       for _, r in ipairs(base_routes) do routes[#routes + 1] = r end
       routes[#routes + 1] = "accounts(" .. acct .. ")"
       routes[#routes + 1] = "accounts(" .. acct .. ")/name"
+      routes[#routes + 1] = "EntityDefinitions(LogicalName='account')/Attributes(LogicalName='name')/Microsoft.Dynamics.CRM.StringAttributeMetadata"
+      routes[#routes + 1] = "RelationshipDefinitions(SchemaName='account_primary_contact')"
+      routes[#routes + 1] = "asyncoperations"
+      routes[#routes + 1] = api.url .. "/common/oauth2/v2.0/token"
+      routes[#routes + 1] = api.url .. "/common/oauth2/v2.0/devicecode"
       for _, path in ipairs(routes) do
         local get = api.get(path)
         for _, m in ipairs { "POST", "PATCH", "PUT", "DELETE" } do
