@@ -24,7 +24,7 @@ LUA_CMOD ?= $(if $(filter /usr,$(PREFIX)),$(shell pkg-config --variable=INSTALL_
 # Resolved lazily so that `make deps` works before pkg-config has the packages.
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) $(EDIT_PKG) 2>/dev/null)
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
-MOD_LIBS   = $(shell pkg-config --libs $(MOD_PKGS) 2>/dev/null)
+MOD_LIBS   = $(filter-out -llua5.4,$(shell pkg-config --libs $(MOD_PKGS) 2>/dev/null))
 EDIT_LIBS  = $(shell pkg-config --libs $(EDIT_PKG) 2>/dev/null)
 
 SRC  := $(wildcard src/*.c src/emulator/*.c bindings/*.c)

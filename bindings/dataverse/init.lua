@@ -110,6 +110,7 @@ return function(M)
     return code == EXPIRED or code == "-2147204270" or code == -2147204270
   end
 
+  M.pretty = require "dataverse.pretty"
   M.connection = methods -- the connection methods, for scripts that want to add their own
   M.odata = { literal = core.literal, key = core.key, pct = core.pct, is_guid = core.is_guid }
   return M
