@@ -5,7 +5,7 @@ PKGS    := lua5.4 lua5.4-cjson libcurl libmicrohttpd sqlite3 libzip expat
 # CFLAGS and LDFLAGS are the user's (`make CFLAGS=-O0`); the project's own flags live apart.
 CFLAGS  ?= -O2 -g
 # -fPIC: the same objects go into dvlua and into the loadable module dataverse.so.
-DV_CFLAGS  := -std=gnu11 -Wall -Wextra -fPIC -Isrc -Ibindings -Ibuild
+DV_CFLAGS  := -std=gnu11 -Wall -Wextra -fPIC -Isrc -Ibindings -Ibuild $(if $(LUA_INCDIR),-I$(LUA_INCDIR))
 DV_LDFLAGS := -Wl,-E
 # The module takes its Lua symbols from the host interpreter (Debian's lua5.4 links Lua
 # statically), so it links everything but liblua. Line editing is the interpreter's alone.
@@ -48,7 +48,10 @@ dvlua: $(OBJ)
 dataverse.so: $(MOD_OBJ)
 	$(CC) -shared $(LDFLAGS) -o $@ $(MOD_OBJ) $(MOD_LIBS) -lm -lpthread
 
-build/%.o: %.c | check-deps
+# Builds that manage their own dependencies (luarocks, packagers) pass CHECK_DEPS=.
+CHECK_DEPS ?= check-deps
+
+build/%.o: %.c | $(CHECK_DEPS)
 	@mkdir -p $(dir $@)
 	$(CC) $(DV_CFLAGS) $(PKG_CFLAGS) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c -o $@ $<
 
@@ -70,7 +73,7 @@ check-deps:
 deps:
 	sh scripts/install-deps.sh
 
-test: check-deps dvlua
+test: check-deps dvlua dataverse.so
 	./dvlua spec/run.lua $(SPEC)
 
 demo: check-deps dvlua
@@ -100,16 +103,15 @@ cmdname = dvlua-$(subst _,-,$(patsubst change_tracking_sample,sample,$(patsubst 
 DOCS    := README.md $(wildcard docs/*.md)
 
 install: dvlua dataverse.so
-
-module: dataverse.so
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LUA_CMOD) $(DESTDIR)$(MANDIR) \
 	  $(DESTDIR)$(DOCDIR) $(DESTDIR)$(DATADIR)/solutions
 	install -m 755 dvlua $(DESTDIR)$(BINDIR)/dvlua
 	install -m 644 dataverse.so $(DESTDIR)$(LUA_CMOD)/dataverse.so
 	install -m 644 docs/dvlua.1 $(DESTDIR)$(MANDIR)/dvlua.1
 	install -m 644 $(DOCS) $(DESTDIR)$(DOCDIR)/
-	$(foreach s,$(SCRIPTS),install -m 755 $(s) $(DESTDIR)$(BINDIR)/$(call cmdname,$(s))
-	)$(if $(wildcard scripts/sync.lua),,ln -sf dvlua-sync-sqlite $(DESTDIR)$(BINDIR)/dvlua-sync)
+	for p in $(foreach s,$(SCRIPTS),$(s):$(call cmdname,$(s))); do \
+	  install -m 755 $${p%%:*} $(DESTDIR)$(BINDIR)/$${p#*:}; done
+	$(if $(wildcard scripts/sync.lua),,ln -sf dvlua-sync-sqlite $(DESTDIR)$(BINDIR)/dvlua-sync)
 	cp -R scripts/solutions/. $(DESTDIR)$(DATADIR)/solutions/
 
 uninstall:

@@ -165,7 +165,7 @@ void dv_repl(lua_State *L, dv_repl_call call, dv_repl_report report)
     int status;
     start(&r);
     if (r.tty) {
-        rl_readline_name = "dvlua"; /* `$if dvlua` sections of ~/.editrc apply */
+        rl_readline_name = "dvlua"; /* ~/.editrc lines "dvlua:..." apply */
         stifle_history(HISTORY_LINES);
         if (r.history[0]) read_history(r.history);
     }
