@@ -19,7 +19,7 @@ DOCDIR  = $(PREFIX)/share/doc/dvlua
 MANDIR  = $(PREFIX)/share/man/man1
 # Where Debian's lua5.4 looks for C modules: its own directory for /usr, else the
 # /usr/local tree that package.cpath also searches.
-LUA_CMOD ?= $(if $(filter /usr,$(PREFIX)),$(shell pkg-config --variable=INSTALL_CMOD lua5.4 2>/dev/null),$(PREFIX)/lib/lua/5.4)
+LUA_CMOD ?= $(or $(if $(filter /usr,$(PREFIX)),$(shell pkg-config --variable=INSTALL_CMOD lua5.4 2>/dev/null)),$(PREFIX)/lib/lua/5.4)
 
 # Resolved lazily so that `make deps` works before pkg-config has the packages.
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) $(EDIT_PKG) 2>/dev/null)
