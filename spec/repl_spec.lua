@@ -42,6 +42,17 @@ describe("dvlua -i", function()
     assert.is_nil(out:find("unexpected symbol", 1, true))
   end)
 
+  it("completes names on Tab: globals, fields, methods, org's before it is connected", function()
+    local out = session(table.concat({
+      "dataverse.pre\t({ 3, 1 })",
+      'x = "org:whoa\t"',
+      'print(x, rawget(_G, "org"))',
+      "",
+    }, "\n"), { data = data })
+    assert.matches("\n{ 3, 1 }\n", out, 1, true)
+    assert.matches("\norg:whoami\tnil\n", out, 1, true) -- completing did not connect
+  end)
+
   it("keeps history in the data directory, across sessions, readable by its owner only", function()
     session('print("from history " .. 6*7)\n', { data = data })
     local hist = dv.read_file(data .. "/dvlua/history")

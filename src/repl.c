@@ -22,7 +22,50 @@ struct repl {
     int tty;            /* stdin is a terminal: edit lines with libedit */
     char history[4096]; /* empty: no history file */
     int show_ref;       /* the Lua function that prints results */
+    int complete_ref;   /* the Lua function that completes a word on Tab */
+    int matches_ref;    /* the completions being handed to libedit */
 };
+
+/* libedit's completion hooks carry no user data: the session of this process, set while
+ * dv_repl runs on a terminal. */
+static struct repl *completing;
+
+/* Called by libedit with state 0, 1, 2... until it returns NULL; state 0 asks Lua. */
+static char *match_at(const char *text, int state)
+{
+    struct repl *r = completing;
+    if (r == NULL || r->complete_ref == LUA_NOREF) return NULL;
+    lua_State *L = r->L;
+    if (state == 0) {
+        luaL_unref(L, LUA_REGISTRYINDEX, r->matches_ref);
+        r->matches_ref = LUA_NOREF;
+        lua_rawgeti(L, LUA_REGISTRYINDEX, r->complete_ref);
+        lua_pushstring(L, text);
+        if (lua_pcall(L, 1, 1, 0) != LUA_OK || !lua_istable(L, -1)) {
+            lua_pop(L, 1);
+            return NULL;
+        }
+        r->matches_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    }
+    if (r->matches_ref == LUA_NOREF) return NULL;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, r->matches_ref);
+    lua_rawgeti(L, -1, (lua_Integer)state + 1);
+    const char *s = lua_tostring(L, -1);
+    char *m = s ? strdup(s) : NULL;
+    lua_pop(L, 2);
+    return m;
+}
+
+static char **complete(const char *text, int start, int end)
+{
+    (void)start;
+    (void)end;
+    rl_attempted_completion_over = 1; /* Lua names only, never file names */
+    return rl_completion_matches(text, match_at);
+}
+
+/* Words run through '.' and ':' so that `org:cre` and `dataverse.js` complete whole. */
+static char word_breaks[] = " \t\n\"\\'><=;+-*/%^~#{}()[],&|";
 
 /* The history may hold anything typed, tokens included: readable by its owner only. */
 static void save_history(const struct repl *r)
@@ -148,6 +191,10 @@ static void start(struct repl *r)
         r->report(L, LUA_ERRRUN);
         return;
     }
+    if (lua_getfield(L, -1, "complete") == LUA_TFUNCTION)
+        r->complete_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    else
+        lua_pop(L, 1);
     if (lua_getfield(L, -1, "show") == LUA_TFUNCTION)
         r->show_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     else
@@ -161,12 +208,16 @@ static void start(struct repl *r)
 
 void dv_repl(lua_State *L, dv_repl_call call, dv_repl_report report)
 {
-    struct repl r = {L, call, report, isatty(0), "", LUA_NOREF};
+    struct repl r = {L, call, report, isatty(0), "", LUA_NOREF, LUA_NOREF, LUA_NOREF};
     int status;
     start(&r);
     if (r.tty) {
         rl_readline_name = "dvlua"; /* ~/.editrc lines "dvlua:..." apply */
         stifle_history(HISTORY_LINES);
+        completing = &r;
+        rl_attempted_completion_function = complete;
+        rl_completer_word_break_characters = word_breaks;
+        rl_completion_append_character = '\0';
         if (r.history[0]) read_history(r.history);
     }
     while ((status = load_statement(&r)) != -1) {
@@ -177,7 +228,13 @@ void dv_repl(lua_State *L, dv_repl_call call, dv_repl_report report)
             report(L, status);
     }
     save_history(&r);
-    if (r.show_ref != LUA_NOREF) luaL_unref(L, LUA_REGISTRYINDEX, r.show_ref);
+    if (r.tty) {
+        rl_attempted_completion_function = NULL;
+        completing = NULL;
+    }
+    luaL_unref(L, LUA_REGISTRYINDEX, r.show_ref);
+    luaL_unref(L, LUA_REGISTRYINDEX, r.complete_ref);
+    luaL_unref(L, LUA_REGISTRYINDEX, r.matches_ref);
     lua_settop(L, 0);
     fputs("\n", stdout);
     fflush(stdout);
