@@ -20,7 +20,7 @@ local function session(input, o)
   local env = { "XDG_DATA_HOME=" .. q(o.data), "DATAVERSE_URL=", "DATAVERSE_TOKEN=", "TERM=dumb" }
   for k, v in pairs(o.env or {}) do env[#env + 1] = k .. "=" .. q(v) end
   local cmd = q(dv.bin) .. " " .. table.concat(o.args or { "-i" }, " ")
-  local _, _, status = os.execute(("env %s script -qfec %s /dev/null <%s >%s 2>&1")
+  local _, _, status = os.execute(("env %s timeout 60 script -qfec %s /dev/null <%s >%s 2>&1")
     :format(table.concat(env, " "), q(cmd), infile, outfile))
   local out = dv.read_file(outfile):gsub("\r", "")
   os.remove(infile)
