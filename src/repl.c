@@ -1,5 +1,6 @@
 #include "repl.h"
 
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,7 +15,7 @@
 
 #define HISTORY_LINES 1000
 
-/* What one session needs; lives on the C stack of dv_repl, nothing global. */
+/* What one session needs; lives on the C stack of dv_repl. */
 struct repl {
     lua_State *L;
     dv_repl_call call;
@@ -67,11 +68,16 @@ static char **complete(const char *text, int start, int end)
 /* Words run through '.' and ':' so that `org:cre` and `dataverse.js` complete whole. */
 static char word_breaks[] = " \t\n\"\\'><=;+-*/%^~#{}()[],&|";
 
-/* The history may hold anything typed, tokens included: readable by its owner only. */
+/* The history may hold anything typed, tokens included: readable by its owner only, from
+ * the moment the file exists (write_history keeps the mode of a file that is there). */
 static void save_history(const struct repl *r)
 {
     if (!r->tty || !r->history[0]) return;
-    if (write_history(r->history) == 0) chmod(r->history, 0600);
+    int fd = open(r->history, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) return;
+    int ok = fchmod(fd, 0600) == 0;
+    close(fd);
+    if (ok) write_history(r->history);
 }
 
 /* Pushes the next line without its newline; 0 at end of input. */
