@@ -80,6 +80,15 @@ describe("dvlua -i", function()
     assert.is_nil(out:find("(null)", 1, true))
   end)
 
+  it("takes its prompts from _PROMPT and _PROMPT2, on a terminal or not", function()
+    local typed = '_PROMPT = "dv> "; _PROMPT2 = "..> "\nfor i = 1, 1 do\nprint("in loop")\nend\n'
+    local out = session(typed, { data = data })
+    assert.matches("\ndv> for i = 1, 1 do\n..> print(\"in loop\")\n..> end\nin loop\ndv> ", out, 1, true)
+    local r = dv.run({ "-i" }, { stdin = typed, env = { XDG_DATA_HOME = data } })
+    assert.equals(0, r.status, r.stderr)
+    assert.matches("> dv> ..> ..> in loop\ndv> \n$", r.stdout)
+  end)
+
   it("prints tables as sorted Lua-like literals, json null as null, long lists cut", function()
     local out = session(table.concat({
       "{ zeta = 1, alpha = { 2, 3 }, none = dataverse.json.null }",

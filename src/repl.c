@@ -106,6 +106,17 @@ static int read_line(struct repl *r, const char *prompt)
     return 1;
 }
 
+/* The prompt is the global _PROMPT (_PROMPT2 for a continued statement), as in lua.c. */
+static int read_prompted(struct repl *r, int first)
+{
+    lua_State *L = r->L;
+    lua_getglobal(L, first ? "_PROMPT" : "_PROMPT2");
+    const char *prompt = lua_tostring(L, -1);
+    int ok = read_line(r, prompt ? prompt : first ? "> " : ">> ");
+    lua_remove(L, ok ? -2 : -1);
+    return ok;
+}
+
 static void remember(struct repl *r, const char *line)
 {
     if (!r->tty || line[0] == '\0') return;
@@ -133,7 +144,7 @@ static int load_statement(struct repl *r)
 {
     lua_State *L = r->L;
     lua_settop(L, 0);
-    if (!read_line(r, "> ")) return -1;
+    if (!read_prompted(r, 1)) return -1;
     const char *line = lua_tostring(L, 1);
     const char *ret = lua_pushfstring(L, "return %s;", line);
     int status = luaL_loadbuffer(L, ret, strlen(ret), "=stdin");
@@ -148,7 +159,7 @@ static int load_statement(struct repl *r)
         size_t len;
         const char *code = lua_tolstring(L, 1, &len);
         status = luaL_loadbuffer(L, code, len, "=stdin");
-        if (!incomplete(L, status) || !read_line(r, ">> ")) break;
+        if (!incomplete(L, status) || !read_prompted(r, 0)) break;
         lua_pushliteral(L, "\n");
         lua_insert(L, -2);
         lua_concat(L, 3);
