@@ -129,6 +129,7 @@ describe("dataverse.pretty", function()
       local t = {} t.self = t
       io.write(dataverse.pretty(t), "\n")
       io.write(dataverse.pretty({ 1, 2, 3, 4 }, { items = 2 }), "\n")
+      io.write(dataverse.pretty({ ("\u{e9}"):rep(10) }, { text = 5 }), "\n")
       print(pcall(dataverse.pretty, {}, { dept = 1 }))
     ]] })
     assert.equals(0, r.status, r.stderr)
@@ -138,6 +139,7 @@ describe("dataverse.pretty", function()
       "{ deep = { deeper = {...} } }",
       "{ self = <cycle> }",
       "{\n  1,\n  2,\n  -- ... 2 more (4 in all)\n}",
+      '{ "\u{e9}\u{e9}"... (20 bytes) }',
       "false\tbad argument #2 to 'pretty' (unknown option 'dept')",
       "",
     }, "\n"), r.stdout)

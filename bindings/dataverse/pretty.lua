@@ -6,11 +6,13 @@
 -- dataverse.json.null prints as `null`. Limits keep a huge result readable: `depth`
 -- (default 4) levels, after which a table is `{...}`, and `items` (default 50) entries per
 -- table, after which a comment gives the count left out. A table met again inside itself
--- is `<cycle>`. Strings at the top level are quoted too; the REPL prints them raw as lua5.4.
+-- is `<cycle>`. A string longer than `text` (default 1000) bytes is cut, followed by its
+-- length. Strings at the top level are quoted too; the REPL prints them raw as lua5.4.
 local NULL = require "dataverse.json".null
 
-local DEFAULTS = { depth = 4, items = 50, width = 80, indent = "  " }
-local OPTION_TYPES = { depth = "number", items = "number", width = "number", indent = "string" }
+local DEFAULTS = { depth = 4, items = 50, width = 80, indent = "  ", text = 1000 }
+local OPTION_TYPES = { depth = "number", items = "number", width = "number", indent = "string",
+  text = "number" }
 
 local KEYWORDS = {}
 for w in ([[and break do else elseif end false for function goto if in local nil not or
@@ -24,10 +26,18 @@ local function quote(s)
   end) .. '"'
 end
 
-local function scalar(v)
+-- A string over `limit` bytes is cut at a character boundary and followed by its length.
+local function text(s, limit)
+  if #s <= limit then return quote(s) end
+  local cut = limit
+  while cut > 0 and (s:byte(cut + 1) or 0) & 0xC0 == 0x80 do cut = cut - 1 end
+  return ("%s... (%d bytes)"):format(quote(s:sub(1, cut)), #s)
+end
+
+local function scalar(v, o)
   local t = type(v)
   if v == NULL then return "null" end
-  if t == "string" then return quote(v) end
+  if t == "string" then return text(v, o and o.text or math.huge) end
   if t == "number" then
     if math.type(v) == "integer" then return tostring(v) end
     if v ~= v then return "0/0" end
@@ -59,7 +69,7 @@ local function key_less(a, b)
 end
 
 local function render(v, o, level, seen, indent)
-  if type(v) ~= "table" or v == NULL then return scalar(v) end
+  if type(v) ~= "table" or v == NULL then return scalar(v, o) end
   if seen[v] then return "<cycle>" end
   if next(v) == nil then return "{}" end
   if level >= o.depth then return "{...}" end
