@@ -17,7 +17,7 @@ description = {
     built-in emulator of that API. The `dataverse` C module carries the same bindings,
     emulator included, for any Lua 5.4: require "dataverse".
   ]],
-  license = "MIT",
+  license = "MIT", -- as Lua itself; the tree has no LICENSE file yet
   labels = { "dataverse", "odata", "dynamics" },
 }
 dependencies = {

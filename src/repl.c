@@ -9,8 +9,8 @@
 
 #include <lauxlib.h>
 
-/* libedit rather than GNU readline: readline is GPL-3 and would make every dvlua binary
- * GPL; libedit (BSD) keeps the result under the same permissive terms as Lua (README). */
+/* libedit (BSD) rather than GNU readline: readline is GPL-3, and a binary linked with it
+ * could only be distributed under the GPL-3 (README, "Interactive use"). */
 #include <editline/readline.h>
 
 #define HISTORY_LINES 1000
