@@ -33,7 +33,7 @@ OBJ  := $(patsubst %.c,build/%.o,$(SRC)) build/embedded_lua.o
 DEPF := $(OBJ:.o=.d)
 # The interpreter's own files; everything else is the module.
 EXE_OBJ := build/src/main.o $(patsubst %.c,build/%.o,$(wildcard src/repl*.c))
-MOD_OBJ := $(filter-out $(EXE_OBJ),$(OBJ))
+MOD_OBJ := $(filter-out $(EXE_OBJ),$(OBJ)) build/module_entries.o
 
 .PHONY: all module deps test demo bench install uninstall clean format lint check-deps fuzz
 
@@ -58,6 +58,17 @@ build/%.o: %.c | $(CHECK_DEPS)
 # Lua helpers are compiled into the binary: no file lookups at run time.
 build/embedded_lua.c: $(LUA) build/bin2c
 	build/bin2c $(LUA) > $@
+
+# The module's luaopen_dataverse_<x> for each embedded helper: Lua's all-in-one C loader
+# finds them in dataverse.so when a submodule is required first (src/module.h).
+build/module_entries.c: $(LUA)
+	@mkdir -p build
+	{ echo '#include "module.h"'; for f in $(LUA); do n=$$(basename $$f .lua); \
+	  echo "int luaopen_dataverse_$$n(lua_State *L) { return dv_open_submodule(L, \"dataverse.$$n\"); }"; \
+	  done; } > $@
+
+build/module_entries.o: build/module_entries.c
+	$(CC) $(DV_CFLAGS) $(PKG_CFLAGS) $(CFLAGS) -c -o $@ $<
 
 build/embedded_lua.o: build/embedded_lua.c
 	$(CC) $(DV_CFLAGS) $(CFLAGS) -c -o $@ $<

@@ -40,6 +40,18 @@ describe("the dataverse module", function()
     assert.equals("./dataverse.so\t" .. version .. "\n", out)
   end)
 
+  it("loads any submodule first, from the same file", function()
+    for _, name in ipairs { "dataverse.sync", "dataverse.pretty", "dataverse.json", "dataverse.emulator" } do
+      local status, out = lua54(([[
+        local sub = require "%s"
+        local d = require "dataverse"
+        print(sub ~= nil, package.loaded["%s"] == sub, type(d.connect), d.pretty { 1 })
+      ]]):format(name, name))
+      assert.equals(0, status, out)
+      assert.equals("true\ttrue\tfunction\t{ 1 }\n", out, name)
+    end
+  end)
+
   it("starts the built-in emulator and connects, creates, queries and follows changes", function()
     local status, out = lua54([[
       local dataverse = require "dataverse"
