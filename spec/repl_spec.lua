@@ -28,6 +28,17 @@ local function session(input, o)
   return out, status
 end
 
+-- Waits (bounded) until the file holds text matching `pattern`; returns the text.
+local function wait_for(path, pattern)
+  local deadline = os.time() + 30
+  repeat
+    local s = dv.read_file(path):gsub("\r", "")
+    if s:find(pattern) then return s end
+    os.execute("sleep 0.1")
+  until os.time() > deadline
+  return dv.read_file(path):gsub("\r", "")
+end
+
 describe("dvlua -i", function()
   local data
 
@@ -51,6 +62,28 @@ describe("dvlua -i", function()
     }, "\n"), { data = data })
     assert.matches("\n{ 3, 1 }\n", out, 1, true)
     assert.matches("\norg:whoami\tnil\n", out, 1, true) -- completing did not connect
+  end)
+
+  it("stops a running statement on Ctrl-C and goes on with the next", function()
+    local fifo, out = os.tmpname(), os.tmpname()
+    os.remove(fifo)
+    assert(os.execute("mkfifo " .. q(fifo)))
+    os.execute(("env XDG_DATA_HOME=%s TERM=dumb DVLUA_QUIET=1 timeout 60 script -qfec %s /dev/null <%s >%s 2>&1 &")
+      :format(q(data), q(q(dv.bin) .. " -i"), q(fifo), q(out)))
+    local typing = assert(io.open(fifo, "w"))
+    typing:setvbuf("no")
+    -- the statement says when it is running; the echo of what was typed does not match
+    typing:write('io.write("loop", "ing\\n") io.flush() while true do end\n')
+    assert.matches("\nlooping\n", wait_for(out, "\nlooping\n"), 1, true)
+    typing:write("\3")
+    wait_for(out, "interrupted")
+    typing:write('print("still " .. "alive")\n')
+    typing:close()
+    local text = wait_for(out, "\nstill alive\n")
+    os.remove(fifo)
+    os.remove(out)
+    assert.matches("looping\n.*interrupted.*\nstill alive\n", text)
+    assert.matches("\nstill alive\n", text, 1, true)
   end)
 
   it("keeps history in the data directory, across sessions, readable by its owner only", function()
