@@ -14,7 +14,6 @@ enum { X_QUEUED, X_RUNNING, X_FINISHED };
 typedef struct xfer {
     uint64_t id;
     int state;
-    int reported; /* handed out by dv_multi_take_finished */
     dv_http_req req;
     char *method, *url, *body;
     char **headers; /* NULL-terminated copies */
@@ -321,27 +320,14 @@ static void drain(dv_multi *m)
     }
 }
 
-static int unreported(const dv_multi *m)
+/* 1 when one of ids is finished or unknown. */
+static int any_done(const dv_multi *m, const uint64_t *ids, size_t n)
 {
-    for (xfer *x = m->head; x; x = x->next)
-        if (x->state == X_FINISHED && !x->reported) return 1;
-    return 0;
-}
-
-static int pending(const dv_multi *m)
-{
-    for (xfer *x = m->head; x; x = x->next)
-        if (x->state != X_FINISHED) return 1;
-    return 0;
-}
-
-static int done_waiting(const dv_multi *m, uint64_t id)
-{
-    if (id) {
-        const xfer *x = find(m, id);
-        return !x || x->state == X_FINISHED;
+    for (size_t i = 0; i < n; i++) {
+        const xfer *x = find(m, ids[i]);
+        if (!x || x->state == X_FINISHED) return 1;
     }
-    return unreported(m) || !pending(m);
+    return n == 0;
 }
 
 /* How long nothing can start: until the pause ends or the earliest backoff expires. */
@@ -358,18 +344,17 @@ static long idle_ms(const dv_multi *m, double now)
     return ms > 1000 ? 1000 : (long)ms + 1;
 }
 
-int dv_multi_wait(dv_multi *m, uint64_t id)
+void dv_multi_wait_any(dv_multi *m, const uint64_t *ids, size_t n)
 {
-    if (id && !find(m, id)) return -1;
     for (;;) {
         int running = 0;
         long t, ct = -1;
         double now = now_s();
         launch_ready(m, now);
-        if (done_waiting(m, id)) return 0;
+        if (any_done(m, ids, n)) return;
         curl_multi_perform(m->cm, &running);
         drain(m);
-        if (done_waiting(m, id)) return 0;
+        if (any_done(m, ids, n)) return;
         now = now_s();
         t = idle_ms(m, now);
         curl_multi_timeout(m->cm, &ct);
@@ -385,15 +370,11 @@ int dv_multi_wait(dv_multi *m, uint64_t id)
     }
 }
 
-size_t dv_multi_take_finished(dv_multi *m, uint64_t *ids, size_t max)
+int dv_multi_wait(dv_multi *m, uint64_t id)
 {
-    size_t n = 0;
-    for (xfer *x = m->head; x && n < max; x = x->next)
-        if (x->state == X_FINISHED && !x->reported) {
-            x->reported = 1;
-            ids[n++] = x->id;
-        }
-    return n;
+    if (!find(m, id)) return -1;
+    dv_multi_wait_any(m, &id, 1);
+    return 0;
 }
 
 int dv_multi_finished(const dv_multi *m, uint64_t id)

@@ -11,8 +11,8 @@
  * Offers:
  *   dv_multi_new / free      a driver over an existing dv_http (which it does not own)
  *   dv_multi_submit          queue a request (copied); returns its id
- *   dv_multi_wait            drive transfers until one given request, or any, is finished
- *   dv_multi_take_finished   ids finished since the last call, for schedulers
+ *   dv_multi_wait            drive transfers until a given request is finished
+ *   dv_multi_wait_any        drive transfers until one of several requests is finished
  *   dv_multi_result          the outcome of a finished request (and forget it)
  *   dv_multi_stats_get       counters and the current budget
  *
@@ -57,13 +57,13 @@ void dv_multi_set_cap(dv_multi *m, int max_concurrency);
  * filled when out of memory. */
 uint64_t dv_multi_submit(dv_multi *m, const dv_http_req *req, dv_error *err);
 
-/* Drives the transfers until request id is finished, or with id 0 until some request is
- * finished and not yet taken (dv_multi_take_finished) or nothing is queued or running.
- * Returns 0, or -1 when id is unknown. */
+/* Drives every transfer until request id is finished. Returns 0, or -1 when id is unknown. */
 int dv_multi_wait(dv_multi *m, uint64_t id);
 
-/* Copies up to max ids of finished requests not yet taken into ids; returns how many. */
-size_t dv_multi_take_finished(dv_multi *m, uint64_t *ids, size_t max);
+/* Drives every transfer until one of the n requests in ids is finished (or none of them is
+ * known). Schedulers pass the requests their waiting tasks need, so two of them nested on
+ * one connection never steal each other's answers. */
+void dv_multi_wait_any(dv_multi *m, const uint64_t *ids, size_t n);
 
 /* 1 when request id is finished, 0 when it is still queued or running, -1 when unknown. */
 int dv_multi_finished(const dv_multi *m, uint64_t id);
