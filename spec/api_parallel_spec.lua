@@ -62,13 +62,14 @@ describe("org:parallel", function()
     emu = dataverse.emulator.start { db = ":memory:" }
     org = dataverse.connect { emulator = emu }
     local id = org:create("account", { name = "kept" })
+    local other = org:create("account", { name = "other" })
     local r = org:parallel {
       function() return org:retrieve("account", id, { columns = { "name" } }).name end,
       function() error("task two failed") end,
       function() return org:request("GET", "nosuchtables") end,
       function()
-        org:update("account", id, { name = "changed" })
-        return org:retrieve("account", id).name
+        org:update("account", other, { name = "changed" })
+        return org:retrieve("account", other).name
       end,
     }
     assert.same({ ok = true, value = "kept" }, r[1])
@@ -236,5 +237,54 @@ describe("org:parallel and authentication", function()
     assert.equals(2, tokens) -- the first token, then one refresh shared by the four tasks
     org:close()
     srv:stop()
+  end)
+end)
+
+describe("org:spawn and org:wait", function()
+  it("run spawned tasks together, tasks may spawn more, results in spawn order", function()
+    local emu = dataverse.emulator.start { db = ":memory:", latency = { request_ms = 200 }, dop_hint = 8 }
+    local org = dataverse.connect { emulator = emu }
+    org:whoami()
+    emu:stats(true)
+    assert.same({}, org:wait())
+    for i = 1, 3 do
+      assert.equals(i, org:spawn(function()
+        org:call("GET", "WhoAmI")
+        if i == 1 then org:spawn(function() org:call("GET", "WhoAmI") return "late" end) end
+        return i
+      end))
+    end
+    local r = org:wait()
+    assert.same({ { ok = true, value = 1 }, { ok = true, value = 2 }, { ok = true, value = 3 },
+      { ok = true, value = "late" } }, r)
+    assert.equals(4, emu:stats().requests)
+    assert.equals(3, emu:stats().peak_concurrent)
+    assert.same({}, org:wait()) -- the group is gone once waited for
+    local ok, err = pcall(org.spawn, org, 42)
+    assert.is_false(ok)
+    assert.matches("function expected", err)
+    org:close()
+    emu:stop()
+  end)
+
+  it("nests org:parallel inside a task, and blocks where a task cannot yield", function()
+    local emu = dataverse.emulator.start { db = ":memory:", latency = { request_ms = 50 } }
+    local org = dataverse.connect { emulator = emu }
+    local r = org:parallel {
+      function()
+        local inner = org:parallel { function() return select(3, org:call("GET", "WhoAmI")).UserId end,
+          function() return 2 end }
+        return inner[1].ok and inner[2].value
+      end,
+      function()
+        -- a callback of string.gsub cannot yield: the request blocks and still succeeds
+        return (("x"):gsub("x", function() return select(3, org:call("GET", "WhoAmI")).UserId end))
+      end,
+    }
+    assert.same({ ok = true, value = 2 }, r[1])
+    assert.is_true(r[2].ok)
+    assert.matches("^%x+%-", r[2].value)
+    org:close()
+    emu:stop()
   end)
 end)

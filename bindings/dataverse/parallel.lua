@@ -27,6 +27,63 @@ local function task_keys(tasks)
   return keys
 end
 
+-- A group of tasks run by one scheduler loop. Tasks can be added while it runs.
+local function new_group(org, limit)
+  local st = org:state()
+  st.tasks = st.tasks or setmetatable({}, { __mode = "k" })
+  return { org = org, registry = st.tasks, limit = limit, keys = {}, fns = {}, results = {},
+    waiting = {}, running = 0, nexti = 1 }
+end
+
+local function add(g, key, fn)
+  g.keys[#g.keys + 1] = key
+  g.fns[#g.keys] = fn
+end
+
+local function settle(g, co, key, ok, a, b)
+  if coroutine.status(co) == "dead" then
+    g.registry[co] = nil
+    g.running = g.running - 1
+    if ok then
+      g.results[key] = { ok = true, value = a }
+    else
+      g.results[key] = { ok = false, error = a }
+    end
+  elseif ok and a == WAITING then
+    g.waiting[b] = { co, key }
+  else
+    -- The task yielded for its own reasons: this scheduler cannot know when to resume it.
+    g.registry[co] = nil
+    g.running = g.running - 1
+    coroutine.close(co)
+    g.results[key] = { ok = false, error = U.new_error(0, "usage",
+      "a task yielded outside a request (wrap your own coroutines with coroutine.wrap inside the task)") }
+  end
+end
+
+local function run(g)
+  while true do
+    while g.running < (g.limit or math.huge) and g.nexti <= #g.keys do
+      local i = g.nexti
+      g.nexti = i + 1
+      local co = coroutine.create(g.fns[i])
+      g.fns[i] = nil
+      g.registry[co] = true
+      g.running = g.running + 1
+      settle(g, co, g.keys[i], coroutine.resume(co))
+    end
+    if g.running == 0 then break end
+    local ids = {}
+    for id in pairs(g.waiting) do ids[#ids + 1] = id end
+    for _, id in ipairs(g.org:_pump(ids)) do
+      local w = g.waiting[id]
+      g.waiting[id] = nil
+      settle(g, w[1], w[2], coroutine.resume(w[1]))
+    end
+  end
+  return g.results
+end
+
 function M.install(methods)
   function methods:parallel(tasks, opts)
     U.check_table(tasks, 1, "parallel")
@@ -44,55 +101,39 @@ function M.install(methods)
         U.argerror(1, "parallel", ("tasks[%s]: function expected, got %s"):format(tostring(k), type(tasks[k])))
       end
     end
-    limit = math.tointeger(limit) or #keys
+    local g = new_group(self, math.tointeger(limit))
+    for _, k in ipairs(keys) do add(g, k, tasks[k]) end
+    return run(g)
+  end
 
+  -- org:spawn(fn) -> n: queues fn as the n-th task of the connection's own group, which
+  -- org:wait() runs; a running task may spawn more.
+  function methods:spawn(fn)
+    if type(fn) ~= "function" then U.argerror(1, "spawn", "function expected, got " .. type(fn)) end
     local st = self:state()
-    st.tasks = st.tasks or setmetatable({}, { __mode = "k" })
-    local registry = st.tasks
-    local results = {}
-    local waiting = {} -- request id -> { co, key }
-    local running, nexti = 0, 1
+    st.spawned = st.spawned or new_group(self, nil)
+    add(st.spawned, #st.spawned.keys + 1, fn)
+    return #st.spawned.keys
+  end
 
-    local function settle(co, key, ok, a, b)
-      if coroutine.status(co) == "dead" then
-        registry[co] = nil
-        running = running - 1
-        if ok then
-          results[key] = { ok = true, value = a }
-        else
-          results[key] = { ok = false, error = a }
-        end
-      elseif ok and a == WAITING then
-        waiting[b] = { co, key }
-      else
-        -- The task yielded for its own reasons: this scheduler cannot know when to resume it.
-        registry[co] = nil
-        running = running - 1
-        coroutine.close(co)
-        results[key] = { ok = false, error = U.new_error(0, "usage",
-          "a task of parallel yielded outside a request (wrap your own coroutines with coroutine.wrap inside the task)") }
-      end
+  -- org:wait([{concurrency=}]) -> results of every spawned task, in spawn order.
+  function methods:wait(opts)
+    opts = U.opt_table(opts, 1, "wait")
+    for k in pairs(opts) do
+      if k ~= "concurrency" then U.argerror(1, "wait", "unknown option '" .. tostring(k) .. "'") end
     end
-
-    while true do
-      while running < limit and nexti <= #keys do
-        local key = keys[nexti]
-        nexti = nexti + 1
-        local co = coroutine.create(tasks[key])
-        registry[co] = true
-        running = running + 1
-        settle(co, key, coroutine.resume(co))
-      end
-      if running == 0 then break end
-      local ids = {}
-      for id in pairs(waiting) do ids[#ids + 1] = id end
-      for _, id in ipairs(self:_pump(ids)) do
-        local w = waiting[id]
-        waiting[id] = nil
-        settle(w[1], w[2], coroutine.resume(w[1]))
-      end
-    end
-    return results
+    local limit = U.opt(opts, "concurrency", "integer", "wait", 1)
+    if limit and limit < 1 then U.argerror(1, "wait", "option 'concurrency': 1 or more expected") end
+    local st = self:state()
+    local g = st.spawned
+    if not g then return {} end
+    if g.active then U.argerror(1, "wait", "already waiting (a spawned task may spawn, not wait)") end
+    g.limit = math.tointeger(limit)
+    g.active = true
+    local ok, res = pcall(run, g)
+    st.spawned = nil
+    if not ok then error(res, 0) end
+    return res
   end
 end
 
