@@ -575,7 +575,8 @@ dv_http_verdict dv_http_try_end(dv_http *h, dv_http_try *t, int curl_code, dv_ht
         if (k == T_FATAL) return DV_HTTP_FAILED;
     }
 
-    if (p->retry + 1 >= h->opt.max_tries) {
+    int spare = p->throttled && p->spare_429 && p->spared < DV_HTTP_SPARE_429_MAX;
+    if (!spare && p->retry + 1 >= h->opt.max_tries) {
         if (p->retry > 0) append_note(err, " (gave up after %d tries)", p->retry + 1);
         return DV_HTTP_FAILED;
     }
@@ -592,7 +593,10 @@ dv_http_verdict dv_http_try_end(dv_http *h, dv_http_try *t, int curl_code, dv_ht
         else
             dv_trace_note("waiting %ld ms before try %d (backoff)", p->wait_ms, p->retry + 2);
     }
-    p->retry++;
+    if (spare)
+        p->spared++;
+    else
+        p->retry++;
     return DV_HTTP_RETRY;
 }
 

@@ -126,7 +126,12 @@ typedef struct dv_http_progress {
     long wait_ms;       /* DV_HTTP_RETRY: how long to wait before the next try */
     int throttled;      /* DV_HTTP_RETRY: the answer was 429 */
     double retry_after; /* DV_HTTP_RETRY: the server's Retry-After in seconds, or negative */
+    int spare_429;      /* set by a driver before ending a try: a 429 answer to it does not
+                           count against max_tries (DV_HTTP_SPARE_429_MAX at most) */
+    int spared;         /* 429 answers not counted so far */
 } dv_http_progress;
+
+#define DV_HTTP_SPARE_429_MAX 50
 
 typedef enum {
     DV_HTTP_DONE,    /* a response with status < 400 */

@@ -259,6 +259,9 @@ static void note_hint(dv_multi *m, const dv_http_resp *r)
 static void on_done(dv_multi *m, xfer *x, CURLcode rc, double now)
 {
     curl_multi_remove_handle(m->cm, x->easy);
+    /* A try launched before the latest halving was refused for what the others did: a 429
+     * to it does not use up one of its own tries. */
+    x->p.spare_429 = x->epoch != m->epoch;
     dv_http_verdict v = dv_http_try_end(m->h, x->t, (int)rc, &x->p, &x->resp, &x->err);
     x->t = NULL;
     if (m->npool < POOL_MAX)
