@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "auth.h"
+#include "trace.h"
 
 enum { X_QUEUED, X_RUNNING, X_FINISHED };
 
@@ -277,6 +278,7 @@ static void on_done(dv_multi *m, xfer *x, CURLcode rc, double now)
         if (m->limit < cap_of(m) && ++m->successes >= DV_MULTI_RECOVER_EVERY) {
             m->limit++;
             m->successes = 0;
+            if (dv_http_opts(m->h)->trace) dv_trace_note("concurrency back up to %d", m->limit);
         }
         return;
     case DV_HTTP_FAILED:
@@ -294,9 +296,13 @@ static void on_done(dv_multi *m, xfer *x, CURLcode rc, double now)
             double until = now + (double)x->p.wait_ms / 1000.0;
             m->throttled++;
             if (x->epoch == m->epoch) {
+                int was = m->limit;
                 m->limit = m->limit > 1 ? m->limit / 2 : 1;
                 m->epoch++;
                 m->successes = 0;
+                if (dv_http_opts(m->h)->trace)
+                    dv_trace_note("429: concurrency %d -> %d; every request waits %ld ms", was,
+                                  m->limit, x->p.wait_ms);
             }
             if (until > m->pause_until) {
                 m->waited_s += until - (m->pause_until > now ? m->pause_until : now);
