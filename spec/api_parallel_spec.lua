@@ -164,9 +164,15 @@ describe("org:parallel", function()
         return i
       end
     end
-    local r = org:parallel(tasks)
+    local ticks, seen_throttled = 0, 0
+    local r = org:parallel(tasks, { on_progress = function()
+      ticks = ticks + 1
+      seen_throttled = org:stats().throttled
+    end })
     for i = 1, 10 do assert.same({ ok = true, value = i }, r[i]) end
+    assert.truthy(ticks >= 10)
     local s = org:stats()
+    assert.equals(s.throttled, seen_throttled)
     assert.truthy(s.throttled > 0)
     assert.truthy(s.waited > 0)
     assert.truthy(s.concurrency < 8)

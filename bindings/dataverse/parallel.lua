@@ -80,6 +80,7 @@ local function run(g)
       g.waiting[id] = nil
       settle(g, w[1], w[2], coroutine.resume(w[1]))
     end
+    if g.on_progress then g.on_progress() end
   end
   return g.results
 end
@@ -89,9 +90,12 @@ function M.install(methods)
     U.check_table(tasks, 1, "parallel")
     opts = U.opt_table(opts, 2, "parallel")
     for k in pairs(opts) do
-      if k ~= "concurrency" then U.argerror(2, "parallel", "unknown option '" .. tostring(k) .. "'") end
+      if k ~= "concurrency" and k ~= "on_progress" then
+        U.argerror(2, "parallel", "unknown option '" .. tostring(k) .. "'")
+      end
     end
     local limit = U.opt(opts, "concurrency", "integer", "parallel", 2)
+    local on_progress = U.opt(opts, "on_progress", "function", "parallel", 2)
     if limit and limit < 1 then
       U.argerror(2, "parallel", "option 'concurrency': 1 or more expected")
     end
@@ -102,6 +106,7 @@ function M.install(methods)
       end
     end
     local g = new_group(self, math.tointeger(limit))
+    g.on_progress = on_progress
     for _, k in ipairs(keys) do add(g, k, tasks[k]) end
     return run(g)
   end
@@ -120,15 +125,19 @@ function M.install(methods)
   function methods:wait(opts)
     opts = U.opt_table(opts, 1, "wait")
     for k in pairs(opts) do
-      if k ~= "concurrency" then U.argerror(1, "wait", "unknown option '" .. tostring(k) .. "'") end
+      if k ~= "concurrency" and k ~= "on_progress" then
+        U.argerror(1, "wait", "unknown option '" .. tostring(k) .. "'")
+      end
     end
     local limit = U.opt(opts, "concurrency", "integer", "wait", 1)
+    local on_progress = U.opt(opts, "on_progress", "function", "wait", 1)
     if limit and limit < 1 then U.argerror(1, "wait", "option 'concurrency': 1 or more expected") end
     local st = self:state()
     local g = st.spawned
     if not g then return {} end
     if g.active then U.argerror(1, "wait", "already waiting (a spawned task may spawn, not wait)") end
     g.limit = math.tointeger(limit)
+    g.on_progress = on_progress
     g.active = true
     local ok, res = pcall(run, g)
     st.spawned = nil
