@@ -1,6 +1,8 @@
 /* `dataverse.core`: the connection object (userdata over src/dataverse.c), the error object,
  * and the OData building blocks (keys, literals, percent-encoding) the Lua layer composes the
- * operations from (bindings/dataverse/init.lua). */
+ * operations from (bindings/dataverse/init.lua). A request made from a task of org:parallel
+ * (bindings/dataverse/parallel.lua) yields to its scheduler instead of blocking; everywhere
+ * else it drives the connection's transfers (src/multi.h) until its answer is in. */
 #include <lauxlib.h>
 #include <errno.h>
 #include <sys/stat.h>
