@@ -84,6 +84,28 @@ describe("org:parallel", function()
     assert.equals(404, r2[1].error.status)
   end)
 
+  it("does not repeat a write whose answer was lost, and retries a read", function()
+    emu = dataverse.emulator.start { db = ":memory:", faults = "" }
+    org = dataverse.connect { emulator = emu }
+    org:create("account", { name = "seed" })
+    emu:faults("drop")
+    -- (an answer with a body, cut halfway: an empty answer on a kept-alive connection would
+    -- look like a stale connection to libcurl, which sends the request again by itself)
+    local r = org:parallel { function()
+      return org:request("POST", "accounts", { name = "lost answer" }, { Prefer = "return=representation" })
+    end }
+    assert.is_false(r[1].ok)
+    assert.equals("maybe_applied", r[1].error.code)
+    assert.equals(2, org:count("account")) -- carried out once, not repeated
+    emu:faults("drop")
+    r = org:parallel { function()
+      local _, _, body = org:request("GET", "accounts?$select=name")
+      return #body.value
+    end }
+    assert.same({ ok = true, value = 2 }, r[1])
+    assert.equals(1, org:stats().retries)
+  end)
+
   it("never runs more requests than the dop hint", function()
     emu = dataverse.emulator.start { db = ":memory:", latency = { request_ms = 40 }, dop_hint = 3 }
     org = dataverse.connect { emulator = emu }
