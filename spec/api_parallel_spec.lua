@@ -18,7 +18,7 @@ describe("org:parallel", function()
   end)
 
   it("overlaps the requests of its tasks and returns their results in task order", function()
-    emu = dataverse.emulator.start { db = ":memory:", latency = { request_ms = 400 }, dop_hint = 8 }
+    emu = dataverse.emulator.start { db = ":memory:", latency = { request_ms = 1000 }, dop_hint = 8 }
     org = dataverse.connect { emulator = emu }
     org:whoami() -- learns the hint
     emu:stats(true)
