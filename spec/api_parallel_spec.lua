@@ -107,7 +107,7 @@ describe("org:parallel", function()
   end)
 
   it("never runs more requests than the dop hint", function()
-    emu = dataverse.emulator.start { db = ":memory:", latency = { request_ms = 40 }, dop_hint = 3 }
+    emu = dataverse.emulator.start { db = ":memory:", latency = { request_ms = 150 }, dop_hint = 3 }
     org = dataverse.connect { emulator = emu }
     local tasks = {}
     for i = 1, 10 do tasks[i] = function() for _ = 1, 3 do org:call("GET", "WhoAmI") end return true end end
@@ -136,7 +136,7 @@ describe("org:parallel", function()
   end)
 
   it("takes a lower cap from opts.concurrency and from connect", function()
-    emu = dataverse.emulator.start { db = ":memory:", latency = { request_ms = 40 }, dop_hint = 8 }
+    emu = dataverse.emulator.start { db = ":memory:", latency = { request_ms = 200 }, dop_hint = 8 }
     org = dataverse.connect { emulator = emu }
     org:whoami()
     emu:stats(true)
@@ -154,7 +154,7 @@ describe("org:parallel", function()
   end)
 
   it("reads change-tracking pages of several tables at once", function()
-    emu = dataverse.emulator.start { db = ":memory:", latency = { request_ms = 100 } }
+    emu = dataverse.emulator.start { db = ":memory:", latency = { request_ms = 300 } }
     org = dataverse.connect { emulator = emu }
     for i = 1, 7 do org:create("account", { name = "A" .. i }) end
     for i = 1, 5 do org:create("contact", { lastname = "C" .. i }) end
@@ -270,7 +270,7 @@ end)
 
 describe("org:spawn and org:wait", function()
   it("run spawned tasks together, tasks may spawn more, results in spawn order", function()
-    local emu = dataverse.emulator.start { db = ":memory:", latency = { request_ms = 200 }, dop_hint = 8 }
+    local emu = dataverse.emulator.start { db = ":memory:", latency = { request_ms = 600 }, dop_hint = 8 }
     local org = dataverse.connect { emulator = emu }
     org:whoami()
     emu:stats(true)
