@@ -206,7 +206,7 @@ describe("emulator latency model", function()
   end)
 
   it("does not hold the store: delayed requests are in progress together", function()
-    api = E.start { latency = { request_ms = 1500 } }
+    api = E.start { latency = { request_ms = 2500 } }
     local waits = {}
     for i = 1, 5 do waits[i] = background_get(api, "WhoAmI") end
     wait_until(function() return api.emu:stats().concurrent == 5 end)
