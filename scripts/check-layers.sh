@@ -17,8 +17,8 @@ metadata_write
 metadata_json
 row_write row_select row_address options metadata_store
 store
-request clock entity builtin solution_parse query
-sbuf
+request clock entity builtin solution_parse query limits
+sbuf latency
 '
 
 rank() { # layer number of a file stem (higher is lower down), or nothing
