@@ -2,7 +2,6 @@
 #include "options.h"
 
 #include <ctype.h>
-#include <microhttpd.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -14,11 +13,6 @@ static const char *const served[] = {"$select",  "$filter",    "$orderby",    "$
 static const char *const unserved[] = {
     "$search", "$format",    "$compute",  "$index", "$levels", "$schemaversion",
     "$id",     "savedQuery", "userQuery", "sql",    NULL};
-
-typedef struct {
-    emu_req *r;
-    int rc;
-} walk;
 
 static int in(const char *const *list, const char *s)
 {
@@ -50,31 +44,38 @@ static int unserved_function(emu_req *r, const char *opt, const char *v)
     return 0;
 }
 
-static enum MHD_Result visit(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+static int check_one(emu_req *r, const char *key, const char *value)
 {
-    (void)kind;
-    walk *w = cls;
-    if (w->rc) return MHD_NO;
-    if (key[0] == '@') return MHD_YES; /* parameter aliases */
-    if (in(unserved, key)) {
-        w->rc = emu_error(w->r, 501, BAD_QUERY, "not served: the %s query option%s.", key,
-                          strcmp(key, "sql") == 0 ? " (Dataverse's SQL query preview)" : "");
-        return MHD_NO;
-    }
-    if (!in(served, key)) {
-        w->rc = emu_error(w->r, 400, BAD_QUERY, "The query parameter %s is not supported.", key);
-        return MHD_NO;
-    }
+    if (key[0] == '@') return 0; /* parameter aliases */
+    if (in(unserved, key))
+        return emu_error(r, 501, BAD_QUERY, "not served: the %s query option%s.", key,
+                         strcmp(key, "sql") == 0 ? " (Dataverse's SQL query preview)" : "");
+    if (!in(served, key))
+        return emu_error(r, 400, BAD_QUERY, "The query parameter %s is not supported.", key);
     if (value && (strcmp(key, "$filter") == 0 || strcmp(key, "$expand") == 0))
-        w->rc = unserved_function(w->r, key, value);
-    return w->rc ? MHD_NO : MHD_YES;
+        return unserved_function(r, key, value);
+    return 0;
 }
 
 int emu_check_query_options(emu_req *r)
 {
-    walk w = {r, 0};
-    MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, visit, &w);
-    return w.rc ? -1 : 0;
+    /* Read through the request layer, which also knows a $batch part's arguments. */
+    sbuf all = {0};
+    emu_args_except(r, &all, NULL);
+    char *s = all.p;
+    int rc = 0;
+    while (s && *s && rc == 0) {
+        char *amp = strchr(s, '&');
+        if (amp) *amp = 0;
+        char *eq = strchr(s, '=');
+        if (eq) *eq = 0;
+        url_decode(s, 1);
+        if (eq) url_decode(eq + 1, 1);
+        rc = check_one(r, s, eq ? eq + 1 : NULL);
+        s = amp ? amp + 1 : NULL;
+    }
+    sb_free(&all);
+    return rc ? -1 : 0;
 }
 
 const char *const emu_unserved_names[] = {
