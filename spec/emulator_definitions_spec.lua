@@ -374,6 +374,7 @@ describe("emulator table definitions", function()
       assert.is_true(d.ChangeTrackingEnabled)
       assert.equals("UserOwned", d.OwnershipType)
       assert.equals("Bank Accounts", d.DisplayCollectionName.UserLocalizedLabel.Label)
+      assert.is_true(d.ObjectTypeCode >= 10000)
       assert.equals("An entity to store information about customer bank accounts", d.Description.LocalizedLabels[1].Label)
       local pn = ok(api.get("EntityDefinitions(LogicalName='new_bankaccount')/Attributes(LogicalName='new_accountname')"
         .. "/Microsoft.Dynamics.CRM.StringAttributeMetadata?$select=MaxLength,IsPrimaryName,SchemaName"), 200).json

@@ -668,7 +668,15 @@ int mw_create_entity(emu_req *r)
     }
     int bad = store_add_entity(e, &def, sol, emu_now(e), err, sizeof err);
     char *picked = jpick(r, r->body, entity_keys);
-    char *extras = jmerge(r, picked, "{\"_created\":true}");
+    /* A created table keeps the type code it was given, whatever is deleted later. */
+    sqlite3_stmt *otc =
+        store_stmt(e, "SELECT max(10000, coalesce(max(json->>'$.ObjectTypeCode'), 0) + 1, "
+                      "(SELECT count(*) FROM ent) + 10000) FROM mdx WHERE kind = 'entity'");
+    char code[64];
+    snprintf(code, sizeof code, "{\"_created\":true,\"ObjectTypeCode\":%d}",
+             otc && sqlite3_step(otc) == SQLITE_ROW ? sqlite3_column_int(otc, 0) : 10000);
+    if (otc) sqlite3_reset(otc);
+    char *extras = jmerge(r, picked, code);
     free(picked);
     if (!bad) bad = mdx_put(e, MDX_ENTITY, logical, "", sol, extras);
     for (int i = 0; i < n_attrs && !bad; i++)
