@@ -326,6 +326,35 @@ describe("emulator table definitions", function()
       assert.equals(k.AsyncJob.asyncoperationid, list.Keys[1].AsyncJob.asyncoperationid)
     end)
 
+    it("describes the tables of a real export: required levels, lookup targets, keys, relationships", function()
+      local f = assert(io.open("../shared/fixtures/solutions/UpsertSample_1_0_0_0_managed.zip", "rb"))
+      local zip = f:read("a")
+      f:close()
+      local body = E.import_body { unique = "x" }
+      body.CustomizationFile = E.base64(zip)
+      assert.equals(204, api.post("ImportSolution", body).status)
+      local r = ok(api.get("EntityDefinitions(LogicalName='sample_product')/Attributes/Microsoft.Dynamics.CRM.LookupAttributeMetadata"
+        .. "?$select=LogicalName,Targets,RequiredLevel"), 200)
+      local by = {}
+      for _, a in ipairs(r.json.value) do by[a.LogicalName] = a end
+      assert.same({ "systemuser" }, by.createdonbehalfby.Targets)
+      assert.same({ "systemuser" }, by.createdby.Targets)
+      assert.same({ "businessunit" }, by.owningbusinessunit.Targets)
+      r = ok(api.get("EntityDefinitions(LogicalName='sample_product')?$select=IsCustomEntity,IsManaged"
+        .. "&$expand=Keys($select=KeyAttributes),Attributes($select=LogicalName,RequiredLevel;$filter="
+        .. api.enc("RequiredLevel/Value eq 'SystemRequired'") .. ")"), 200)
+      assert.is_true(r.json.IsCustomEntity)
+      assert.is_true(r.json.IsManaged)
+      assert.same({ "sample_productcode" }, r.json.Keys[1].KeyAttributes)
+      local req = names(r.json.Attributes)
+      assert.truthy(table.concat(req, " "):find("sample_productid", 1, true))
+      r = ok(api.get("EntityDefinitions(LogicalName='sample_product')/ManyToOneRelationships?$select=SchemaName,ReferencedEntity"), 200)
+      local rel = {}
+      for _, v in ipairs(r.json.value) do rel[v.SchemaName] = v.ReferencedEntity end
+      assert.equals("systemuser", rel.lk_sample_product_createdby)
+      assert.equals("businessunit", rel.business_unit_sample_products)
+    end)
+
     it("reads SystemRequired where the solution says so", function()
       local files = E.solution_files { unique = "RequiredLevels", tables = { { name = "sample_book", set = "sample_books",
         columns = { { name = "sample_name" }, { name = "sample_code" }, { name = "sample_note" } } } } }

@@ -273,8 +273,17 @@ void mitems_free(mitems *l)
     l->n = l->cap = 0;
 }
 
-/* The tables a lookup column points to: its target, account and contact for a customer
- * lookup, systemuser for an owner. */
+/* A customer lookup (account or contact): stored without a target under a customer name. */
+static int is_customer(const dv_attribute_def *a)
+{
+    return a->type == DV_ATTR_LOOKUP && !a->target &&
+           (!strcmp(a->logical_name, "parentcustomerid") ||
+            !strcmp(a->logical_name, "customerid") || strstr(a->logical_name, "customer") != NULL);
+}
+
+/* The tables a lookup column points to: its target; for a lookup stored without one (a
+ * customer lookup, or a system lookup of an imported table), the tables Dataverse gives
+ * those columns; none when unknown. */
 static int lookup_targets(const dv_attribute_def *a, const char *out[2])
 {
     if (a->type == DV_ATTR_OWNER) {
@@ -286,8 +295,28 @@ static int lookup_targets(const dv_attribute_def *a, const char *out[2])
         out[0] = a->target;
         return 1;
     }
-    out[0] = "account", out[1] = "contact";
-    return 2;
+    static const struct {
+        const char *column, *target;
+    } known[] = {
+        {"createdby", "systemuser"},
+        {"modifiedby", "systemuser"},
+        {"createdonbehalfby", "systemuser"},
+        {"modifiedonbehalfby", "systemuser"},
+        {"owninguser", "systemuser"},
+        {"owningteam", "team"},
+        {"owningbusinessunit", "businessunit"},
+        {"transactioncurrencyid", "transactioncurrency"},
+    };
+    for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
+        if (!strcmp(a->logical_name, known[i].column)) {
+            out[0] = known[i].target;
+            return 1;
+        }
+    if (is_customer(a)) {
+        out[0] = "account", out[1] = "contact";
+        return 2;
+    }
+    return 0;
 }
 
 void mitems_relationships(dv_emulator *e, const emu_entity *entity, char side, mitems *out)
@@ -535,7 +564,7 @@ static const char *attr_type_name(const dv_attribute_def *a)
     static const char *n[] = {"String",           "Memo",     "Integer", "BigInt",   "Decimal",
                               "Double",           "Money",    "Boolean", "DateTime", "Lookup",
                               "Uniqueidentifier", "Picklist", "State",   "Status",   "Owner"};
-    if (a->type == DV_ATTR_LOOKUP && !a->target) return "Customer";
+    if (is_customer(a)) return "Customer";
     return (unsigned)a->type < sizeof n / sizeof n[0] ? n[a->type] : "String";
 }
 
@@ -780,7 +809,7 @@ static void rel_doc(dv_emulator *e, const mitem *it, sbuf *b)
     str_prop(b, "ReferencingAttribute", a->logical_name);
     str_prop(b, "ReferencingEntity", it->t->def.logical_name);
     str_prop(b, "ReferencedEntityNavigationPropertyName", schema);
-    if (a->type == DV_ATTR_LOOKUP && !a->target)
+    if (is_customer(a))
         snprintf(nav, sizeof nav, "%s_%s", a->logical_name, tg[it->j]);
     else
         snprintf(nav, sizeof nav, "%s", a->logical_name);
