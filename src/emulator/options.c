@@ -133,6 +133,17 @@ const char *const emu_unserved_names[] = {
 
 int emu_unserved_operation(emu_req *r, const char *path)
 {
+    /* An operation bound to a collection (`accounts/Microsoft.Dynamics.CRM.X`) that no
+     * handler before this took: named, not reported as an unknown segment. */
+    const char *bound = strstr(path, "/Microsoft.Dynamics.CRM.");
+    if (bound && memchr(path, '(', (size_t)(bound - path)) == NULL) {
+        const char *op = bound + 24;
+        emu_error(r, 501, BAD_QUERY,
+                  "not served: %.*s bound to '%.*s' (a Dataverse Web API "
+                  "operation).",
+                  (int)strcspn(op, "(/"), op, (int)(bound - path), path);
+        return 1;
+    }
     const char *p = path;
     if (strncmp(p, "Microsoft.Dynamics.CRM.", 23) == 0) p += 23;
     size_t n = strcspn(p, "(/");
