@@ -10,6 +10,7 @@
 
 #include "base64.h"
 #include "dataverse.h"
+#include "interrupt.h"
 #include "json.h"
 #include "lua_error.h"
 #include "lua_http.h"
@@ -21,6 +22,7 @@
 
 typedef struct {
     dv_conn *c;
+    lua_State *L; /* the state running a request on this connection, for the event hooks */
 } conn_box;
 
 /* ---- errors (the shared dataverse.error object, bindings/lua_error.c) ---- */
@@ -35,6 +37,7 @@ static int l_new_error(lua_State *L)
 {
     luaL_checktype(L, 1, LUA_TTABLE);
     lua_settop(L, 1);
+    dv_lua_error_where(L);
     dv_lua_error_meta(L);
     lua_setmetatable(L, 1);
     return 1;
@@ -117,7 +120,71 @@ static lua_Integer opt_int_field(lua_State *L, int t, const char *k, lua_Integer
     return v;
 }
 
-/* core.open{url=, token=, timeout=, retries=, trace=} -> connection */
+static void set_number(lua_State *L, const char *k, double v)
+{
+    lua_pushnumber(L, v);
+    lua_setfield(L, -2, k);
+}
+
+/* Hands a try ("request") or a retry wait ("retry") to the script's on_request / on_retry
+ * hook as a table. Runs inside a request, so the hook runs protected: its error is kept in
+ * the state table and raised once the request has been cleaned up (finish_send). */
+static void on_event(void *ud, const dv_http_event *ev)
+{
+    conn_box *b = ud;
+    lua_State *L = b->L;
+    if (!L) return;
+    int retry = strcmp(ev->kind, "retry") == 0;
+    lua_getiuservalue(L, 1, 1);
+    if (lua_getfield(L, -1, retry ? "on_retry" : "on_request") != LUA_TFUNCTION ||
+        !lua_isnil(L, (lua_getfield(L, -2, "hook_error"), -1))) {
+        lua_pop(L, 3);
+        return;
+    }
+    lua_pop(L, 1);
+    lua_createtable(L, 0, 9);
+    lua_pushstring(L, ev->method);
+    lua_setfield(L, -2, "method");
+    lua_pushstring(L, ev->url);
+    lua_setfield(L, -2, "url");
+    lua_pushinteger(L, ev->status);
+    lua_setfield(L, -2, "status");
+    lua_pushinteger(L, ev->attempt);
+    lua_setfield(L, -2, "attempt");
+    if (!retry) set_number(L, "elapsed", ev->elapsed);
+    if (ev->retry_after >= 0) set_number(L, "retry_after", ev->retry_after);
+    if (retry) set_number(L, "wait", ev->wait);
+    if (ev->error) {
+        lua_pushstring(L, ev->error);
+        lua_setfield(L, -2, "error");
+    }
+    if (lua_pcall(L, 1, 0, 0) != LUA_OK) lua_setfield(L, -2, "hook_error");
+    lua_pop(L, 1);
+}
+
+static int hook_failed(lua_State *L)
+{
+    lua_getiuservalue(L, 1, 1);
+    int failed = lua_getfield(L, -1, "hook_error") != LUA_TNIL;
+    lua_pop(L, 2);
+    return failed;
+}
+
+/* Raises the error a hook raised during the request that just ended, if any. */
+static void raise_hook_error(lua_State *L)
+{
+    lua_getiuservalue(L, 1, 1);
+    if (lua_getfield(L, -1, "hook_error") == LUA_TNIL) {
+        lua_pop(L, 2);
+        return;
+    }
+    lua_pushnil(L);
+    lua_setfield(L, -3, "hook_error");
+    lua_error(L);
+}
+
+/* core.open{url=, token=, timeout=, retries=, trace=, device_code=, on_request=, on_retry=}
+ * -> connection */
 static int l_open(lua_State *L)
 {
     luaL_checktype(L, 1, LUA_TTABLE);
@@ -132,17 +199,28 @@ static int l_open(lua_State *L)
     o.retries = (int)opt_int_field(L, 1, "retries", -1);
     lua_getfield(L, 1, "trace");
     o.trace = lua_toboolean(L, -1);
-    lua_pop(L, 1);
+    lua_getfield(L, 1, "device_code");
+    o.device_code = lua_toboolean(L, -1);
+    lua_pop(L, 2);
     if (!o.url) luaL_error(L, "bad option 'url' (an organization URL is required)");
 
     conn_box *b = lua_newuserdatauv(L, sizeof *b, 1);
     b->c = NULL;
+    b->L = NULL;
     luaL_setmetatable(L, CONN_MT);
     lua_newtable(L); /* per-connection state for the Lua layer (entity set cache, emulator) */
+    for (int i = 0; i < 2; i++) {
+        const char *hook = i ? "on_retry" : "on_request";
+        if (lua_getfield(L, 1, hook) == LUA_TFUNCTION)
+            lua_setfield(L, -2, hook);
+        else
+            lua_pop(L, 1);
+    }
     lua_setiuservalue(L, -2, 1);
     dv_error e;
     b->c = dv_conn_open(&o, &e);
     if (!b->c) return raise_error(L, &e);
+    dv_conn_set_events(b->c, on_event, b);
     return 1;
 }
 
@@ -250,8 +328,19 @@ static void do_send(lua_State *L, dv_conn *c, dv_http_resp *r, dv_error *e)
     }
     if (!lua_isnoneornil(L, 4)) body = luaL_checklstring(L, 4, &blen);
     const char **h = collect_headers(L, 5);
-    if (dv_conn_send(c, method, target, body, blen, h, r, e)) {
+    conn_box *b = lua_touserdata(L, 1);
+    b->L = L;
+    int rc = dv_conn_send(c, method, target, body, blen, h, r, e);
+    b->L = NULL;
+    if (rc || hook_failed(L)) {
         dv_http_resp_free(r);
+        raise_hook_error(L);
+        /* Ctrl-C: the interpreter's message, never what a cut-off answer looks like. */
+        if (strcmp(e->code, "interrupted") == 0) {
+            dv_lua_where(L);
+            lua_pushfstring(L, "%sinterrupted!", lua_tostring(L, -1));
+            lua_error(L);
+        }
         raise_error(L, e);
     }
 }
@@ -634,11 +723,8 @@ static int l_read_solution(lua_State *L)
 static int l_sleep(lua_State *L)
 {
     double s = luaL_checknumber(L, 1);
-    if (s > 0) {
-        struct timespec ts = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
-        while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-        }
-    }
+    /* Ends early on Ctrl-C; the interpreter's hook then stops the script. */
+    if (s > 0) dv_interrupt_sleep(s);
     return 0;
 }
 

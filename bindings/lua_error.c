@@ -18,7 +18,13 @@ static int error_tostring(lua_State *L)
     message = lua_tostring(L, -1);
     lua_getfield(L, 1, "request_id");
     rid = lua_tostring(L, -1);
+    lua_getfield(L, 1, "where");
+    const char *where = lua_tostring(L, -1);
     luaL_buffinit(L, &b);
+    if (where && *where) {
+        luaL_addstring(&b, where);
+        luaL_addstring(&b, ": ");
+    }
     if (status > 0) {
         lua_pushfstring(L, "HTTP %d", (int)status);
         luaL_addvalue(&b);
@@ -39,6 +45,35 @@ static int error_tostring(lua_State *L)
     }
     luaL_pushresult(&b);
     return 1;
+}
+
+void dv_lua_where(lua_State *L)
+{
+    lua_Debug ar;
+    for (int level = 0; lua_getstack(L, level, &ar); level++) {
+        if (!lua_getinfo(L, "Sl", &ar) || ar.currentline <= 0) continue;
+        if (strncmp(ar.source, "@dataverse/", 11) == 0) continue;
+        lua_pushfstring(L, "%s:%d: ", ar.short_src, ar.currentline);
+        return;
+    }
+    lua_pushliteral(L, "");
+}
+
+void dv_lua_error_where(lua_State *L)
+{
+    if (lua_getfield(L, -1, "where") != LUA_TNIL) {
+        lua_pop(L, 1);
+        return;
+    }
+    lua_pop(L, 1);
+    dv_lua_where(L);
+    size_t n;
+    const char *w = lua_tolstring(L, -1, &n);
+    if (n > 2) {
+        lua_pushlstring(L, w, n - 2); /* without the ": " */
+        lua_setfield(L, -3, "where");
+    }
+    lua_pop(L, 1);
 }
 
 void dv_lua_error_meta(lua_State *L)
@@ -66,6 +101,7 @@ void dv_lua_push_error(lua_State *L, const dv_error *e)
         lua_pushstring(L, e->request_id);
         lua_setfield(L, -2, "request_id");
     }
+    dv_lua_error_where(L);
     dv_lua_error_meta(L);
     lua_setmetatable(L, -2);
 }

@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "auth.h"
+#include "interrupt.h"
 #include "jscan.h"
 #include "trace.h"
 #include "version.h"
@@ -22,6 +23,8 @@ struct dv_http {
     char *user_agent;
     dv_auth *auth;
     uint64_t rng; /* jitter only; per object so that two connections share nothing */
+    dv_http_event_fn on_event;
+    void *event_ud;
     char errbuf[CURL_ERROR_SIZE];
 };
 
@@ -101,6 +104,12 @@ void dv_http_set_auth(dv_http *h, dv_auth *a)
 {
     if (h->auth != a) dv_auth_free(h->auth);
     h->auth = a;
+}
+
+void dv_http_set_events(dv_http *h, dv_http_event_fn fn, void *ud)
+{
+    h->on_event = fn;
+    h->event_ud = ud;
 }
 
 dv_auth *dv_http_auth(dv_http *h)
@@ -362,11 +371,44 @@ static long backoff_ms(dv_http *h, int retry)
     return (long)(next_rand(h) % (uint64_t)(ceil + 1));
 }
 
-static void sleep_ms(long ms)
+static double now_s(void)
 {
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
-        ;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Tells the hook about a try (kind "request") or a wait (kind "retry"). */
+static void emit_event(dv_http *h, const char *kind, const dv_http_req *req,
+                       const dv_http_resp *resp, double elapsed, double retry_after, long wait_ms,
+                       const dv_error *err)
+{
+    if (!h->on_event) return;
+    char url[1024];
+    dv_trace_redact_text(req->url, strlen(req->url), url, sizeof url);
+    dv_http_event ev = {kind,
+                        req->method,
+                        url,
+                        resp->status,
+                        resp->tries,
+                        elapsed,
+                        retry_after,
+                        (double)wait_ms / 1000.0,
+                        err && err->message[0] ? err->message : NULL};
+    h->on_event(h->event_ud, &ev);
+}
+
+/* A transfer in progress ends (CURLE_ABORTED_BY_CALLBACK) once Ctrl-C was pressed. */
+static int on_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+                       curl_off_t ulnow)
+{
+    (void)ud, (void)dltotal, (void)dlnow, (void)ultotal, (void)ulnow;
+    return dv_interrupted();
+}
+
+static int interrupted(dv_error *err, const dv_http_req *req, const char *where)
+{
+    return dv_error_set(err, 0, "interrupted", "%s %s: interrupted", req->method, where);
 }
 
 static void append_note(dv_error *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -442,6 +484,8 @@ static void setup(dv_http *h, const dv_http_req *req, struct curl_slist *headers
     curl_easy_setopt(e, CURLOPT_WRITEDATA, c);
     curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(e, CURLOPT_HEADERDATA, c);
+    curl_easy_setopt(e, CURLOPT_NOPROGRESS, 0L);
+    curl_easy_setopt(e, CURLOPT_XFERINFOFUNCTION, on_progress);
     if (strcasecmp(req->method, "GET") == 0 && !req->body) {
         curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
     } else if (strcasecmp(req->method, "HEAD") == 0) {
@@ -540,13 +584,20 @@ int dv_http_request(dv_http *h, const dv_http_req *req, dv_http_resp *resp, dv_e
         try_result tr;
         long wait;
         double ra = -1;
+        if (dv_interrupted()) return interrupted(err, req, where);
         if (wants_auth) {
             token = current_token(h, req, 0, err);
             if (!token) return -1;
         }
+        double t0 = now_s();
         tr = perform_once(h, req, token, resp, err);
         if (tr.rc == CURLE_OUT_OF_MEMORY) return -1;
-
+        if (tr.rc == CURLE_ABORTED_BY_CALLBACK && dv_interrupted()) {
+            interrupted(err, req, where);
+            emit_event(h, "request", req, resp, now_s() - t0, -1, 0, err);
+            return -1;
+        }
+        emit_event(h, "request", req, resp, now_s() - t0, -1, 0, tr.rc == CURLE_OK ? NULL : err);
         if (tr.rc == CURLE_OK) {
             if (resp->status < 400) return 0;
             if (resp->status == 401 && wants_auth && !refreshed && dv_auth_can_refresh(h->auth)) {
@@ -595,6 +646,8 @@ int dv_http_request(dv_http *h, const dv_http_req *req, dv_http_resp *resp, dv_e
             else
                 dv_trace_note("waiting %ld ms before try %d (backoff)", wait, retry + 2);
         }
-        if (wait > 0) sleep_ms(wait);
+        emit_event(h, "retry", req, resp, 0, ra, wait, err);
+        if (wait > 0 && dv_interrupt_sleep((double)wait / 1000.0))
+            return interrupted(err, req, where);
     }
 }
