@@ -162,6 +162,16 @@ static void on_event(void *ud, const dv_http_event *ev)
     lua_pop(L, 1);
 }
 
+/* The interrupt is delivered here, once: the flag is cleared, and the interpreter's stop
+ * hook (lua.c's: every event, count 1) is removed so that it does not fire again inside the
+ * error handler and replace this message with one that has no position. */
+static void deliver_interrupt(lua_State *L)
+{
+    int all = LUA_MASKCALL | LUA_MASKRET | LUA_MASKLINE | LUA_MASKCOUNT;
+    dv_interrupt_clear();
+    if (lua_gethookmask(L) == all && lua_gethookcount(L) == 1) lua_sethook(L, NULL, 0, 0);
+}
+
 static int hook_failed(lua_State *L)
 {
     lua_getiuservalue(L, 1, 1);
@@ -337,6 +347,7 @@ static void do_send(lua_State *L, dv_conn *c, dv_http_resp *r, dv_error *e)
         raise_hook_error(L);
         /* Ctrl-C: the interpreter's message, never what a cut-off answer looks like. */
         if (strcmp(e->code, "interrupted") == 0) {
+            deliver_interrupt(L);
             dv_lua_where(L);
             lua_pushfstring(L, "%sinterrupted!", lua_tostring(L, -1));
             lua_error(L);

@@ -54,7 +54,8 @@ static int report(lua_State *L, int status)
 {
     if (status != LUA_OK) {
         const char *m = lua_tostring(L, -1);
-        if (m && strstr(m, "interrupted!")) got_interrupt = 1;
+        /* (the REPL goes on after an interrupt; a script or -e chunk ends with it) */
+        if (m && progname && strstr(m, "interrupted!")) got_interrupt = 1;
         message(lua_tostring(L, -1));
         lua_pop(L, 1);
     }

@@ -194,8 +194,8 @@ return function(methods)
     n = math.tointeger(n) or n
     if n < COUNT_CAP then return n end
     if filter then return (count_by_paging(self, e, filter, h)) end
-    local _, _, total = self:call("GET", "RetrieveTotalRecordCount(EntityNames=@p)?@p="
-      .. core.pct(core.json_encode { e.logical }, "query"), nil, h)
+    local _, _, total = self:call("GET", "RetrieveTotalRecordCount(EntityNames="
+      .. core.pct("['" .. e.logical .. "']", "path") .. ")", nil, h)
     local coll = type(total) == "table" and total.EntityRecordCountCollection
     local keys, values = coll and coll.Keys, coll and coll.Values
     for i, k in ipairs(type(keys) == "table" and keys or {}) do
