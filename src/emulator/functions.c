@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "request.h"
 #include "store.h"
 
 #define RTRC "RetrieveTotalRecordCount"

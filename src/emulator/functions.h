@@ -7,7 +7,7 @@
 #ifndef DV_EMU_FUNCTIONS_H
 #define DV_EMU_FUNCTIONS_H
 
-#include "emu_internal.h"
+#include "request.h"
 
 int emu_is_function(const char *path);
 int h_function(emu_req *r, const char *path);
