@@ -165,10 +165,28 @@ int h_row_patch(emu_req *r, emu_entity *t, const address *a)
     return 0;
 }
 
+/* If-Match with an ETag (optimistic concurrency): 1 when the row is at another version. */
+static int etag_differs(emu_req *r, const emu_entity *t, const char *id)
+{
+    const char *if_match = emu_header(r, "If-Match");
+    if (!if_match || strcmp(if_match, "*") == 0) return 0;
+    char *old = NULL;
+    int64_t ver = 0;
+    store_row_get(r->emu, t, id, &old, &ver);
+    free(old);
+    char want[64];
+    snprintf(want, sizeof want, "W/\"%lld\"", (long long)ver);
+    return strcmp(if_match, want) != 0;
+}
+
 int h_row_delete(emu_req *r, emu_entity *t, const address *a)
 {
     char id[37];
     if (!find_row(r, t, a, id)) return not_found(r, t, a);
+    if (etag_differs(r, t, id))
+        return emu_error(r, 412, "0x80060882",
+                         "The version of the existing record doesn't match the RowVersion "
+                         "property provided.");
     if (store_begin(r->emu)) return emu_error(r, 503, "0x80040216", "The store is busy.");
     if (store_row_delete(r->emu, t, id, emu_now(r->emu)) || store_commit(r->emu))
         return emu_error(r, 500, "0x80040216", "The delete failed.");
