@@ -342,7 +342,8 @@ static void do_send(lua_State *L, dv_conn *c, dv_http_resp *r, dv_error *e)
     b->L = L;
     int rc = dv_conn_send(c, method, target, body, blen, h, r, e);
     b->L = NULL;
-    if (rc || hook_failed(L)) {
+    /* An interrupt during the wait after an error status still leaves that status in r. */
+    if (rc || hook_failed(L) || strcmp(e->code, "interrupted") == 0) {
         dv_http_resp_free(r);
         raise_hook_error(L);
         /* Ctrl-C: the interpreter's message, never what a cut-off answer looks like. */

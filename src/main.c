@@ -73,8 +73,10 @@ static void on_sigint(int sig)
 {
     int mask = LUA_MASKCALL | LUA_MASKRET | LUA_MASKLINE | LUA_MASKCOUNT;
     signal(sig, SIG_DFL); /* a second Ctrl-C kills the process */
-    dv_interrupt_set();   /* ends a transfer or a wait in progress (src/http.c) */
     lua_sethook(globalL, stop_hook, mask, 1);
+    /* Then end a transfer or a wait in progress (src/http.c); after the hook, so that the
+     * binding that reports the interrupt finds the hook to take back. */
+    dv_interrupt_set();
 }
 
 /* Errors may be tables (Dataverse errors); __tostring gives them a readable message. */

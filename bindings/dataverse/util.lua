@@ -219,7 +219,10 @@ end
 -- Hands a page event to the connection's on_page hook, if any.
 function U.page_event(org, ev)
   local f = org:state().on_page
-  if f then f(ev) end
+  if f then
+    if not ev.url:match("^https?://") then ev.url = org:base() .. ev.url end
+    f(ev)
+  end
 end
 
 -- Builds an error table with the dataverse.error metatable.
