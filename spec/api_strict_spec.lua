@@ -254,6 +254,25 @@ describe("lookups", function()
       assert.matches("field '_primarycontactid_value' is how the lookup is read; write it as " ..
         "%['primarycontactid@odata.bind'%] = '/<entity set>%(<guid>%)'", err)
     end
+    local err = err_of(function() return org:create("account", { ["primarycontactid@odata.bind"] = c }) end)
+    assert.matches("field 'primarycontactid@odata.bind' needs a row address, '/<entity set>%(" .. c:gsub("%-", "%%-") .. "%)'", err)
+  end)
+
+  it("names both spellings when the server meets a lookup's logical name", function()
+    local c = org:create("contact", { lastname = "Hint" })
+    local a = org:create("account", { name = "H" })
+    local hint = "%('primarycontactid' is a lookup: read it as '_primarycontactid_value' in columns, " ..
+      "filters and rows; write it as 'primarycontactid@odata.bind'%)"
+    local err = err_of(function() return org:retrieve("account", a, { columns = { "primarycontactid" } }) end)
+    assert.equals(400, err.status)
+    assert.matches(hint, err.message)
+    err = err_of(function() for _ in org:query("account", { filter = "primarycontactid eq " .. c }) do end end)
+    assert.matches(hint, err.message)
+    err = err_of(function() return org:update("account", a, { primarycontactid = c }) end)
+    assert.matches(hint, err.message)
+    -- a column that is no lookup gets no hint
+    err = err_of(function() return org:retrieve("account", a, { columns = { "nosuchcolumn" } }) end)
+    assert.is_nil(err.message:find("is a lookup", 1, true))
   end)
 end)
 

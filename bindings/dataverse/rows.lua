@@ -11,14 +11,43 @@ local COUNT_CAP = 5000
 -- Lookups are read as `_x_value` and written as `x@odata.bind`: a field that uses the read
 -- spelling in a write is refused with the write spelling, before it reaches the server.
 local function check_fields(fields, fname, n)
-  for k in pairs(fields) do
+  for k, v in pairs(fields) do
     local nav = type(k) == "string" and k:match("^_([%w_]+)_value$")
     if nav then
       U.argerror(n, fname, ("field '%s' is how the lookup is read; write it as " ..
         "['%s@odata.bind'] = '/<entity set>(<guid>)', or dataverse.json.null to clear it")
         :format(k, nav))
     end
+    if type(k) == "string" and k:match("@odata%.bind$") and core.is_guid(v) then
+      U.argerror(n, fname, ("field '%s' needs a row address, '/<entity set>(%s)', not a bare GUID")
+        :format(k, v))
+    end
   end
+end
+
+local LOOKUP_TYPES = { Lookup = true, Customer = true, Owner = true }
+
+-- A column the server does not know may be a lookup spelled by its logical name; if the
+-- metadata says so, the error says how lookups are spelled. Returns err.
+local function lookup_hint(org, e, err)
+  if type(err) ~= "table" or err.status ~= 400 or type(err.message) ~= "string" then return err end
+  local name = err.message:match("property named '([%w_]+)'") or err.message:match("property '([%w_]+)' does not exist")
+  if not name or name:match("^_.*_value$") then return err end
+  local ok, _, _, attr = pcall(org.call, org, "GET", "EntityDefinitions(LogicalName="
+    .. core.pct(core.literal(e.logical), "path") .. ")/Attributes(LogicalName="
+    .. core.pct(core.literal(name), "path") .. ")?$select=LogicalName,AttributeType")
+  if ok and type(attr) == "table" and LOOKUP_TYPES[attr.AttributeType] then
+    err.message = err.message .. (" ('%s' is a lookup: read it as '_%s_value' in columns, filters " ..
+      "and rows; write it as '%s@odata.bind')"):format(name, name, name)
+  end
+  return err
+end
+
+-- org:call, with a lookup hint added to an error that may come from a misspelled lookup.
+local function call(org, e, ...)
+  local ok, status, h, body = pcall(org.call, org, ...)
+  if not ok then error(lookup_hint(org, e, status), 0) end
+  return status, h, body
 end
 
 -- "?$select=…" for the columns of a returned row, or "".
@@ -51,7 +80,7 @@ return function(methods)
       path = path .. select_query(opts.columns, "create", 3)
       base = { Prefer = "return=representation" }
     end
-    local status, h, body = self:call("POST", path, fields, U.request_headers(opts, base, "create", 3))
+    local status, h, body = call(self, e, "POST", path, fields, U.request_headers(opts, base, "create", 3))
     local id = id_from_headers(h) or (type(body) == "table" and body[e.id])
     if not id then
       U.raise(status, "response", "the server did not say which id the new row got")
@@ -69,7 +98,7 @@ return function(methods)
     local ok, status, _, body = pcall(self.call, self, "GET", e.set .. key .. q, nil, h)
     if not ok then
       if type(status) == "table" and status.status == 404 then return nil end
-      error(status, 0)
+      error(lookup_hint(self, e, status), 0)
     end
     return U.clean_row(body)
   end
@@ -81,7 +110,7 @@ return function(methods)
       path = path .. select_query(opts.columns, fname, 4)
       base.Prefer = "return=representation"
     end
-    return org:call("PATCH", path, fields, U.request_headers(opts, base, fname, 4))
+    return call(org, e, "PATCH", path, fields, U.request_headers(opts, base, fname, 4))
   end
 
   function methods:update(tbl, id_or_key, fields, opts)
@@ -154,7 +183,7 @@ return function(methods)
         end
         if not url then return nil end
         local t0 = core.now()
-        local _, _, body = org:call("GET", url, nil, headers)
+        local _, _, body = call(org, e, "GET", url, nil, headers)
         page, i = body.value or {}, 0
         pages = pages + 1
         local next_link = body["@odata.nextLink"]
@@ -188,7 +217,7 @@ return function(methods)
     opts = U.check_options(opts, O.count, "count", 2)
     local filter = opts.filter
     local h = U.request_headers(opts, nil, "count", 2)
-    local _, _, body = self:call("GET", e.set .. "/$count" .. U.query { { "$filter", filter } }, nil, h)
+    local _, _, body = call(self, e, "GET", e.set .. "/$count" .. U.query { { "$filter", filter } }, nil, h)
     local n = tonumber(type(body) == "string" and body:match("^%s*(%d+)") or body)
     if not n then U.raise(0, "response", "the server did not answer $count with a number") end
     n = math.tointeger(n) or n
