@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "emulator/emulator.h"
+#include "lua_error.h"
 #include "lua_modules.h"
 
 #define EMU_MT "dataverse.emulator"
@@ -55,8 +56,8 @@ static int l_start(lua_State *L)
         lua_newtable(L);
     }
     luaL_checktype(L, 1, LUA_TTABLE);
-    static const char *known[] = {"db",       "host",      "port",      "token",   "faults",
-                                  "max_body", "retention", "key_delay", "timeout", NULL};
+    static const char *const known[] = {"db",       "host",      "port",      "token",   "faults",
+                                        "max_body", "retention", "key_delay", "timeout", NULL};
     lua_pushnil(L);
     while (lua_next(L, 1)) {
         int ok = 0;
@@ -64,8 +65,9 @@ static int l_start(lua_State *L)
             for (int i = 0; known[i]; i++)
                 ok |= strcmp(known[i], lua_tostring(L, -2)) == 0;
         if (!ok)
-            return luaL_error(L, "bad argument #1 to 'start' (unknown option '%s')",
-                              lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "?");
+            return dv_lua_unknown_option(L, "emulator.start",
+                                         lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "?",
+                                         known);
         lua_pop(L, 1);
     }
     dv_emulator_options o;

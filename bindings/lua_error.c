@@ -59,6 +59,57 @@ void dv_lua_where(lua_State *L)
     lua_pushliteral(L, "");
 }
 
+/* Edit distance with adjacent swaps, for names of at most 63 bytes (longer: "far"). */
+static size_t distance(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    if (la > 63 || lb > 63) return 64;
+    size_t d[64][64];
+    for (size_t i = 0; i <= la; i++)
+        d[i][0] = i;
+    for (size_t j = 0; j <= lb; j++)
+        d[0][j] = j;
+    for (size_t i = 1; i <= la; i++) {
+        for (size_t j = 1; j <= lb; j++) {
+            size_t v = d[i - 1][j - 1] + (a[i - 1] != b[j - 1]);
+            if (d[i - 1][j] + 1 < v) v = d[i - 1][j] + 1;
+            if (d[i][j - 1] + 1 < v) v = d[i][j - 1] + 1;
+            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] &&
+                d[i - 2][j - 2] + 1 < v)
+                v = d[i - 2][j - 2] + 1;
+            d[i][j] = v;
+        }
+    }
+    return d[la][lb];
+}
+
+int dv_lua_unknown_option(lua_State *L, const char *fname, const char *key,
+                          const char *const *known)
+{
+    const char *best = NULL;
+    size_t bd = 0;
+    for (int i = 0; known[i]; i++) {
+        size_t d = distance(key, known[i]);
+        if (!best || d < bd) best = known[i], bd = d;
+    }
+    dv_lua_where(L);
+    if (best && (bd <= 2 || bd <= strlen(key) / 3)) {
+        lua_pushfstring(L, "%s%s: unknown option '%s' (did you mean '%s'?)", lua_tostring(L, -1),
+                        fname, key, best);
+        return lua_error(L);
+    }
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    for (int i = 0; known[i]; i++) {
+        if (i) luaL_addstring(&b, ", ");
+        luaL_addstring(&b, known[i]);
+    }
+    luaL_pushresult(&b);
+    lua_pushfstring(L, "%s%s: unknown option '%s' (valid options: %s)", lua_tostring(L, -2), fname,
+                    key, lua_tostring(L, -1));
+    return lua_error(L);
+}
+
 void dv_lua_error_where(lua_State *L)
 {
     if (lua_getfield(L, -1, "where") != LUA_TNIL) {

@@ -8,6 +8,7 @@
  *   dv_lua_error_meta   push the shared metatable (created on first use)
  *   dv_lua_where        the script's position ("file:line: "), skipping library frames
  *   dv_lua_error_where  record that position in an error table
+ *   dv_lua_unknown_option  the shared "unknown option" error, naming the closest valid one
  */
 #ifndef DV_LUA_ERROR_H
 #define DV_LUA_ERROR_H
@@ -33,6 +34,11 @@ void dv_lua_where(lua_State *L);
 /* Sets t.where, t being the table at the top, to dv_lua_where's position (without the
  * trailing ": "), unless t already has one. */
 void dv_lua_error_where(lua_State *L);
+
+/* Raises "<where>fname: unknown option 'key' (did you mean '<closest>'?)", or with the list
+ * of valid options when none is close; known is NULL-terminated. Does not return. */
+int dv_lua_unknown_option(lua_State *L, const char *fname, const char *key,
+                          const char *const *known);
 
 /* Pushes the "dataverse.error" metatable. */
 void dv_lua_error_meta(lua_State *L);

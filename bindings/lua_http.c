@@ -65,8 +65,7 @@ static void check_known(lua_State *L, int t)
         }
         if (!ok) {
             lua_pushvalue(L, -2);
-            luaL_argerror(L, 1,
-                          lua_pushfstring(L, "unknown option '%s'", luaL_tolstring(L, -1, NULL)));
+            dv_lua_unknown_option(L, "http.new", luaL_tolstring(L, -1, NULL), known_options);
         }
         lua_pop(L, 1);
     }

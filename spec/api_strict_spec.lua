@@ -108,6 +108,13 @@ describe("strict options", function()
     assert.matches("count: unknown option 'fliter' %(did you mean 'filter'%?%)", err)
   end)
 
+  it("refuses misspelled options of the emulator and of dataverse.http the same way", function()
+    local err = err_of(function() local e = dataverse.emulator.start { dbb = ":memory:" } return e end)
+    assert.matches("^spec/api_strict_spec%.lua:%d+: emulator%.start: unknown option 'dbb' %(did you mean 'db'%?%)$", err)
+    err = err_of(function() local c = require("dataverse.http").new { tiemout = 5 } return c end)
+    assert.matches("^spec/api_strict_spec%.lua:%d+: http%.new: unknown option 'tiemout' %(did you mean 'timeout'%?%)$", err)
+  end)
+
   it("lists the valid options when nothing is close", function()
     local err = err_of(function() return org:retrieve("account", id, { zzzzzzzzzz = 1 }) end)
     assert.matches("retrieve: unknown option 'zzzzzzzzzz' %(valid options: annotations, caller_id, " ..
