@@ -115,6 +115,12 @@ describe("strict options", function()
     assert.matches("^spec/api_strict_spec%.lua:%d+: http%.new: unknown option 'tiemout' %(did you mean 'timeout'%?%)$", err)
   end)
 
+  it("refuses a misspelled option of a sync job", function()
+    local sync = require "dataverse.sync"
+    local err = err_of(function() local m = sync.plan(org, { table = "account", pagesize = 10 }) return m end)
+    assert.matches("^spec/api_strict_spec%.lua:%d+: sync: unknown option 'pagesize' %(did you mean 'page_size'%?%)$", err)
+  end)
+
   it("lists the valid options when nothing is close", function()
     local err = err_of(function() return org:retrieve("account", id, { zzzzzzzzzz = 1 }) end)
     assert.matches("retrieve: unknown option 'zzzzzzzzzz' %(valid options: annotations, caller_id, " ..
