@@ -72,7 +72,7 @@ static void push_json_text(lua_State *L, int idx)
     char msg[256];
     if (dv_json_encode(L, idx, &b, msg, sizeof msg)) {
         dv_json_buf_free(&b);
-        luaL_error(L, "cannot send this value as JSON (%s)", msg);
+        dv_lua_usage_error(L, "cannot send this value as JSON (%s)", msg);
     }
     lua_pushlstring(L, b.data ? b.data : "", b.len);
     dv_json_buf_free(&b);
@@ -90,7 +90,7 @@ static int l_json_encode(lua_State *L)
 static conn_box *check_conn(lua_State *L, int i)
 {
     conn_box *b = luaL_checkudata(L, i, CONN_MT);
-    if (!b->c) luaL_argerror(L, i, "the connection is closed");
+    if (!b->c) dv_lua_usage_error(L, "the connection is closed");
     return b;
 }
 
@@ -304,12 +304,13 @@ static const char **collect_headers(lua_State *L, int t)
         } else if (lua_type(L, -2) == LUA_TSTRING &&
                    (lua_type(L, -1) == LUA_TSTRING || lua_type(L, -1) == LUA_TNUMBER)) {
             const char *k = lua_tostring(L, -2);
-            if (strpbrk(k, ":\r\n")) luaL_error(L, "bad header name '%s'", k);
+            if (strpbrk(k, ":\r\n")) dv_lua_usage_error(L, "bad header name '%s'", k);
             lua_pushfstring(L, "%s: %s", k, lua_tostring(L, -1));
         } else {
-            luaL_error(L, "bad header (name = string value expected)");
+            dv_lua_usage_error(L, "bad header (name = string value expected)");
         }
-        if (strpbrk(lua_tostring(L, -1), "\r\n")) luaL_error(L, "bad header (line break in value)");
+        if (strpbrk(lua_tostring(L, -1), "\r\n"))
+            dv_lua_usage_error(L, "bad header (line break in value)");
         lua_rawseti(L, keep, ++n);
         lua_pop(L, 1);
     }

@@ -1,6 +1,8 @@
 #include "lua_error.h"
 
 #include <lauxlib.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 
 /* Reads the fields back from the table, so a script that adjusts them sees its change. */
@@ -107,6 +109,27 @@ int dv_lua_unknown_option(lua_State *L, const char *fname, const char *key,
     luaL_pushresult(&b);
     lua_pushfstring(L, "%s%s: unknown option '%s' (valid options: %s)", lua_tostring(L, -2), fname,
                     key, lua_tostring(L, -1));
+    return lua_error(L);
+}
+
+int dv_lua_usage_error(lua_State *L, const char *fmt, ...)
+{
+    lua_Debug ar;
+    const char *fname = NULL;
+    char where[256] = "";
+    for (int level = 0; lua_getstack(L, level, &ar); level++) {
+        if (!lua_getinfo(L, "Sln", &ar)) continue;
+        if (ar.currentline > 0 && strncmp(ar.source, "@dataverse/", 11) != 0) {
+            snprintf(where, sizeof where, "%s:%d: ", ar.short_src, ar.currentline);
+            break;
+        }
+        if (ar.name) fname = ar.name; /* as its caller named it: the outermost is the script's */
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    const char *msg = lua_pushvfstring(L, fmt, ap);
+    va_end(ap);
+    lua_pushfstring(L, "%s%s: %s", where, fname ? fname : "dataverse", msg);
     return lua_error(L);
 }
 

@@ -9,6 +9,7 @@
  *   dv_lua_where        the script's position ("file:line: "), skipping library frames
  *   dv_lua_error_where  record that position in an error table
  *   dv_lua_unknown_option  the shared "unknown option" error, naming the closest valid one
+ *   dv_lua_usage_error  a misuse error at the script's line, naming the API function
  */
 #ifndef DV_LUA_ERROR_H
 #define DV_LUA_ERROR_H
@@ -39,6 +40,11 @@ void dv_lua_error_where(lua_State *L);
  * of valid options when none is close; known is NULL-terminated. Does not return. */
 int dv_lua_unknown_option(lua_State *L, const char *fname, const char *key,
                           const char *const *known);
+
+/* Raises "<where><function>: <message>" for a mistake in how the script called the API,
+ * <function> being the API function the script called (found on the stack past the
+ * library's own frames). Formats as lua_pushfstring. Does not return. */
+int dv_lua_usage_error(lua_State *L, const char *fmt, ...);
 
 /* Pushes the "dataverse.error" metatable. */
 void dv_lua_error_meta(lua_State *L);

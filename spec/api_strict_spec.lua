@@ -182,6 +182,22 @@ load("x")
     assert.matches(plain(r.path) .. ":4: HTTP 404 0x80040217: no table named 'no_such_table'", r.stderr)
   end)
 
+  it("names the script line and the API function for misuse the C layer finds", function()
+    local r = run_script("closed.lua", [[
+local dataverse = require "dataverse"
+local org = dataverse.connect { emulator = { db = ":memory:" } }
+org:count("account")
+print(pcall(function() org:create("account", { name = function() end }) end))
+print(pcall(function() org:retrieve("account", "00000000-0000-0000-0000-000000000001", { headers = { ["A:b"] = "x" } }) end))
+org:close()
+org:count("account")
+]])
+    assert.equals(1, r.status)
+    assert.matches("false	" .. plain(r.path) .. ":4: create: cannot send this value as JSON", r.stdout)
+    assert.matches("false	" .. plain(r.path) .. ":5: retrieve: bad header name 'A:b'", r.stdout)
+    assert.matches(plain(r.path) .. ":7: count: the connection is closed", r.stderr)
+  end)
+
   it("records the position in the error table", function()
     local emu = dataverse.emulator.start { db = ":memory:" }
     local org = dataverse.connect { emulator = emu }
