@@ -73,6 +73,20 @@ describe("docs/API.md", function()
     end
   end)
 
+  it("names in each heading only options its function takes", function()
+    local n = 0
+    for fname, args in api:gmatch("\n### `[%w_]+[:%.]([%w_]+)([^\n]*)") do
+      args = args:gsub("%->.*", "") -- what it returns is no option
+      for name in args:gmatch("([%w_]+)=") do
+        local spec = dataverse._options[fname]
+        assert.is_not_nil(spec, "heading of " .. fname .. " names options")
+        assert.is_not_nil(spec[name], ("heading of %s names option '%s'"):format(fname, name))
+        n = n + 1
+      end
+    end
+    assert.is_true(n >= 10)
+  end)
+
   it("describes every option of connect in its table", function()
     local names = {}
     for _, cells in ipairs(table_after(api, "### `dataverse.connect")) do
