@@ -37,7 +37,8 @@ local function check_credentials(opts, token)
   if env("AZURE_TENANT_ID") or env("AZURE_CLIENT_ID") or env("AZURE_CLIENT_SECRET") then
     return -- the environment names a way; core.open names whatever of it is missing
   end
-  U.raise(0, "config", "DATAVERSE_URL is set but no credentials are: set DATAVERSE_TOKEN (a bearer " ..
+  U.raise(0, "config", (opts.url and "option 'url'" or "DATAVERSE_URL") ..
+    " is set but no credentials are: set DATAVERSE_TOKEN (a bearer " ..
     "token), or AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET (client credentials), or " ..
     "pass { device_code = true, client_id = ... } to dataverse.connect (sign-in at a terminal)")
 end
