@@ -340,6 +340,9 @@ static void do_send(lua_State *L, dv_conn *c, dv_http_resp *r, dv_error *e)
     if (!lua_isnoneornil(L, 4)) body = luaL_checklstring(L, 4, &blen);
     const char **h = collect_headers(L, 5);
     conn_box *b = lua_touserdata(L, 1);
+    /* Only a hook runs while this connection has a request under way (src/http.h: the
+     * event callback must not call back into the HTTP object). */
+    if (b->L) dv_lua_usage_error(L, "an event hook cannot send requests on its own connection");
     b->L = L;
     int rc = dv_conn_send(c, method, target, body, blen, h, r, e);
     b->L = NULL;

@@ -206,6 +206,16 @@ describe("event hooks", function()
     emu:stop()
   end)
 
+  it("refuses a request from a hook on the connection it observes", function()
+    local emu = dataverse.emulator.start { db = ":memory:" }
+    local org
+    org = dataverse.connect { emulator = emu, on_request = function() org:whoami() end }
+    local err = err_of(org.whoami, org)
+    assert.matches("an event hook cannot send requests on its own connection", tostring(err))
+    org:close()
+    emu:stop()
+  end)
+
   it("ends the call with a hook's error and stays usable", function()
     local emu = dataverse.emulator.start { db = ":memory:" }
     local fail = true
