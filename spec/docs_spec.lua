@@ -224,6 +224,30 @@ describe("retries", function()
   end)
 end)
 
+describe("docs/CONFIG.md", function()
+  local http = require "dataverse.http"
+
+  it("shows every option of dataverse.http.new, and only those", function()
+    local block = config:match("http%.new{\n(.-)\n}")
+    assert.is_not_nil(block)
+    local names = {}
+    for name in block:gmatch("([%w_]+) =") do names[name] = true end
+    assert.same(keys(http._options), keys(names))
+  end)
+
+  it("says which timeout and retry options connect takes, truthfully", function()
+    local said = config:match("`dataverse%.connect` takes (`[^;]+);")
+    assert.is_not_nil(said)
+    local takes = set(ticked(said))
+    for _, cells in ipairs(table_after(config, "| Option %(Lua, seconds%)")) do
+      for _, name in ipairs(ticked(cells[1])) do
+        assert.is_true(http._options[name] == true, "http.new has no option " .. name)
+        assert.equals(takes[name] == true, dataverse._options.connect[name] ~= nil, "connect and " .. name)
+      end
+    end
+  end)
+end)
+
 describe("device code sign-in", function()
   it("is chosen the same way in the code and both docs", function()
     assert.equals("boolean", dataverse._options.connect.device_code)
