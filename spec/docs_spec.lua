@@ -227,6 +227,20 @@ end)
 describe("docs/CONFIG.md", function()
   local http = require "dataverse.http"
 
+  it("names only environment variables the code reads", function()
+    local read = {}
+    local p = io.popen("cat src/*.c src/emulator/*.c bindings/*.c bindings/dataverse/*.lua")
+    local code = p:read("a")
+    p:close()
+    for name in code:gmatch('env%("([%u_]+)"%)') do read[name] = true end
+    local n = 0
+    for _, cells in ipairs(table_after(config, "| Variable | Meaning |")) do
+      local name = cells[1]:match("`([%u_]+)`")
+      assert.is_true(read[name] == true, "CONFIG.md documents " .. tostring(name) .. ", which nothing reads")
+      n = n + 1
+    end
+    assert.is_true(n >= 7)
+  end)
   it("shows every option of dataverse.http.new, and only those", function()
     local block = config:match("http%.new{\n(.-)\n}")
     assert.is_not_nil(block)
