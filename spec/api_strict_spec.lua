@@ -121,6 +121,13 @@ describe("strict options", function()
     assert.matches("^spec/api_strict_spec%.lua:%d+: sync: unknown option 'pagesize' %(did you mean 'page_size'%?%)$", err)
   end)
 
+  it("refuses write options that would be ignored", function()
+    assert.matches("bad argument #3 to 'create' %(option 'columns' shapes the returned row: it needs return_row = true%)",
+      err_of(function() local x = org:create("account", { name = "c" }, { columns = { "name" } }) return x end))
+    assert.matches("bad argument #4 to 'update' %(option 'annotations' shapes the returned row",
+      err_of(function() local x = org:update("account", id, { name = "c" }, { annotations = "*" }) return x end))
+  end)
+
   it("lists the valid options when nothing is close", function()
     local err = err_of(function() return org:retrieve("account", id, { zzzzzzzzzz = 1 }) end)
     assert.matches("retrieve: unknown option 'zzzzzzzzzz' %(valid options: annotations, caller_id, " ..

@@ -50,6 +50,16 @@ local function call(org, e, ...)
   return status, h, body
 end
 
+-- On a write, columns and annotations shape the returned row: without return_row they
+-- would be ignored, so they are refused.
+local function check_return(opts, fname, n)
+  for _, k in ipairs { "columns", "annotations" } do
+    if opts[k] ~= nil and not opts.return_row then
+      U.argerror(n, fname, ("option '%s' shapes the returned row: it needs return_row = true"):format(k))
+    end
+  end
+end
+
 -- "?$select=…" for the columns of a returned row, or "".
 local function select_query(cols, fname, n)
   return U.query { { "$select", cols and U.columns(cols, fname, n) } }
@@ -73,6 +83,7 @@ return function(methods)
   function methods:create(tbl, fields, opts)
     U.check_table(fields, 2, "create")
     opts = U.check_options(opts, O.create, "create", 3)
+    check_return(opts, "create", 3)
     check_fields(fields, "create", 2)
     local e = U.entity(self, tbl, "create", 1)
     local path, base = e.set, nil
@@ -118,6 +129,7 @@ return function(methods)
     local key = U.key(id_or_key, 2, "update")
     U.check_table(fields, 3, "update")
     opts = U.check_options(opts, O.update, "update", 4)
+    check_return(opts, "update", 4)
     check_fields(fields, "update", 3)
     -- If-Match: * makes a PATCH an update only (the row must exist); an ETag narrows it to
     -- that version of the row.
@@ -130,6 +142,7 @@ return function(methods)
     local k = U.key(key, 2, "upsert")
     U.check_table(fields, 3, "upsert")
     opts = U.check_options(opts, O.upsert, "upsert", 4)
+    check_return(opts, "upsert", 4)
     check_fields(fields, "upsert", 3)
     -- return=representation is what tells a create (201) from an update (200).
     local o = opts
