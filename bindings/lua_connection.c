@@ -162,14 +162,18 @@ static void on_event(void *ud, const dv_http_event *ev)
     lua_pop(L, 1);
 }
 
-/* The interrupt is delivered here, once: the flag is cleared, and the interpreter's stop
- * hook (lua.c's: every event, count 1) is removed so that it does not fire again inside the
- * error handler and replace this message with one that has no position. */
-static void deliver_interrupt(lua_State *L)
+/* Raises "<script line>: interrupted!", delivering the interrupt once: the flag is cleared,
+ * and the interpreter's stop hook (lua.c's: every event, count 1) is removed so that it does
+ * not fire again inside the error handler and replace this message with one that has no
+ * position. */
+static int raise_interrupt(lua_State *L)
 {
     int all = LUA_MASKCALL | LUA_MASKRET | LUA_MASKLINE | LUA_MASKCOUNT;
     dv_interrupt_clear();
     if (lua_gethookmask(L) == all && lua_gethookcount(L) == 1) lua_sethook(L, NULL, 0, 0);
+    dv_lua_where(L);
+    lua_pushfstring(L, "%sinterrupted!", lua_tostring(L, -1));
+    return lua_error(L);
 }
 
 static int hook_failed(lua_State *L)
@@ -351,12 +355,7 @@ static void do_send(lua_State *L, dv_conn *c, dv_http_resp *r, dv_error *e)
         dv_http_resp_free(r);
         raise_hook_error(L);
         /* Ctrl-C: the interpreter's message, never what a cut-off answer looks like. */
-        if (strcmp(e->code, "interrupted") == 0) {
-            deliver_interrupt(L);
-            dv_lua_where(L);
-            lua_pushfstring(L, "%sinterrupted!", lua_tostring(L, -1));
-            lua_error(L);
-        }
+        if (strcmp(e->code, "interrupted") == 0) raise_interrupt(L);
         raise_error(L, e);
     }
 }
@@ -739,8 +738,8 @@ static int l_read_solution(lua_State *L)
 static int l_sleep(lua_State *L)
 {
     double s = luaL_checknumber(L, 1);
-    /* Ends early on Ctrl-C; the interpreter's hook then stops the script. */
-    if (s > 0) dv_interrupt_sleep(s);
+    /* Ends early on Ctrl-C, reported at the script's line like an interrupted request. */
+    if (s > 0 && dv_interrupt_sleep(s)) return raise_interrupt(L);
     return 0;
 }
 
