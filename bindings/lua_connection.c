@@ -128,7 +128,8 @@ static void set_number(lua_State *L, const char *k, double v)
 
 /* Hands a try ("request") or a retry wait ("retry") to the script's on_request / on_retry
  * hook as a table. Runs inside a request, so the hook runs protected: its error is kept in
- * the state table and raised once the request has been cleaned up (finish_send). */
+ * the state table and raised once the request has been cleaned up (do_send). After a hook
+ * failed, the hooks stay quiet until then. */
 static void on_event(void *ud, const dv_http_event *ev)
 {
     conn_box *b = ud;
@@ -136,12 +137,12 @@ static void on_event(void *ud, const dv_http_event *ev)
     if (!L) return;
     int retry = strcmp(ev->kind, "retry") == 0;
     lua_getiuservalue(L, 1, 1);
-    if (lua_getfield(L, -1, retry ? "on_retry" : "on_request") != LUA_TFUNCTION ||
-        !lua_isnil(L, (lua_getfield(L, -2, "hook_error"), -1))) {
-        lua_pop(L, 3);
+    int failed = lua_getfield(L, -1, "hook_error") != LUA_TNIL;
+    lua_pop(L, 1);
+    if (failed || lua_getfield(L, -1, retry ? "on_retry" : "on_request") != LUA_TFUNCTION) {
+        lua_settop(L, lua_gettop(L) - (failed ? 1 : 2));
         return;
     }
-    lua_pop(L, 1);
     lua_createtable(L, 0, 9);
     lua_pushstring(L, ev->method);
     lua_setfield(L, -2, "method");

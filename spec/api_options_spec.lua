@@ -206,6 +206,19 @@ describe("event hooks", function()
     emu:stop()
   end)
 
+  it("calls only the hooks that are set, request after request", function()
+    local emu = dataverse.emulator.start { db = ":memory:", faults = "" }
+    local waits = 0
+    local org = dataverse.connect { emulator = emu, on_retry = function() waits = waits + 1 end }
+    for _ = 1, 30 do assert.is_table(org:whoami()) end
+    emu:faults("429=0")
+    local id = org:create("account", { name = "after" })
+    assert.equals("after", org:retrieve("account", id).name)
+    assert.equals(1, waits)
+    org:close()
+    emu:stop()
+  end)
+
   it("refuses a request from a hook on the connection it observes", function()
     local emu = dataverse.emulator.start { db = ":memory:" }
     local org
