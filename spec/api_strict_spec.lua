@@ -67,6 +67,9 @@ describe("strict options", function()
     end,
     import_solution = function(o) return org:import_solution("no-such-solution.zip", o) end,
     wait_for_key = function(o) return org:wait_for_key("account", "no_such_key", o) end,
+    parallel = function(o) return org:parallel({ function() end }, o) end,
+    wait = function(o) return org:wait(o) end,
+    pretty = function(o) return dataverse.pretty({ 1 }, o) end,
   }
 
   it("knows how to call every function that takes options", function()

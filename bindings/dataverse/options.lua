@@ -19,7 +19,8 @@ end
 M.connect = {
   url = "string", token = "string", tenant_id = "string", client_id = "string",
   client_secret = "string", device_code = "boolean", authority_host = "string",
-  emulator = "table|userdata", timeout = "number", retries = "integer", page_size = "integer",
+  emulator = "table|userdata", timeout = "number", retries = "integer", concurrency = "integer",
+  page_size = "integer",
   trace = "boolean", on_request = "function", on_retry = "function", on_page = "function",
 }
 
@@ -45,5 +46,8 @@ M.retrieve_entity_changes = {
 }
 M.import_solution = { overwrite = "boolean", publish_workflows = "boolean", timeout = "number" }
 M.wait_for_key = { timeout = "number", interval = "number", on_progress = "function" }
+M.pretty = { depth = "number", items = "number", width = "number", indent = "string", text = "number" }
+M.parallel = { concurrency = "integer", on_progress = "function" }
+M.wait = { concurrency = "integer", on_progress = "function" }
 
 return M
