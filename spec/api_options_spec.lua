@@ -247,7 +247,7 @@ end)
 describe("Ctrl-C during a call", function()
   -- Runs a script that starts a slow request once `ready` exists, sends SIGINT to it, and
   -- returns its exit status and stderr.
-  local function interrupt(fault)
+  local function interrupt(fault, call)
     local dir = os.tmpname()
     os.remove(dir)
     assert(os.execute("mkdir -p " .. dv.quote(dir)))
@@ -258,9 +258,9 @@ local org = dataverse.connect { emulator = emu }
 org:whoami()
 emu:faults(%q)
 local f = assert(io.open(arg[1], "w")) f:write("ready") f:close()
-print(org:count("account"))
+print(%s)
 print("not reached")
-]]):format(fault))
+]]):format(fault, call or 'org:count("account")'))
     local ready, status = dir .. "/ready", dir .. "/status"
     local cmd = ("%s %s %s >%s/out 2>%s/err & pid=$!; i=0; " ..
       "while [ ! -s %s ] && [ $i -lt 600 ]; do sleep 0.05; i=$((i+1)); done; sleep 0.3; " ..
@@ -280,6 +280,14 @@ print("not reached")
     assert.equals(130, r.status, r.stderr)
     assert.matches(plain(r.script) .. ":7: interrupted!", r.stderr)
     assert.is_nil(r.stderr:lower():find("json", 1, true))
+    assert.is_nil(r.stdout:find("not reached", 1, true))
+  end)
+
+  it("ends every task of org:parallel and the script, not just one task", function()
+    local r = interrupt("delay=4000*4",
+      'org:parallel { function() local n = org:count("account") return n end, function() local me = org:whoami() return me end }')
+    assert.equals(130, r.status, r.stderr)
+    assert.matches(plain(r.script) .. ":%d+: interrupted!", r.stderr)
     assert.is_nil(r.stdout:find("not reached", 1, true))
   end)
 

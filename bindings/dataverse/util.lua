@@ -16,6 +16,24 @@ local function fail(msg)
   error(msg, level)
 end
 
+-- "source:line: " of the first caller outside this module's own files, or "".
+function U.where()
+  local level = 2
+  while true do
+    local info = debug.getinfo(level, "Sl")
+    if not info then return "" end
+    if info.currentline > 0 and not info.source:find("^@dataverse/") then
+      return ("%s:%d: "):format(info.short_src, info.currentline)
+    end
+    level = level + 1
+  end
+end
+
+-- True for the interpreter's Ctrl-C error ("…interrupted!").
+function U.is_interrupt(err)
+  return type(err) == "string" and err:match("interrupted!$") ~= nil
+end
+
 -- Raises "bad argument #n to 'fname' (msg)".
 function U.argerror(n, fname, msg)
   fail(("bad argument #%d to '%s' (%s)"):format(n, fname, msg))
