@@ -206,6 +206,25 @@ describe("event hooks", function()
     emu:stop()
   end)
 
+  it("sees the requests and pages of org:parallel's tasks too", function()
+    local emu = dataverse.emulator.start { db = ":memory:" }
+    local tries, pages = {}, 0
+    local org = dataverse.connect { emulator = emu, on_request = function(ev) tries[#tries + 1] = ev.url end,
+      on_page = function() pages = pages + 1 end }
+    for i = 1, 4 do org:create("account", { name = "t" .. i }) end
+    local before = #tries
+    local res = org:parallel {
+      function() local n = 0 for _ in org:query("account", { page_size = 2 }) do n = n + 1 end return n end,
+      function() local me = org:whoami() return me.UserId end,
+    }
+    assert.equals(4, res[1].value)
+    assert.is_true(res[2].ok)
+    assert.equals(3, #tries - before) -- two pages and WhoAmI
+    assert.equals(2, pages)
+    org:close()
+    emu:stop()
+  end)
+
   it("calls only the hooks that are set, request after request", function()
     local emu = dataverse.emulator.start { db = ":memory:", faults = "" }
     local waits = 0
