@@ -9,7 +9,7 @@ local announced = false -- the built-in emulator is announced once per process
 local OPTIONS = {
   url = "string", token = "string", tenant_id = "string", client_id = "string",
   client_secret = "string", authority_host = "string", timeout = "number", retries = "number",
-  page_size = "number", trace = "boolean",
+  page_size = "number", trace = "boolean", concurrency = "number",
 }
 
 local function env(name)
@@ -49,6 +49,7 @@ return function(M)
   require "dataverse.rows" (methods)
   require "dataverse.changes".install(methods)
   require "dataverse.admin".install(methods)
+  require "dataverse.parallel".install(methods)
 
   local function start_emulator(opts)
     if type(M.emulator) ~= "table" or type(M.emulator.start) ~= "function" then
@@ -108,6 +109,7 @@ return function(M)
       url = url, token = token, tenant_id = opts.tenant_id, client_id = opts.client_id,
       client_secret = opts.client_secret, authority_host = opts.authority_host,
       timeout = opts.timeout, retries = opts.retries, trace = trace,
+      concurrency = opts.concurrency,
     }
     local st = org:state()
     st.page_size = opts.page_size and math.tointeger(opts.page_size) or nil
