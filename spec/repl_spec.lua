@@ -197,7 +197,7 @@ describe("dataverse.pretty", function()
       "{ self = <cycle> }",
       "{\n  1,\n  2,\n  -- ... 2 more (4 in all)\n}",
       '{ "\u{e9}\u{e9}"... (20 bytes) }',
-      "false\tbad argument #2 to 'pretty' (unknown option 'dept' (did you mean 'depth'?))",
+      "false\tpretty: unknown option 'dept' (did you mean 'depth'?)",
       "",
     }, "\n"), r.stdout)
   end)
