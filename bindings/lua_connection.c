@@ -606,6 +606,31 @@ static int l_change_page(lua_State *L)
     return await_request(L, b, id, change_page_k);
 }
 
+static int sleep_k(lua_State *L, int status, lua_KContext ctx)
+{
+    (void)status;
+    dv_http_resp r;
+    dv_error e;
+    conn_box *b = check_conn(L, 1);
+    dv_multi_result(dv_conn_multi(b->c), (uint64_t)ctx, &r, &e);
+    dv_http_resp_free(&r);
+    return 0;
+}
+
+/* conn:sleep(seconds): in a task of org:parallel, lets the other tasks run meanwhile;
+ * elsewhere blocks, still driving the connection's transfers. */
+static int l_conn_sleep(lua_State *L)
+{
+    conn_box *b = check_conn(L, 1);
+    double s = luaL_checknumber(L, 2);
+    luaL_argcheck(L, s >= 0 && s < 1e9, 2, "seconds from 0 expected");
+    dv_error e;
+    uint64_t id = dv_multi_submit_timer(dv_conn_multi(b->c), s, &e);
+    if (!id) return raise_error(L, &e);
+    lua_settop(L, 2);
+    return await_request(L, b, id, sleep_k);
+}
+
 /* conn:_pump{id, …} -> {id, …}: drives every transfer of the connection until one of the
  * given requests is finished; returns those that are (the scheduler of org:parallel). */
 static int l_pump(lua_State *L)
@@ -961,6 +986,7 @@ int luaopen_dataverse_core(lua_State *L)
         {"auth", l_auth},
         {"stats", l_stats},
         {"set_concurrency", l_set_concurrency},
+        {"sleep", l_conn_sleep},
         {"_pump", l_pump},
         {NULL, NULL},
     };
