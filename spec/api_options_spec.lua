@@ -310,6 +310,13 @@ print("not reached")
     assert.is_nil(r.stdout:find("not reached", 1, true))
   end)
 
+  it("ends org:sleep the same way", function()
+    local r = interrupt("", "org:sleep(30)")
+    assert.equals(130, r.status, r.stderr)
+    assert.matches(plain(r.script) .. ":7: interrupted!", r.stderr)
+    assert.is_nil(r.stdout:find("not reached", 1, true))
+  end)
+
   it("ends a wait between retries the same way", function()
     local r = interrupt("429=8*5")
     assert.equals(130, r.status, r.stderr)
