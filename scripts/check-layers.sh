@@ -12,7 +12,7 @@ layers='
 serve
 server
 router
-rows queries changes metadata solutions oauth
+rows queries changes metadata solutions oauth functions
 metadata_write
 metadata_json
 row_write row_select row_address options metadata_store

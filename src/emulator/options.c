@@ -115,7 +115,6 @@ const char *const emu_unserved_names[] = {
     "RetrieveMetadataChanges",
     "RetrievePrincipalAccess",
     "RetrieveSharedPrincipalsAndAccess",
-    "RetrieveTotalRecordCount",
     "RetrieveUserQueues",
     "RetrieveVersion",
     "RevokeAccess",
