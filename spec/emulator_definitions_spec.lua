@@ -226,6 +226,14 @@ describe("emulator table definitions", function()
         .. "?$select=LogicalName&$expand=OptionSet"), 200)
       assert.equals("statuscode", r.json.value[1].LogicalName)
       assert.equals(1, r.json.value[1].OptionSet.Options[1].State + 1)
+      -- the option set as a resource of its own
+      local attr = "EntityDefinitions(LogicalName='account')/Attributes(LogicalName='accountcategorycode')"
+        .. "/Microsoft.Dynamics.CRM.PicklistAttributeMetadata"
+      r = ok(api.get(attr .. "/OptionSet?$select=Options"), 200)
+      assert.equals("Standard", r.json.Options[2].Label.UserLocalizedLabel.Label)
+      assert.matches("/OptionSet%(Options%)/%$entity$", r.json["@odata.context"])
+      assert.equals(204, api.get(attr .. "/GlobalOptionSet").status)
+      assert.equals(405, api.call("PUT", attr .. "/OptionSet", { body = {} }).status)
       r = ok(api.get("EntityDefinitions(LogicalName='account')/Attributes/Microsoft.Dynamics.CRM.StringAttributeMetadata"
         .. "?$select=LogicalName,MaxLength,Format&$filter=" .. api.enc("LogicalName eq 'emailaddress1'")), 200)
       assert.equals("Email", r.json.value[1].Format)

@@ -143,7 +143,39 @@ static int find_key_item(emu_entity *t, const char *key, int by_id)
     return -1;
 }
 
-/* …/Attributes, …/Attributes/<cast>, …/Attributes(<key>)[/<cast>|/OptionSet]. */
+/* …/Attributes(<key>)/<cast>/OptionSet (or GlobalOptionSet): the navigation property read
+ * as a resource of its own; 204 when it is null (no global choices here). */
+static int option_set_path(emu_req *r, emu_entity *t, int idx, const mtype *cast, const char *nav)
+{
+    if (!method_is(r, "GET")) return not_allowed(r, "an attribute's option set", "GET");
+    if (check_options(r)) return -1;
+    if (emu_arg(r, "$filter") || emu_arg(r, "$expand"))
+        return emu_error(r, 400, BAD_QUERY, "Only $select applies to a single option set.");
+    mquery *q = mquery_parse(r, &MT_OPTIONSET, emu_arg(r, "$select"), NULL, NULL);
+    if (!q) return -1;
+    mitem it = {MI_ATTR, t, idx, 0};
+    sbuf v = {0};
+    int rc = mitem_write_nav(r, &it, nav, q, &v);
+    if (rc == 0 && strcmp(sb_str(&v), "null") == 0) {
+        r->status = 204;
+    } else if (rc == 0) {
+        char id[37];
+        mitem_id(&it, id);
+        emu_json(r, 200);
+        sb_printf(&r->out,
+                  "{\"@odata.context\":\"%s$metadata#EntityDefinitions(%s)/Attributes(%s)/"
+                  "Microsoft.Dynamics.CRM.%s/%s",
+                  r->base, t->metadata_id, id, mtype_name(cast), nav);
+        mquery_context(q, &r->out);
+        sb_puts(&r->out, "/$entity\",");
+        sb_put(&r->out, v.p + 1, v.n - 1);
+    }
+    sb_free(&v);
+    mquery_free(q);
+    return rc;
+}
+
+/* …/Attributes, …/Attributes/<cast>, …/Attributes(<key>)[/<cast>[/OptionSet]]. */
 static int attributes_path(emu_req *r, emu_entity *t, const char *p, const char *path)
 {
     char ctx[400];
@@ -185,8 +217,17 @@ static int attributes_path(emu_req *r, emu_entity *t, const char *p, const char 
     char id[37];
     mitem_id(&it, id);
     if (*rest == '/' && strncmp(rest + 1, "Microsoft.Dynamics.CRM.", 23) == 0) {
-        cast = mtype_attr_cast(rest + 24, strlen(rest + 24));
+        size_t cl = strcspn(rest + 24, "/");
+        const char *tail = rest + 24 + cl;
+        cast = mtype_attr_cast(rest + 24, cl);
         if (!cast) return syntax_error(r, path);
+        if (*tail) {
+            if (strcmp(tail, "/OptionSet") && strcmp(tail, "/GlobalOptionSet"))
+                return not_served(r, path);
+            if (!mtype_attr_is(cast, t, &t->def.attributes[idx]) || !mtype_has_nav(cast, tail + 1))
+                return emu_error(r, 404, NOT_FOUND, "The attribute '%s' has no %s.", key, tail + 1);
+            return option_set_path(r, t, idx, cast, tail + 1);
+        }
         if (!mtype_attr_is(cast, t, &t->def.attributes[idx]))
             return emu_error(r, 404, NOT_FOUND,
                              "The attribute '%s' is not of type Microsoft.Dynamics.CRM.%s.", key,

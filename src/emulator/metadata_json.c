@@ -255,6 +255,11 @@ static int find_nav(const mtype *t, const char *s, size_t n)
     return -1;
 }
 
+int mtype_has_nav(const mtype *t, const char *nav)
+{
+    return find_nav(t, nav, strlen(nav)) >= 0;
+}
+
 /* ---- items ---- */
 
 void mitems_add(mitems *l, int kind, emu_entity *t, int i, int j)
@@ -1448,4 +1453,9 @@ int mquery_write_one(emu_req *r, const mquery *q, const mitem *it, const char *f
     int rc = write_item(r, q, it, sb_str(&doc), first, out);
     sb_free(&doc);
     return rc;
+}
+
+int mitem_write_nav(emu_req *r, const mitem *it, const char *nav, const mquery *sub, sbuf *out)
+{
+    return write_nav(r, it, nav, sub, out);
 }

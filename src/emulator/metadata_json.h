@@ -34,6 +34,8 @@ extern const mtype MT_ENTITY, MT_ATTR, MT_KEY, MT_REL, MT_REL_MANY, MT_OPTIONSET
 /* The derived attribute type named by a cast segment ("PicklistAttributeMetadata"), or NULL. */
 const mtype *mtype_attr_cast(const char *name, size_t n);
 const char *mtype_name(const mtype *t);
+/* 1 when $expand takes nav on type t. */
+int mtype_has_nav(const mtype *t, const char *nav);
 /* 1 when attribute a is of derived type t (or t is the base AttributeMetadata). */
 int mtype_attr_is(const mtype *t, const emu_entity *e, const dv_attribute_def *a);
 
@@ -57,6 +59,10 @@ int mquery_write_list(emu_req *r, const mquery *q, const mitems *items, sbuf *ou
 /* Writes one item's JSON object, projected and expanded, with extra members (e.g. the
  * context) put first when given. Returns 0, or -1 after emu_error. */
 int mquery_write_one(emu_req *r, const mquery *q, const mitem *it, const char *first, sbuf *out);
+
+/* Writes the value of navigation property nav of item it ("null" when it has none), with
+ * sub's options applied (sub may be NULL). */
+int mitem_write_nav(emu_req *r, const mitem *it, const char *nav, const mquery *sub, sbuf *out);
 
 /* The stable ids the definitions carry. */
 void mitem_id(const mitem *it, char out[37]);
