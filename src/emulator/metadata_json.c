@@ -1155,7 +1155,16 @@ mquery *mquery_parse(emu_req *r, const mtype *t, const char *select, const char 
             char *item = v[i];
             char *paren = strchr(item, '(');
             size_t nl = paren ? (size_t)(paren - item) : strlen(item);
-            if (find_nav(t, item, nl) < 0 || q->n_ex == MAX_EXPAND) {
+            int again = 0;
+            for (int k = 0; k < q->n_ex; k++)
+                if (strlen(q->ex[k].name) == nl && !strncmp(q->ex[k].name, item, nl)) again = 1;
+            if (again || q->n_ex == MAX_EXPAND) {
+                emu_error(r, 400, BAD_QUERY, "The navigation property '%.*s' is expanded twice.",
+                          (int)nl, item);
+                free_pieces(v, n);
+                goto fail;
+            }
+            if (find_nav(t, item, nl) < 0) {
                 emu_error(r, 400, BAD_QUERY,
                           "Could not find a navigation property named '%.*s' on type "
                           "'Microsoft.Dynamics.CRM.%s'.",

@@ -262,6 +262,19 @@ static int parse_attr(emu_req *r, const char *json, new_attr *out, int allow_loo
     }
     out->a.required = req && !strcmp(req, "ApplicationRequired");
     free(req);
+    static const char *numbers[] = {"$.MaxLength", "$.Precision", "$.MinValue", "$.MaxValue", NULL};
+    for (int i = 0; numbers[i]; i++) {
+        char jt[16];
+        mdx_type(r->emu, json, numbers[i], jt);
+        if (*jt && strcmp(jt, "integer") && strcmp(jt, "real") && strcmp(jt, "null"))
+            return emu_error(r, 400, BAD_ARG, "%s of column '%s' must be a number.", numbers[i] + 2,
+                             out->logical);
+    }
+    char ot[16];
+    mdx_type(r->emu, json, "$.OptionSet.Options", ot);
+    if (*ot && strcmp(ot, "array") && strcmp(ot, "null"))
+        return emu_error(r, 400, BAD_ARG, "OptionSet.Options of column '%s' must be an array.",
+                         out->logical);
     if (out->a.type == DV_ATTR_STRING || out->a.type == DV_ATTR_MEMO) {
         long long max = out->a.type == DV_ATTR_STRING ? 4000 : 1048576;
         long long len =
