@@ -601,6 +601,37 @@ describe("emulator table definitions", function()
       assert.equals(404, api.get("EntityDefinitions(LogicalName='new_bankaccount')/Attributes(LogicalName='new_contactid')").status)
     end)
 
+    it("creates a global choice and a choice column that uses it", function()
+      ok(create_table())
+      local r = ok(api.post("GlobalOptionSetDefinitions", {
+        ["@odata.type"] = "Microsoft.Dynamics.CRM.OptionSetMetadata", Name = "new_colors", IsGlobal = true,
+        OptionSetType = "Picklist", DisplayName = label("Colors"),
+        Options = { { Value = 100000000, Label = label("Red") }, { Value = 100000001, Label = label("Blue") } } }))
+      local id = r.headers["odata-entityid"]:match("GlobalOptionSetDefinitions%(([%x%-]+)%)$")
+      assert.truthy(id)
+      local g = ok(api.get("GlobalOptionSetDefinitions(Name='new_colors')"), 200).json
+      assert.equals(id, g.MetadataId)
+      assert.is_true(g.IsGlobal)
+      assert.equals("Blue", g.Options[2].Label.UserLocalizedLabel.Label)
+      r = ok(api.get("GlobalOptionSetDefinitions?$select=Name&$filter=" .. api.enc("Name eq 'new_colors'")), 200)
+      assert.equals(1, #r.json.value)
+      assert.equals(400, api.post("GlobalOptionSetDefinitions", { Name = "new_colors", Options = {} }).status)
+      local attrs = "EntityDefinitions(LogicalName='new_bankaccount')/Attributes"
+      ok(api.post(attrs, { ["@odata.type"] = "Microsoft.Dynamics.CRM.PicklistAttributeMetadata", SchemaName = "new_Color",
+        ["GlobalOptionSet@odata.bind"] = "/GlobalOptionSetDefinitions(" .. id .. ")" }))
+      r = ok(api.get(attrs .. "(LogicalName='new_color')/Microsoft.Dynamics.CRM.PicklistAttributeMetadata"
+        .. "?$select=LogicalName&$expand=OptionSet($select=Name,Options),GlobalOptionSet($select=Name)"), 200)
+      assert.equals("new_colors", r.json.GlobalOptionSet.Name)
+      assert.equals("Red", r.json.OptionSet.Options[1].Label.UserLocalizedLabel.Label)
+      assert.equals(400, api.post(attrs, { ["@odata.type"] = "Microsoft.Dynamics.CRM.PicklistAttributeMetadata", SchemaName = "new_Other",
+        ["GlobalOptionSet@odata.bind"] = "/GlobalOptionSetDefinitions(00000000-0000-0000-0000-000000000001)" }).status)
+      -- in use: not deleted; once its column is gone, it is
+      assert.equals(400, api.delete("GlobalOptionSetDefinitions(" .. id .. ")").status)
+      ok(api.delete(attrs .. "(LogicalName='new_color')"))
+      ok(api.delete("GlobalOptionSetDefinitions(" .. id .. ")"))
+      assert.equals(404, api.get("GlobalOptionSetDefinitions(Name='new_colors')").status)
+    end)
+
     it("updates table and column properties with PUT and MSCRM.MergeLabels", function()
       ok(create_table { ChangeTrackingEnabled = false })
       local d = ok(api.get("EntityDefinitions(LogicalName='new_bankaccount')"), 200).json

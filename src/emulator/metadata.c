@@ -12,6 +12,7 @@
 #include "emu_internal.h"
 #include "metadata.h"
 #include "metadata_json.h"
+#include "metadata_store.h"
 #include "metadata_write.h"
 #include "options.h"
 #include "store.h"
@@ -123,7 +124,7 @@ static int answer_one(emu_req *r, const mtype *type, const char *ctx, const mite
 static int find_attr_item(emu_entity *t, const char *key, int by_id)
 {
     for (int i = 0; i < t->def.n_attributes; i++) {
-        mitem it = {MI_ATTR, t, i, 0};
+        mitem it = {MI_ATTR, t, i, 0, NULL};
         char id[37];
         mitem_id(&it, id);
         if (by_id ? !strcasecmp(id, key) : !strcmp(t->def.attributes[i].logical_name, key))
@@ -135,7 +136,7 @@ static int find_attr_item(emu_entity *t, const char *key, int by_id)
 static int find_key_item(emu_entity *t, const char *key, int by_id)
 {
     for (int i = 0; i < t->def.n_keys; i++) {
-        mitem it = {MI_KEY, t, i, 0};
+        mitem it = {MI_KEY, t, i, 0, NULL};
         char id[37];
         mitem_id(&it, id);
         if (by_id ? !strcasecmp(id, key) : !strcmp(t->def.keys[i].logical_name, key)) return i;
@@ -153,7 +154,7 @@ static int option_set_path(emu_req *r, emu_entity *t, int idx, const mtype *cast
         return emu_error(r, 400, BAD_QUERY, "Only $select applies to a single option set.");
     mquery *q = mquery_parse(r, &MT_OPTIONSET, emu_arg(r, "$select"), NULL, NULL);
     if (!q) return -1;
-    mitem it = {MI_ATTR, t, idx, 0};
+    mitem it = {MI_ATTR, t, idx, 0, NULL};
     sbuf v = {0};
     int rc = mitem_write_nav(r, &it, nav, q, &v);
     if (rc == 0 && strcmp(sb_str(&v), "null") == 0) {
@@ -213,7 +214,7 @@ static int attributes_path(emu_req *r, emu_entity *t, const char *p, const char 
     if (idx < 0)
         return emu_error(r, 404, NOT_FOUND, "Could not find attribute '%s' on entity '%s'.", key,
                          t->def.logical_name);
-    mitem it = {MI_ATTR, t, idx, 0};
+    mitem it = {MI_ATTR, t, idx, 0, NULL};
     char id[37];
     mitem_id(&it, id);
     if (*rest == '/' && strncmp(rest + 1, "Microsoft.Dynamics.CRM.", 23) == 0) {
@@ -273,7 +274,7 @@ static int keys_path(emu_req *r, emu_entity *t, const char *p, const char *path)
                          t->def.logical_name);
     if (!strcmp(rest, "/Microsoft.Dynamics.CRM.ReactivateEntityKey"))
         return h_reactivate_key(r, t->def.logical_name, t->def.keys[idx].logical_name);
-    mitem it = {MI_KEY, t, idx, 0};
+    mitem it = {MI_KEY, t, idx, 0, NULL};
     if (!strcmp(rest, "/AsyncJob")) {
         if (!method_is(r, "GET")) return not_allowed(r, "a key's AsyncJob", "GET");
         if (check_options(r)) return -1;
@@ -383,7 +384,7 @@ int h_metadata(emu_req *r, const char *path)
         if (!method_is(r, "GET"))
             return not_allowed(r, "a table definition (PATCH is not supported: use PUT)",
                                "GET, PUT, DELETE");
-        mitem it = {MI_ENTITY, t, 0, 0};
+        mitem it = {MI_ENTITY, t, 0, 0, NULL};
         return answer_one(r, &MT_ENTITY, "EntityDefinitions", &it);
     }
     if (!strncmp(p, "/Attributes", 11) && (p[11] == 0 || p[11] == '(' || p[11] == '/'))
@@ -449,23 +450,58 @@ int h_relationship_defs(emu_req *r, const char *path)
 
 int h_optionset_defs(emu_req *r, const char *path)
 {
+    dv_emulator *e = r->emu;
     const char *p = path + 26;
+    int n = 0;
+    char **names = mdx_names(e, MDX_OPTIONSET, &n);
+    int rc;
     if (!*p) {
-        if (method_is(r, "POST"))
-            return emu_error(r, 501, BAD_QUERY,
-                             "not served: creating a global choice "
-                             "(POST GlobalOptionSetDefinitions).");
-        if (!method_is(r, "GET")) return not_allowed(r, "GlobalOptionSetDefinitions", "GET, POST");
-        /* No global choices exist in the emulator's organization: an empty collection,
-         * its query options checked and applied all the same. */
-        mitems none = {0};
-        return answer_list(r, &MT_OPTIONSET, "GlobalOptionSetDefinitions", &none);
+        if (method_is(r, "POST")) {
+            rc = mw_create_optionset(r);
+        } else if (!method_is(r, "GET")) {
+            rc = not_allowed(r, "GlobalOptionSetDefinitions", "GET, POST");
+        } else {
+            mitems l = {0};
+            for (int i = 0; i < n; i++)
+                mitems_add(&l, MI_OPTIONSET, NULL, 0, 0), l.v[l.n - 1].name = names[i];
+            rc = answer_list(r, &MT_OPTIONSET, "GlobalOptionSetDefinitions", &l);
+            mitems_free(&l);
+        }
+        goto out;
     }
     char key[200];
     int by_id;
     const char *rest = parse_key(p, key, sizeof key, &by_id, "Name");
-    if (!rest) return syntax_error(r, path);
-    return emu_error(r, 404, NOT_FOUND, "Could not find a global option set named '%s'.", key);
+    if (!rest) {
+        rc = syntax_error(r, path);
+        goto out;
+    }
+    const char *found = NULL;
+    for (int i = 0; i < n && !found; i++) {
+        mitem it = {MI_OPTIONSET, NULL, 0, 0, names[i]};
+        char id[37];
+        mitem_id(&it, id);
+        if (by_id ? !strcasecmp(id, key) : !strcmp(names[i], key)) found = names[i];
+    }
+    if (!found) {
+        rc = emu_error(r, 404, NOT_FOUND, "Could not find a global option set named '%s'.", key);
+    } else if (*rest) {
+        rc = not_served(r, path);
+    } else if (method_is(r, "DELETE")) {
+        rc = mw_delete_optionset(r, found);
+    } else if (method_is(r, "PUT")) {
+        rc = emu_error(r, 501, BAD_QUERY, "not served: updating a global choice.");
+    } else if (!method_is(r, "GET")) {
+        rc = not_allowed(r, "a global choice", "GET, PUT, DELETE");
+    } else {
+        mitem it = {MI_OPTIONSET, NULL, 0, 0, found};
+        rc = answer_one(r, &MT_OPTIONSET, "GlobalOptionSetDefinitions", &it);
+    }
+out:
+    for (int i = 0; i < n; i++)
+        free(names[i]);
+    free(names);
+    return rc;
 }
 
 int h_reactivate_key(emu_req *r, const char *entity, const char *key)

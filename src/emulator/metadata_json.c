@@ -268,7 +268,7 @@ void mitems_add(mitems *l, int kind, emu_entity *t, int i, int j)
         l->cap = l->cap ? l->cap * 2 : 16;
         l->v = realloc(l->v, sizeof *l->v * (size_t)l->cap);
     }
-    l->v[l->n++] = (mitem){kind, t, i, j};
+    l->v[l->n++] = (mitem){kind, t, i, j, NULL};
 }
 
 void mitems_free(mitems *l)
@@ -397,6 +397,9 @@ void mitem_id(const mitem *it, char out[37])
         snprintf(name, sizeof name, "%s.key.%s", it->t->def.logical_name,
                  it->t->def.keys[it->i].logical_name);
         break;
+    case MI_OPTIONSET:
+        snprintf(name, sizeof name, "globaloptionset.%s", it->name);
+        break;
     default:
         snprintf(name, sizeof name, "%s.rel.%s.%d", it->t->def.logical_name,
                  it->t->def.attributes[it->i].logical_name, it->j);
@@ -445,7 +448,7 @@ static void overlay(dv_emulator *e, sbuf *doc, const char *kind, const char *ent
     char *x = mdx_get(e, kind, entity, name, NULL);
     if (!x) return;
     sqlite3_stmt *st = store_stmt(e, "SELECT json_patch(?1, json_remove(?2, '$._OptionSet', "
-                                     "'$.AsyncJobId', '$._created'))");
+                                     "'$.AsyncJobId', '$._created', '$._GlobalOptionSet'))");
     sqlite3_bind_text(st, 1, sb_str(doc), (int)doc->n, SQLITE_TRANSIENT);
     sqlite3_bind_text(st, 2, x, -1, SQLITE_TRANSIENT);
     if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0)) {
@@ -623,7 +626,7 @@ static int is_system_column(const emu_entity *t, const dv_attribute_def *a)
 static void attr_doc(dv_emulator *e, const emu_entity *t, int idx, sbuf *b)
 {
     const dv_attribute_def *a = &t->def.attributes[idx];
-    mitem it = {MI_ATTR, (emu_entity *)t, idx, 0};
+    mitem it = {MI_ATTR, (emu_entity *)t, idx, 0, NULL};
     char id[37];
     mitem_id(&it, id);
     const char *tn = attr_type_name(a);
@@ -749,7 +752,7 @@ static void attr_doc(dv_emulator *e, const emu_entity *t, int idx, sbuf *b)
 static void key_doc(dv_emulator *e, const emu_entity *t, int idx, sbuf *b)
 {
     const dv_key_def *k = &t->def.keys[idx];
-    mitem it = {MI_KEY, (emu_entity *)t, idx, 0};
+    mitem it = {MI_KEY, (emu_entity *)t, idx, 0, NULL};
     char id[37];
     mitem_id(&it, id);
     sb_printf(b,
@@ -830,9 +833,14 @@ static void rel_doc(dv_emulator *e, const mitem *it, sbuf *b)
     overlay(e, b, MDX_REL, it->t->def.logical_name, a->logical_name);
 }
 
+static void global_optionset_doc(dv_emulator *e, const char *name, sbuf *b);
+
 void mitem_doc(dv_emulator *e, const mitem *it, sbuf *b)
 {
     switch (it->kind) {
+    case MI_OPTIONSET:
+        global_optionset_doc(e, it->name, b);
+        break;
     case MI_ENTITY:
         entity_doc(e, it->t, b);
         break;
@@ -910,6 +918,51 @@ static void option_json(sbuf *b, const char *type, int value, const char *text, 
     sb_puts(b, ",\"Description\":");
     label(b, NULL);
     sb_putc(b, '}');
+}
+
+/* A global choice from its stored definition; "null" when there is none of that name. */
+static void global_optionset_doc(dv_emulator *e, const char *name, sbuf *b)
+{
+    char *x = name ? mdx_get(e, MDX_OPTIONSET, "", name, NULL) : NULL;
+    if (!x) {
+        sb_puts(b, "null");
+        return;
+    }
+    mitem it = {MI_OPTIONSET, NULL, 0, 0, name};
+    char id[37];
+    mitem_id(&it, id);
+    char *type = mdx_str(e, x, "$.OptionSetType");
+    sb_printf(b,
+              "{\"@odata.type\":\"#Microsoft.Dynamics.CRM.OptionSetMetadata\",\"MetadataId\":"
+              "\"%s\",\"Name\":",
+              id);
+    sb_json_str(b, name);
+    sb_printf(
+        b,
+        ",\"IsGlobal\":true,\"IsManaged\":false,\"IsCustomOptionSet\":true,"
+        "\"OptionSetType\":\"%s\",\"ExternalTypeName\":null,\"IntroducedVersion\":\"1.0.0.0\","
+        "\"HasChanged\":null,\"Description\":",
+        type ? type : "Picklist");
+    free(type);
+    label(b, NULL);
+    char *dn = mdx_str(e, x, "$.DisplayName.LocalizedLabels[0].Label");
+    sb_puts(b, ",\"DisplayName\":");
+    label(b, dn);
+    free(dn);
+    sb_puts(b, ",\"Options\":[");
+    sqlite3_stmt *st =
+        store_stmt(e, "SELECT value->>'$.Value', value->>'$.Label.LocalizedLabels[0].Label' "
+                      "FROM json_each(?1, '$.Options')");
+    sqlite3_bind_text(st, 1, x, -1, SQLITE_TRANSIENT);
+    int n = 0;
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        if (n++) sb_putc(b, ',');
+        option_json(b, "OptionMetadata", sqlite3_column_int(st, 0),
+                    (const char *)sqlite3_column_text(st, 1), 0, 0);
+    }
+    sqlite3_reset(st);
+    sb_puts(b, "]}");
+    free(x);
 }
 
 /* The OptionSet of a choice, state, status or yes/no column; "null" for other columns. */
@@ -1378,12 +1431,17 @@ static int write_nav(emu_req *r, const mitem *it, const char *nav, const mquery 
     }
     if (it->kind == MI_ATTR) {
         const dv_attribute_def *a = &it->t->def.attributes[it->i];
-        if (strcmp(nav, "OptionSet") != 0) {
-            sb_puts(out, "null"); /* no global choices here */
-            return 0;
-        }
+        char *x = mdx_get(e, MDX_ATTR, it->t->def.logical_name, a->logical_name, NULL);
+        char *global = x ? mdx_str(e, x, "$._GlobalOptionSet") : NULL;
+        free(x);
         sbuf doc = {0};
-        optionset_doc(e, it->t, a, &doc);
+        if (global)
+            global_optionset_doc(e, global, &doc); /* both navigation properties name it */
+        else if (!strcmp(nav, "OptionSet"))
+            optionset_doc(e, it->t, a, &doc);
+        else
+            sb_puts(&doc, "null");
+        free(global);
         if (!sub || sub->sel.n < 0 || strcmp(sb_str(&doc), "null") == 0) {
             sb_put(out, doc.p, doc.n);
         } else {

@@ -9,7 +9,7 @@
 #include "request.h"
 
 /* What a definition item is. */
-enum { MI_ENTITY, MI_ATTR, MI_KEY, MI_REL };
+enum { MI_ENTITY, MI_ATTR, MI_KEY, MI_REL, MI_OPTIONSET };
 
 /* One definition: a table, one of its columns or keys, or the one-to-many relationship
  * behind lookup column i of table t towards its target number j. */
@@ -17,6 +17,7 @@ typedef struct {
     int kind;
     emu_entity *t;
     int i, j;
+    const char *name; /* a global choice's Name (MI_OPTIONSET), owned by the caller */
 } mitem;
 
 typedef struct {

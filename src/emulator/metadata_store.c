@@ -50,6 +50,24 @@ int mdx_delete(dv_emulator *e, const char *kind, const char *entity, const char 
     return sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
 }
 
+char **mdx_names(dv_emulator *e, const char *kind, int *n)
+{
+    *n = 0;
+    sqlite3_stmt *st =
+        store_stmt(e, "SELECT name FROM mdx WHERE kind=?1 AND entity='' ORDER BY rowid");
+    if (!st) return NULL;
+    sqlite3_bind_text(st, 1, kind, -1, SQLITE_STATIC);
+    char **out = NULL;
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        char **grown = realloc(out, sizeof *out * (size_t)(*n + 1));
+        if (!grown) break;
+        out = grown;
+        out[(*n)++] = strdup((const char *)sqlite3_column_text(st, 0));
+    }
+    sqlite3_reset(st);
+    return out;
+}
+
 char *mdx_str(dv_emulator *e, const char *json, const char *path)
 {
     if (!json) return NULL;
@@ -273,7 +291,8 @@ int mdx_drop_solution(dv_emulator *e, const char *solution_id)
     /* Relationships first: their lookup columns go with them. */
     sqlite3_stmt *st =
         store_stmt(e, "SELECT json_group_array(json_array(kind, entity, name)) "
-                      "FROM mdx WHERE solution = ?1 AND kind IN ('rel','attr','key')");
+                      "FROM mdx WHERE solution = ?1 AND kind IN ('rel','attr','key','optionset') "
+                      "ORDER BY kind = 'optionset'");
     if (!st) return -1;
     sqlite3_bind_text(st, 1, solution_id, -1, SQLITE_TRANSIENT);
     char *all = NULL;
@@ -299,6 +318,8 @@ int mdx_drop_solution(dv_emulator *e, const char *solution_id)
         if (rc == 0) {
             if (strcmp(kind, MDX_KEY) == 0)
                 rc = mdx_drop_key(e, ent, name);
+            else if (strcmp(kind, MDX_OPTIONSET) == 0)
+                rc = mdx_delete(e, MDX_OPTIONSET, "", name);
             else
                 rc = mdx_drop_column(e, ent, name); /* a relationship's lookup, or a column */
         }

@@ -9,10 +9,11 @@
 #include "solution_def.h"
 
 /* Component kinds. */
-#define MDX_ENTITY "entity" /* name "" */
-#define MDX_ATTR "attr"     /* name: the column's logical name */
-#define MDX_KEY "key"       /* name: the key's logical name */
-#define MDX_REL "rel"       /* entity: the referencing table; name: its lookup column */
+#define MDX_ENTITY "entity"       /* name "" */
+#define MDX_ATTR "attr"           /* name: the column's logical name */
+#define MDX_KEY "key"             /* name: the key's logical name */
+#define MDX_REL "rel"             /* entity: the referencing table; name: its lookup column */
+#define MDX_OPTIONSET "optionset" /* a global choice; entity "", name: its Name */
 
 /* The stored JSON object (malloc'd) of a component, or NULL; its solution id goes to sol
  * (may be NULL; "" when none). */
@@ -21,6 +22,10 @@ char *mdx_get(dv_emulator *e, const char *kind, const char *entity, const char *
 int mdx_put(dv_emulator *e, const char *kind, const char *entity, const char *name,
             const char *solution, const char *json);
 int mdx_delete(dv_emulator *e, const char *kind, const char *entity, const char *name);
+
+/* The names of every component of a kind with entity "", in creation order (malloc'd
+ * array of malloc'd strings; *n set). */
+char **mdx_names(dv_emulator *e, const char *kind, int *n);
 
 /* A string property of a JSON text ("$.A.B" path), malloc'd, or NULL. */
 char *mdx_str(dv_emulator *e, const char *json, const char *path);

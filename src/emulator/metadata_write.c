@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "metadata_json.h"
 #include "metadata_store.h"
@@ -202,6 +203,28 @@ static void new_attr_free(new_attr *n)
     free(n->extras);
 }
 
+/* The Name of the global choice a bind names ("/GlobalOptionSetDefinitions(<id>)" or
+ * "(Name='x')"), malloc'd; NULL after answering 400 when there is none. */
+static char *global_choice_named(emu_req *r, const char *bind)
+{
+    const char *p = strstr(bind, "GlobalOptionSetDefinitions(");
+    int n = 0;
+    char **names = mdx_names(r->emu, MDX_OPTIONSET, &n);
+    char *found = NULL;
+    for (int i = 0; p && i < n && !found; i++) {
+        mitem it = {MI_OPTIONSET, NULL, 0, 0, names[i]};
+        char id[37], byname[300];
+        mitem_id(&it, id);
+        snprintf(byname, sizeof byname, "Name='%s')", names[i]);
+        if (!strncasecmp(p + 27, id, 36) || !strcmp(p + 27, byname)) found = strdup(names[i]);
+    }
+    for (int i = 0; i < n; i++)
+        free(names[i]);
+    free(names);
+    if (!found) emu_error(r, 400, BAD_ARG, "No global choice matches '%s'.", bind);
+    return found;
+}
+
 /* Reads a column definition (an AttributeMetadata object) for a new column. */
 static int parse_attr(emu_req *r, const char *json, new_attr *out, int allow_lookup)
 {
@@ -291,8 +314,19 @@ static int parse_attr(emu_req *r, const char *json, new_attr *out, int allow_loo
         if (p < 0 || p > maxp)
             return emu_error(r, 400, BAD_ARG, "Precision %lld is out of range (0 to %d).", p, maxp);
     }
-    if (jhas(r, json, "$.\"GlobalOptionSet@odata.bind\"") || jhas(r, json, "$.GlobalOptionSet"))
-        return emu_error(r, 501, BAD_ARG, "not served: columns that use a global choice.");
+    char *global = NULL;
+    if (jhas(r, json, "$.\"GlobalOptionSet@odata.bind\"") || jhas(r, json, "$.GlobalOptionSet")) {
+        char *bind = jstr(r, json, "$.\"GlobalOptionSet@odata.bind\"");
+        if (!bind || out->a.type != DV_ATTR_PICKLIST) {
+            free(bind);
+            return emu_error(r, 400, BAD_ARG,
+                             "A choice column names its global choice with "
+                             "GlobalOptionSet@odata.bind: \"/GlobalOptionSetDefinitions(<id>)\".");
+        }
+        global = global_choice_named(r, bind);
+        free(bind);
+        if (!global) return -1;
+    }
     char *picked = jpick(r, json, attr_keys);
     char *extras = jmerge(r, picked, "{\"_created\":true}");
     free(picked);
@@ -324,6 +358,18 @@ static int parse_attr(emu_req *r, const char *json, new_attr *out, int allow_loo
                                  out->logical);
             }
         }
+    }
+    if (global) {
+        sqlite3_stmt *st = store_stmt(r->emu, "SELECT json_set(json_remove(?1, '$._OptionSet'), "
+                                              "'$._GlobalOptionSet', ?2)");
+        sqlite3_bind_text(st, 1, extras, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(st, 2, global, -1, SQLITE_TRANSIENT);
+        if (sqlite3_step(st) == SQLITE_ROW) {
+            free(extras);
+            extras = strdup((const char *)sqlite3_column_text(st, 0));
+        }
+        sqlite3_reset(st);
+        free(global);
     }
     out->extras = extras;
     return 0;
@@ -376,7 +422,7 @@ int mw_create_attr(emu_req *r, emu_entity *t)
     }
     store_reload(r->emu);
     emu_entity *nt = store_by_logical(r->emu, ent, strlen(ent));
-    mitem it = {MI_ATTR, nt, nt ? nt->def.n_attributes - 1 : 0, 0};
+    mitem it = {MI_ATTR, nt, nt ? nt->def.n_attributes - 1 : 0, 0, NULL};
     for (int i = 0; nt && i < nt->def.n_attributes; i++)
         if (!strcmp(nt->def.attributes[i].logical_name, logical)) it.i = i;
     char id[37], loc[200];
@@ -730,7 +776,7 @@ int mw_update_entity(emu_req *r, emu_entity *t)
     if (reset) return emu_error(r, 501, BAD_ARG, "not served: changing a table's EntitySetName.");
     char *own = jstr(r, r->body, "$.OwnershipType");
     sbuf cur = {0};
-    mitem it = {MI_ENTITY, t, 0, 0};
+    mitem it = {MI_ENTITY, t, 0, 0, NULL};
     mitem_doc(r->emu, &it, &cur);
     char *cur_own = mdx_str(r->emu, sb_str(&cur), "$.OwnershipType");
     int own_changed = own && cur_own && strcmp(own, cur_own);
@@ -908,7 +954,7 @@ int mw_create_key(emu_req *r, emu_entity *t)
     }
     store_reload(e);
     emu_entity *nt = store_by_logical(e, ent, strlen(ent));
-    mitem it = {MI_KEY, nt, 0, 0};
+    mitem it = {MI_KEY, nt, 0, 0, NULL};
     for (int i = 0; nt && i < nt->def.n_keys; i++)
         if (!strcmp(nt->def.keys[i].logical_name, logical)) it.i = i;
     char id[37], loc[600];
@@ -1054,7 +1100,7 @@ int mw_create_rel(emu_req *r)
     }
     store_reload(e);
     emu_entity *nt = store_by_logical(e, ent, strlen(ent));
-    mitem it = {MI_REL, nt, 0, 0};
+    mitem it = {MI_REL, nt, 0, 0, NULL};
     for (int i = 0; nt && i < nt->def.n_attributes; i++)
         if (!strcmp(nt->def.attributes[i].logical_name, n.logical)) it.i = i;
     char id[37], loc[120];
@@ -1094,6 +1140,105 @@ int mw_delete_rel(emu_req *r, emu_entity *t, int idx)
         return emu_error(r, 500, BUSY, "The change could not be committed.");
     }
     store_reload(r->emu);
+    r->status = 204;
+    return 0;
+}
+
+/* ---- global choices ---- */
+
+int mw_create_optionset(emu_req *r)
+{
+    dv_emulator *e = r->emu;
+    char sol[37];
+    if (body_object(r) || solution_header(r, sol)) return -1;
+    char type[80];
+    odata_type(r, r->body, type, sizeof type);
+    if (!strcmp(type, "BooleanOptionSetMetadata"))
+        return emu_error(r, 501, BAD_ARG, "not served: global yes/no choices.");
+    if (*type && strcmp(type, "OptionSetMetadata"))
+        return emu_error(r, 400, BAD_ARG, "'%s' is not a global choice type.", type);
+    char *name = jstr(r, r->body, "$.Name");
+    char logical[64];
+    if (!schema_ok(name, logical, sizeof logical)) {
+        emu_error(r, 400, BAD_ARG,
+                  "Name '%s' is not valid for a global choice: it needs a "
+                  "customization prefix (new_name).",
+                  name ? name : "");
+        free(name);
+        return -1;
+    }
+    free(name);
+    char *have = mdx_get(e, MDX_OPTIONSET, "", logical, NULL);
+    free(have);
+    if (have)
+        return emu_error(r, 400, BAD_ARG, "A global choice named '%s' already exists.", logical);
+    char ot[16];
+    mdx_type(e, r->body, "$.Options", ot);
+    if (strcmp(ot, "array"))
+        return emu_error(r, 400, BAD_ARG, "A global choice needs Options (an array).");
+    sqlite3_stmt *st = store_stmt(
+        e, "SELECT json_object('Name', ?2, 'DisplayName', json_extract(?1, '$.DisplayName'), "
+           "'OptionSetType', 'Picklist', '_created', json('true'), 'Options', "
+           "(SELECT json_group_array(CASE WHEN json_type(value,'$.Value') = 'integer' THEN "
+           "json(value) ELSE json_set(value, '$.Value', 100000000 + key) END) "
+           "FROM json_each(?1, '$.Options'))), "
+           "(SELECT count(*) - count(DISTINCT coalesce(value->>'$.Value', 100000000 + key)) "
+           "FROM json_each(?1, '$.Options'))");
+    sqlite3_bind_text(st, 1, r->body, (int)r->body_len, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 2, logical, -1, SQLITE_TRANSIENT);
+    char *doc = NULL;
+    int dup = 0;
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        doc = strdup((const char *)sqlite3_column_text(st, 0));
+        dup = sqlite3_column_int(st, 1) > 0;
+    }
+    sqlite3_reset(st);
+    if (!doc || dup) {
+        free(doc);
+        return emu_error(r, 400, BAD_ARG, "Two options of '%s' have the same Value.", logical);
+    }
+    if (begin(r)) {
+        free(doc);
+        return -1;
+    }
+    int bad = mdx_put(e, MDX_OPTIONSET, "", logical, sol, doc);
+    free(doc);
+    if (bad) {
+        emu_error(r, 500, BUSY, "The global choice could not be recorded.");
+        return fail(r);
+    }
+    mitem it = {MI_OPTIONSET, NULL, 0, 0, logical};
+    char id[37], loc[120];
+    mitem_id(&it, id);
+    snprintf(loc, sizeof loc, "GlobalOptionSetDefinitions(%s)", id);
+    return done(r, loc);
+}
+
+int mw_delete_optionset(emu_req *r, const char *name)
+{
+    dv_emulator *e = r->emu;
+    sqlite3_stmt *st = store_stmt(e, "SELECT entity || '.' || name FROM mdx WHERE kind = 'attr' "
+                                     "AND json->>'$._GlobalOptionSet' = ?1 LIMIT 1");
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_TRANSIENT);
+    char used[300] = "";
+    if (sqlite3_step(st) == SQLITE_ROW)
+        snprintf(used, sizeof used, "%s", (const char *)sqlite3_column_text(st, 0));
+    sqlite3_reset(st);
+    if (*used)
+        return emu_error(r, 400, BAD_ARG,
+                         "The global choice '%s' is used by column '%s': delete the column "
+                         "first.",
+                         name, used);
+    if (begin(r)) return -1;
+    if (mdx_delete(e, MDX_OPTIONSET, "", name)) {
+        emu_error(r, 500, BUSY, "The global choice could not be deleted.");
+        return fail(r);
+    }
+    if (store_commit(e)) {
+        store_reload(e);
+        return emu_error(r, 500, BUSY, "The change could not be committed.");
+    }
+    store_reload(e);
     r->status = 204;
     return 0;
 }

@@ -2,8 +2,9 @@
  * EntityDefinitions, PUT and DELETE EntityDefinitions(…)), columns (POST …/Attributes with
  * an @odata.type, PUT and DELETE …/Attributes(…)), alternate keys (POST and DELETE
  * …/Keys(…)) and one-to-many relationships with their lookup column (POST and DELETE
- * RelationshipDefinitions). Each honours MSCRM.SolutionUniqueName and commits whole or not
- * at all. Handlers fill in r and return 0, or -1 after emu_error; emu->mu is held. */
+ * RelationshipDefinitions) and global choices (GlobalOptionSetDefinitions). Each honours
+ * MSCRM.SolutionUniqueName and commits whole or not at all. Handlers fill in r and return 0, or -1
+ * after emu_error; emu->mu is held. */
 #ifndef DV_EMU_METADATA_WRITE_H
 #define DV_EMU_METADATA_WRITE_H
 #include "emu_internal.h"
@@ -20,5 +21,9 @@ int mw_delete_key(emu_req *r, emu_entity *t, int idx);
 int mw_create_rel(emu_req *r);
 /* t and idx: the referencing table and its lookup column. */
 int mw_delete_rel(emu_req *r, emu_entity *t, int idx);
+
+/* Global choices: POST GlobalOptionSetDefinitions, DELETE …(<id>) when no column uses it. */
+int mw_create_optionset(emu_req *r);
+int mw_delete_optionset(emu_req *r, const char *name);
 
 #endif
