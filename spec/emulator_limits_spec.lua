@@ -217,6 +217,7 @@ describe("emulator latency model", function()
     assert.equals(1, s.requests)
     -- the server-side time of the one request: 30 + 10 x 20 ms at least
     assert.truthy(s.busy_ms >= 230, "busy_ms " .. s.busy_ms)
+    assert.truthy(s.lock_wait_ms >= 0 and s.lock_wait_ms < s.busy_ms)
     api.emu:stats(true)
     r = api.get("accounts?$select=name&$top=2")
     assert.equals(2, #r.json.value)

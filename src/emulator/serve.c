@@ -41,8 +41,10 @@ static void write_stats(dv_emulator *emu, const char *path, const char *prog)
         fprintf(stderr, "%s: --serve: cannot write --stats to %s\n", prog, path);
         return;
     }
-    fprintf(f, "{\"requests\":%ld,\"throttled\":%ld,\"peak_concurrent\":%d,\"busy_ms\":%.1f}\n",
-            s.requests, s.throttled, s.peak_concurrent, s.busy_ms);
+    fprintf(f,
+            "{\"requests\":%ld,\"throttled\":%ld,\"peak_concurrent\":%d,\"busy_ms\":%.1f,"
+            "\"lock_wait_ms\":%.1f}\n",
+            s.requests, s.throttled, s.peak_concurrent, s.busy_ms, s.lock_wait_ms);
     fclose(f);
 }
 
