@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "auth.h"
+#include "interrupt.h"
 #include "trace.h"
 
 enum { X_QUEUED, X_RUNNING, X_FINISHED };
@@ -383,12 +384,24 @@ static long idle_ms(const dv_multi *m, double now)
     return ms > 1000 ? 1000 : (long)ms + 1;
 }
 
+/* Ctrl-C: requests not yet running end as interrupted; running transfers are aborted by
+ * their progress callback (src/http.c) and end the same way. */
+static void interrupt_queued(dv_multi *m)
+{
+    for (xfer *x = m->head; x; x = x->next) {
+        if (x->state != X_QUEUED) continue;
+        dv_error_set(&x->err, 0, "interrupted", "%s: interrupted", x->req.method);
+        finish(x, -1);
+    }
+}
+
 void dv_multi_wait_any(dv_multi *m, const uint64_t *ids, size_t n)
 {
     for (;;) {
         int running = 0;
         long t, ct = -1;
         double now = now_s();
+        if (dv_interrupted()) interrupt_queued(m);
         launch_ready(m, now);
         if (any_done(m, ids, n)) return;
         curl_multi_perform(m->cm, &running);
@@ -399,6 +412,7 @@ void dv_multi_wait_any(dv_multi *m, const uint64_t *ids, size_t n)
         curl_multi_timeout(m->cm, &ct);
         if (m->active > 0 && ct >= 0 && ct < t) t = ct;
         if (t == 0) continue;
+        if (t > 100) t = 100; /* a Ctrl-C from another thread is noticed soon */
         if (m->active > 0) {
             curl_multi_poll(m->cm, NULL, 0, (int)t, NULL);
         } else {
