@@ -390,7 +390,8 @@ static void interrupt_queued(dv_multi *m)
 {
     for (xfer *x = m->head; x; x = x->next) {
         if (x->state != X_QUEUED) continue;
-        dv_error_set(&x->err, 0, "interrupted", "%s: interrupted", x->req.method);
+        dv_error_set(&x->err, 0, "interrupted", "%s: interrupted",
+                     x->timer ? "sleep" : x->req.method);
         finish(x, -1);
     }
 }
