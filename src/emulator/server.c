@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "emu_internal.h"
+#include "batch.h"
 #include "metadata.h"
 #include "oauth.h"
 #include "rows.h"
@@ -39,11 +40,21 @@ double emu_now(dv_emulator *emu)
 
 const char *emu_arg(emu_req *r, const char *name)
 {
+    if (!r->conn) {
+        for (int i = 0; i < r->n_sub_args; i++)
+            if (strcmp(r->sub_args[i].name, name) == 0) return r->sub_args[i].value;
+        return NULL;
+    }
     return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, name);
 }
 
 const char *emu_header(emu_req *r, const char *name)
 {
+    if (!r->conn) {
+        for (int i = 0; i < r->n_sub_hdrs; i++)
+            if (strcasecmp(r->sub_hdrs[i].name, name) == 0) return r->sub_hdrs[i].value;
+        return NULL;
+    }
     return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
 }
 
@@ -111,6 +122,11 @@ static enum MHD_Result args_cb(void *cls, enum MHD_ValueKind kind, const char *k
 void emu_args_except(emu_req *r, sbuf *b, const char *const *skip)
 {
     args_ctx c = {b, skip, 1};
+    if (!r->conn) {
+        for (int i = 0; i < r->n_sub_args; i++)
+            args_cb(&c, MHD_GET_ARGUMENT_KIND, r->sub_args[i].name, r->sub_args[i].value);
+        return;
+    }
     MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, args_cb, &c);
 }
 
@@ -228,6 +244,14 @@ static int auth_ok(emu_req *r)
 
 /* ---- routing ---- */
 
+static int route_api(emu_req *r, const char *rest);
+
+static int batch_dispatch(emu_req *sub, const char *path, void *ud)
+{
+    (void)ud;
+    return route_api(sub, path);
+}
+
 static int route_api(emu_req *r, const char *rest)
 {
     dv_emulator *e = r->emu;
@@ -262,7 +286,8 @@ static int route_api(emu_req *r, const char *rest)
         return h_import_solution_async(r);
     }
     if (strcmp(rest, "ReactivateEntityKey") == 0) return h_reactivate_key(r, NULL, NULL);
-    if (strncmp(rest, "$metadata", 9) == 0 || strncmp(rest, "$batch", 6) == 0)
+    if (strcmp(rest, "$batch") == 0) return h_batch(r, batch_dispatch, NULL);
+    if (strncmp(rest, "$metadata", 9) == 0)
         return emu_error(r, 501, "0x80060888", "'%s' is not served by the dvlua emulator.", rest);
     return h_rows(r, rest);
 }
