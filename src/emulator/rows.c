@@ -1127,14 +1127,15 @@ static int post_row(emu_req *r, emu_entity *t)
     return 0;
 }
 
-static int patch_row(emu_req *r, emu_entity *t, const address *a)
+/* An update or upsert of the row a addresses from a JSON body, inside the caller's
+ * transaction, with the If-Match / If-None-Match rules; *exists_out tells update from create. */
+static int write_addressed(emu_req *r, emu_entity *t, const address *a, const char *json,
+                           size_t len, const char *if_match, const char *if_none, char id[37],
+                           int *exists_out)
 {
     dv_emulator *e = r->emu;
-    const char *if_match = emu_header(r, "If-Match");
-    const char *if_none = emu_header(r, "If-None-Match");
-    if (store_begin(e)) return emu_error(r, 503, "0x80040216", "The store is busy.");
-    char id[37];
     int exists = find_row(r, t, a, id);
+    *exists_out = exists;
     if (exists && if_none && strcmp(if_none, "*") == 0)
         return emu_error(r, 412, DUP_RECORD, "A record with matching key values already exists.");
     if (!exists && if_match) return not_found(r, t, a);
@@ -1156,7 +1157,7 @@ static int patch_row(emu_req *r, emu_entity *t, const address *a)
         each_field(e, old, strlen(old), collect_cb, &fs);
         free(old);
     } else if (a->kind == ADDR_ID) {
-        snprintf(id, sizeof id, "%s", a->id);
+        snprintf(id, 37, "%s", a->id);
     } else {
         guid_new(id);
         /* An upsert by alternate key creates the row with the key's values. */
@@ -1177,7 +1178,7 @@ static int patch_row(emu_req *r, emu_entity *t, const address *a)
             sb_free(&v);
         }
     }
-    if (body_fields(r, t, r->body, r->body_len, &fs)) {
+    if (body_fields(r, t, json, len, &fs)) {
         fs_free(&fs);
         return -1;
     }
@@ -1189,7 +1190,31 @@ static int patch_row(emu_req *r, emu_entity *t, const address *a)
     }
     int rc = write_row(r, t, id, &fs, exists);
     fs_free(&fs);
-    if (rc) return -1;
+    return rc ? -1 : 0;
+}
+
+int rows_write_json(emu_req *r, emu_entity *t, const char *addr, const char *json, size_t len,
+                    int upsert, char id_out[37], int *created)
+{
+    address a;
+    const char *end = NULL;
+    if (parse_address(r, t, addr, &end, &a)) return -1;
+    int exists = 0;
+    int rc = write_addressed(r, t, &a, json, len, upsert ? NULL : "*", NULL, id_out, &exists);
+    keyvals_free(&a.kv);
+    *created = !exists;
+    return rc;
+}
+
+static int patch_row(emu_req *r, emu_entity *t, const address *a)
+{
+    dv_emulator *e = r->emu;
+    const char *if_match = emu_header(r, "If-Match");
+    const char *if_none = emu_header(r, "If-None-Match");
+    if (store_begin(e)) return emu_error(r, 503, "0x80040216", "The store is busy.");
+    char id[37];
+    int exists = 0;
+    if (write_addressed(r, t, a, r->body, r->body_len, if_match, if_none, id, &exists)) return -1;
     if (store_commit(e)) return emu_error(r, 500, "0x80040216", "The commit failed.");
     entity_id_header(r, t, id);
     if (parse_prefer(r).return_repr) {

@@ -14,6 +14,7 @@
 
 #include "emu_internal.h"
 #include "batch.h"
+#include "bulk.h"
 #include "metadata.h"
 #include "oauth.h"
 #include "rows.h"
@@ -287,6 +288,9 @@ static int route_api(emu_req *r, const char *rest)
     }
     if (strcmp(rest, "ReactivateEntityKey") == 0) return h_reactivate_key(r, NULL, NULL);
     if (strcmp(rest, "$batch") == 0) return h_batch(r, batch_dispatch, NULL);
+    const char *bound = strstr(rest, "/Microsoft.Dynamics.CRM.");
+    if (bound && !strchr(bound + 1, '/') && memchr(rest, '(', (size_t)(bound - rest)) == NULL)
+        return h_bulk(r, rest, (size_t)(bound - rest), bound + 24);
     if (strncmp(rest, "$metadata", 9) == 0)
         return emu_error(r, 501, "0x80060888", "'%s' is not served by the dvlua emulator.", rest);
     return h_rows(r, rest);
