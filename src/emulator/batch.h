@@ -5,6 +5,7 @@
 #ifndef DV_EMU_BATCH_H
 #define DV_EMU_BATCH_H
 #include "emu_internal.h"
+#include "request.h"
 
 #define BATCH_MAX_REQUESTS 1000
 

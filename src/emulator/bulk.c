@@ -5,10 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "rows.h"
+#include "row_put.h"
+#include "row_write.h"
 #include "store.h"
-
-#define BAD_QUERY "0x80060888"
 
 typedef struct {
     char *json;    /* the Target object's text */
@@ -176,8 +175,8 @@ int h_bulk(emu_req *r, const char *set, size_t set_len, const char *action)
         } else if (!addr) {
             rc = rows_create_json(r, t, v[i].json, id);
         } else {
-            rc = rows_write_json(r, t, addr, v[i].json, strlen(v[i].json), op == B_UPSERT, id,
-                                 &created);
+            rc = row_put_json(r, t, addr, v[i].json, strlen(v[i].json), op == B_UPSERT, id,
+                              &created);
         }
         if (rc == 0 && op == B_CREATE) sb_printf(&ids, "%s\"%s\"", i ? "," : "", id);
     }

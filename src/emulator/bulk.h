@@ -7,6 +7,7 @@
 #ifndef DV_EMU_BULK_H
 #define DV_EMU_BULK_H
 #include "emu_internal.h"
+#include "request.h"
 
 /* Answers POST <set>/Microsoft.Dynamics.CRM.<action>; set is set_len bytes of path, action
  * the text after the namespace. Returns 0, or -1 after emu_error. Called with emu->mu held. */
