@@ -8,6 +8,21 @@
 #include "row_write.h"
 #include "store.h"
 
+int etag_mismatch(const char *if_match, int64_t ver)
+{
+    if (!if_match || strcmp(if_match, "*") == 0) return 0;
+    char want[64];
+    snprintf(want, sizeof want, "W/\"%lld\"", (long long)ver);
+    return strcmp(if_match, want) != 0;
+}
+
+int version_mismatch(emu_req *r)
+{
+    return emu_error(r, 412, "0x80060882",
+                     "The version of the existing record doesn't match the RowVersion "
+                     "property provided.");
+}
+
 int row_put_addressed(emu_req *r, emu_entity *t, const address *a, const char *json, size_t len,
                       const char *if_match, const char *if_none, char id[37], int *exists_out)
 {
@@ -22,15 +37,9 @@ int row_put_addressed(emu_req *r, emu_entity *t, const address *a, const char *j
     if (exists) {
         char *old = NULL;
         store_row_get(e, t, id, &old, &ver);
-        if (if_match && strcmp(if_match, "*") != 0) {
-            char want[64];
-            snprintf(want, sizeof want, "W/\"%lld\"", (long long)ver);
-            if (strcmp(if_match, want) != 0) {
-                free(old);
-                return emu_error(r, 412, "0x80060882",
-                                 "The version of the existing record doesn't match the RowVersion "
-                                 "property provided.");
-            }
+        if (etag_mismatch(if_match, ver)) {
+            free(old);
+            return version_mismatch(r);
         }
         each_field(e, old, strlen(old), collect_cb, &fs);
         free(old);
@@ -56,10 +65,28 @@ int row_put_addressed(emu_req *r, emu_entity *t, const address *a, const char *j
             sb_free(&v);
         }
     }
+    fieldset old_keys = {0};
+    if (exists) {
+        /* An upsert that updates never moves the row's key: the body's values for the
+         * addressed key's columns give way to the stored ones. */
+        const dv_key_def *k = a->kind == ADDR_KEY ? &t->def.keys[a->key] : NULL;
+        for (int j = 0; k && j < k->n_attributes; j++) {
+            const dv_attribute_def *at = store_attr(t, k->attributes[j]);
+            char prop[160];
+            if (!at) continue;
+            emu_prop_name(at, prop, sizeof prop);
+            const char *v = fs_get(&fs, prop);
+            if (v) fs_set(&old_keys, prop, v);
+        }
+    }
     if (body_fields(r, t, json, len, &fs)) {
         fs_free(&fs);
+        fs_free(&old_keys);
         return -1;
     }
+    for (int i = 0; i < old_keys.n; i++)
+        fs_set(&fs, old_keys.f[i].name, old_keys.f[i].json);
+    fs_free(&old_keys);
     const char *given = fs_get(&fs, t->def.primary_id);
     if (given && strcmp(given, "null") != 0 && strncmp(given + 1, id, 36) != 0) {
         fs_free(&fs);

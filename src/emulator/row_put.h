@@ -2,9 +2,17 @@
  * PATCH and the bulk messages share, inside the caller's transaction. Callers hold emu->mu. */
 #ifndef DV_EMU_ROW_PUT_H
 #define DV_EMU_ROW_PUT_H
+#include <stdint.h>
+
 #include "entity.h"
 #include "request.h"
 #include "row_address.h"
+
+/* 1 when an If-Match (or If-None-Match) value names a version other than ver ("*" and NULL
+ * match any). */
+int etag_mismatch(const char *if_match, int64_t ver);
+/* The 412 answer for a version that does not match; returns -1. */
+int version_mismatch(emu_req *r);
 
 /* Updates or creates the row a addresses from a JSON object with the If-Match /
  * If-None-Match rules (either may be NULL); id receives the row's id and *exists_out says
