@@ -73,6 +73,14 @@ measure() {
 		"$(awk -v r="$rows" -v s="$secs" 'BEGIN { printf "%.0f", r / s }')" "$rss" >>"$OUT"
 }
 
+# dynamics-web-api's executeBatch against the emulator's $batch: change set, $1 reference,
+# a GET outside it, a failing change set rolled back (bench/peer/batch.js check).
+emu_fresh
+node bench/peer/batch.js check "$EMU_URL" "$TOKEN" >"$WORK/bulk-check.txt" 2>&1 ||
+	{ say "executeBatch check failed: $(cat "$WORK/bulk-check.txt")"; exit 1; }
+say "executeBatch check: $(cat "$WORK/bulk-check.txt")"
+emu_stop
+
 : >"$OUT"
 run=1
 while [ $run -le "$RUNS" ]; do

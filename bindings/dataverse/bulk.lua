@@ -158,6 +158,11 @@ local function send_bulk(org, job, c, retry)
   local op = job.op
   local action = ACTION[op]
   if op == "create" and retry then action = "UpsertMultiple" end
+  -- Whether the table offers the message is learnt once per connection.
+  local st = org:state()
+  st.bulk_unsupported = st.bulk_unsupported or {}
+  local cache_key = job.e.logical .. "/" .. action
+  if st.bulk_unsupported[cache_key] then return false end
   local targets = {}
   for i = c.from, c.to do
     if op == "delete" then
@@ -187,6 +192,7 @@ local function send_bulk(org, job, c, retry)
   local e = ok and type(v) == "table" and v.error or {}
   local err = U.new_error(status, e.code or "http", e.message or ("HTTP " .. status))
   if status == 404 and tostring(e.message):find("Microsoft.Dynamics.CRM." .. action, 1, true) then
+    st.bulk_unsupported[cache_key] = true
     return false
   end
   if retryable(err) then error(err, 0) end
@@ -263,20 +269,11 @@ end
 
 local function run_chunk(org, job, c)
   if job.stop then return end
-  local st = org:state()
-  st.bulk_unsupported = st.bulk_unsupported or {}
-  local cache_key = job.e.logical .. "/" .. ACTION[job.op]
   local tries, retry = 0, false
   while true do
     local ok, err = pcall(function()
-      local done, whole_err = nil, nil
-      if not st.bulk_unsupported[cache_key] then
-        done, whole_err = send_bulk(org, job, c, retry)
-        if done == false then
-          st.bulk_unsupported[cache_key] = true
-          done = nil
-        end
-      end
+      local done, whole_err = send_bulk(org, job, c, retry)
+      if done == false then done = nil end
       if not done and not whole_err then
         done, whole_err = send_changeset(org, job, c, retry)
       end
