@@ -245,10 +245,11 @@ static int parse_level(const char *b, size_t len, const char *bd, int depth, mp_
             return -1;
         }
         if (!blank || p->n_hdrs == 0) {
+            fail(err, errlen, "%s: %s", what,
+                 p->n_hdrs ? "its headers are not followed by a blank line"
+                           : "no headers (Content-Type expected)");
             parts_free(parts, n);
-            return fail(err, errlen, "%s: %s", what,
-                        p->n_hdrs ? "its headers are not followed by a blank line"
-                                  : "no headers (Content-Type expected)");
+            return -1;
         }
         p->body = b + hs;
         p->body_len = end - hs;
@@ -261,9 +262,10 @@ static int parse_level(const char *b, size_t len, const char *bd, int depth, mp_
                             what);
             }
             if (mp_boundary(ct, sub, sizeof sub)) {
+                fail(err, errlen, "%s: '%.200s' is not multipart/mixed with a valid boundary", what,
+                     ct); /* before ct is freed with its part */
                 parts_free(parts, n);
-                return fail(err, errlen, "%s: '%s' is not multipart/mixed with a valid boundary",
-                            what, ct);
+                return -1;
             }
             if (strcmp(sub, bd) == 0) {
                 parts_free(parts, n);
