@@ -16,8 +16,8 @@ rows queries changes metadata solutions oauth batch bulk
 row_put
 row_write row_select row_address
 store
-request clock entity builtin solution_parse query
-sbuf multipart
+request clock entity builtin solution_parse query limits
+sbuf latency multipart
 '
 
 rank() { # layer number of a file stem (higher is lower down), or nothing

@@ -325,13 +325,22 @@ local function run(org, op, fname, tbl, rows, opts)
     end
   end
   local size = opts.batch_size and math.tointeger(opts.batch_size) or M.DEFAULT_BATCH_SIZE
-  local tasks = {}
+  local tasks, chunks = {}, {}
   for from = 1, n, size do
     local c = { from = from, to = math.min(n, from + size - 1) }
+    chunks[#chunks + 1] = c
     tasks[#tasks + 1] = function() run_chunk(org, job, c) end
   end
-  if org.parallel and #tasks > 1 then
-    org:parallel(tasks)
+  -- Chunks overlap through org:parallel, within the connection's request budget. Stopping at
+  -- the first failed chunk means sending them one by one.
+  if org.parallel and #tasks > 1 and job.continue_on_error then
+    for k, r in ipairs(org:parallel(tasks)) do
+      if not r.ok then
+        local err = r.error
+        if type(err) ~= "table" then err = U.new_error(0, "lua", tostring(err)) end
+        fail_chunk(job, chunks[k], err)
+      end
+    end
   else
     for _, t in ipairs(tasks) do
       if job.stop then break end
