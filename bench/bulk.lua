@@ -41,9 +41,9 @@ local t0 = system.monotime()
 local written = 0
 if mode == "bulk" then
   -- Rows are built a chunk at a time, as a streaming load from a file would.
-  for from = 1, n, chunk * 10 do
+  for from = 1, n, chunk * 4 do
     local rows = {}
-    for i = from, math.min(n, from + chunk * 10 - 1) do rows[#rows + 1] = row(i) end
+    for i = from, math.min(n, from + chunk * 4 - 1) do rows[#rows + 1] = row(i) end
     local res = org:upsert_many("sample_book", rows, { key = { "sample_bookcode" }, batch_size = chunk })
     written = written + res.written
   end

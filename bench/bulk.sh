@@ -7,9 +7,14 @@
 #                 (bench/peer/batch.js), one batch in flight like dvlua
 # Called by bench/run.sh; runs alone too. Prints a table; writes bench/bulk-results.json.
 #
+# Then the same three once more with the emulator's latency model (--latency
+# BENCH_BULK_LATENCY, default request_ms=20: every answer held back 20 ms, as a real
+# service's round trip would), the names suffixed _lat.
+#
 # Environment: BENCH_BULK_ROWS (default 100000), BENCH_BULK_CHUNK (1000),
-# BENCH_BULK_SINGLE (rows for the one-request-per-row run, default 10000: at ~1,300 rows/s
-# the full N would take minutes and measure the same rate), BENCH_BULK_RUNS (3).
+# BENCH_BULK_SINGLE (rows for the one-request-per-row run, default 10000: at a few thousand
+# rows/s the full N would take minutes and measure the same rate), BENCH_BULK_RUNS (3),
+# BENCH_BULK_LATENCY (empty: no latency runs), BENCH_BULK_SINGLE_LAT (default 500).
 set -eu
 
 cd "$(dirname "$0")/.."
@@ -19,6 +24,8 @@ DVLUA=$ROOT/dvlua
 N=${BENCH_BULK_ROWS:-100000}
 CHUNK=${BENCH_BULK_CHUNK:-1000}
 SINGLE=${BENCH_BULK_SINGLE:-10000}
+LATENCY=${BENCH_BULK_LATENCY-request_ms=20}
+SINGLE_LAT=${BENCH_BULK_SINGLE_LAT:-500}
 RUNS=${BENCH_BULK_RUNS:-3}
 TOKEN=dvlua-bench-token
 OUT=$WORK/bulk.jsonl
@@ -42,11 +49,12 @@ emu_stop() {
 trap emu_stop EXIT
 trap 'emu_stop; exit 130' INT TERM
 
-# A fresh emulator on a new database file with the sample's table and key.
+# A fresh emulator on a new database file with the sample's table and key; extra
+# arguments go to --serve.
 emu_fresh() {
 	db=$WORK/bulk.sqlite
 	rm -f "$db" "$db-wal" "$db-shm"
-	"$DVLUA" --serve --listen 127.0.0.1:0 --db "$db" --token "$TOKEN" >"$WORK/bulk-emulator.log" 2>&1 &
+	"$DVLUA" --serve --listen 127.0.0.1:0 --db "$db" --token "$TOKEN" "$@" >"$WORK/bulk-emulator.log" 2>&1 &
 	EMU_PID=$!
 	EMU_URL=
 	tries=0
@@ -96,6 +104,18 @@ while [ $run -le "$RUNS" ]; do
 	emu_stop
 	run=$((run + 1))
 done
+if [ -n "$LATENCY" ]; then
+	say "with the latency model ($LATENCY)"
+	emu_fresh --latency "$LATENCY"
+	measure dvlua_bulk_lat "$N" "$DVLUA" bench/bulk.lua bulk "$EMU_URL" "$TOKEN" "$N" "$CHUNK"
+	emu_stop
+	emu_fresh --latency "$LATENCY"
+	measure peer_batch_lat "$N" node bench/peer/batch.js upsert "$EMU_URL" "$TOKEN" "$N" "$CHUNK"
+	emu_stop
+	emu_fresh --latency "$LATENCY"
+	measure dvlua_single_lat "$SINGLE_LAT" "$DVLUA" bench/bulk.lua single "$EMU_URL" "$TOKEN" "$SINGLE_LAT"
+	emu_stop
+fi
 
 # Medians per measurement, the ratios the targets are about, and the JSON file.
 "$DVLUA" - "$OUT" "$ROOT/bench/bulk-results.json" "$N" "$CHUNK" <<'EOF'
@@ -112,22 +132,27 @@ local function median(t, k)
   table.sort(v)
   return v[(#v + 1) // 2]
 end
-local rows = {}
-for _, m in ipairs { "dvlua_bulk", "peer_batch", "dvlua_single" } do
-  rows[m] = { rps = median(by[m], "rps"), rss = median(by[m], "rss") }
+local rows, json = {}, {}
+local names = { "dvlua_bulk", "peer_batch", "dvlua_single", "dvlua_bulk_lat", "peer_batch_lat", "dvlua_single_lat" }
+print(("%-18s %12s %10s"):format("measure", "rows/s", "RSS MB"))
+for _, m in ipairs(names) do
+  if by[m] then
+    rows[m] = { rps = median(by[m], "rps"), rss = median(by[m], "rss") }
+    print(("%-18s %12d %10.1f"):format(m, rows[m].rps, rows[m].rss / 1024))
+    json[#json + 1] = ('"%s":{"rows_per_s":%d,"rss_kb":%d}'):format(m, rows[m].rps, rows[m].rss)
+  end
 end
-local b, p, s = rows.dvlua_bulk, rows.peer_batch, rows.dvlua_single
-print(("%-14s %12s %10s"):format("measure", "rows/s", "RSS MB"))
-for _, m in ipairs { "dvlua_bulk", "peer_batch", "dvlua_single" } do
-  print(("%-14s %12d %10.1f"):format(m, rows[m].rps, rows[m].rss / 1024))
+local function ratios(sfx, label)
+  local b, p, s = rows["dvlua_bulk" .. sfx], rows["peer_batch" .. sfx], rows["dvlua_single" .. sfx]
+  if not (b and p and s) then return end
+  local vs_single, vs_peer, rss_ratio = b.rps / s.rps, b.rps / p.rps, b.rss / p.rss
+  print(("%s: bulk vs one request per row %.1fx (target 10x), vs dynamics-web-api executeBatch %.2fx (target 1.5x), RSS dvlua/peer %.2f (target < 0.25)")
+    :format(label, vs_single, vs_peer, rss_ratio))
+  json[#json + 1] = ('"bulk_vs_single%s":%.2f,"bulk_vs_peer%s":%.2f,"rss_vs_peer%s":%.3f'):format(sfx, vs_single, sfx, vs_peer, sfx, rss_ratio)
 end
-local vs_single, vs_peer, rss_ratio = b.rps / s.rps, b.rps / p.rps, b.rss / p.rss
-print(("bulk vs one request per row: %.1fx (target 10x)"):format(vs_single))
-print(("bulk vs dynamics-web-api executeBatch: %.2fx (target 1.5x)"):format(vs_peer))
-print(("RSS dvlua / peer: %.2f (target below 0.25)"):format(rss_ratio))
+ratios("", "emulator as is")
+ratios("_lat", "with the latency model")
 local f = assert(io.open(out, "w"))
-f:write(('{"rows":%d,"chunk":%d,"dvlua_bulk":{"rows_per_s":%d,"rss_kb":%d},"peer_batch":{"rows_per_s":%d,"rss_kb":%d},'
-  .. '"dvlua_single":{"rows_per_s":%d,"rss_kb":%d},"bulk_vs_single":%.2f,"bulk_vs_peer":%.2f,"rss_vs_peer":%.3f}\n')
-  :format(n, chunk, b.rps, b.rss, p.rps, p.rss, s.rps, s.rss, vs_single, vs_peer, rss_ratio))
+f:write(('{"rows":%d,"chunk":%d,%s}\n'):format(n, chunk, table.concat(json, ",")))
 f:close()
 EOF
