@@ -18,11 +18,4 @@ int h_row_delete(emu_req *r, emu_entity *t, const address *a);
 /* GET/PUT/DELETE <set>(<key>)/<column>. */
 int h_row_property(emu_req *r, emu_entity *t, const address *a, const char *prop);
 
-/* Updates (upsert 0: the row must exist) or upserts the row addressed by addr — the text
- * inside the parentheses of `set(…)`, an id or alternate-key values, ending with ')' — from
- * a JSON object, inside the caller's transaction. Its id goes to id_out and *created says
- * whether it was created. Returns 0, or -1 after emu_error. */
-int rows_write_json(emu_req *r, emu_entity *t, const char *addr, const char *json, size_t len,
-                    int upsert, char id_out[37], int *created);
-
 #endif
