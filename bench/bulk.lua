@@ -9,7 +9,7 @@
 -- CHUNK rows per request. single: the same rows, one upsert request each. The rows are the
 -- ones bench/peer/batch.js writes. Prints one JSON line: rows, seconds (monotonic), written.
 local dataverse = require "dataverse"
-local system = require "system"
+local monotonic = require("dataverse.core").now
 
 local mode, url, token, n, chunk = ...
 if not (mode and url and token) then
@@ -37,7 +37,7 @@ local function row(i)
   }
 end
 
-local t0 = system.monotime()
+local t0 = monotonic()
 local written = 0
 if mode == "bulk" then
   -- Rows are built a chunk at a time, as a streaming load from a file would.
@@ -58,5 +58,5 @@ else
   io.stderr:write("bulk.lua: unknown mode '" .. mode .. "'\n")
   os.exit(2)
 end
-local seconds = system.monotime() - t0
+local seconds = monotonic() - t0
 print(('{"rows":%d,"written":%d,"seconds":%.3f}'):format(n, written, seconds))

@@ -163,9 +163,8 @@ sync.main("push", function()
     failures = "value", ["batch-size"] = "number", help = "flag" }, USAGE)
   if o.help then return print(USAGE) end
   if not o.table or not o.key or not o.from then error(USAGE, 0) end
-  local started = os.time()
-  local clock = os.clock
-  local t0 = require("system").monotime()
+  local monotonic = require("dataverse.core").now
+  local t0 = monotonic()
 
   local org = dataverse.connect()
   local meta = sync.describe(org, o.table)
@@ -308,9 +307,8 @@ sync.main("push", function()
     end
     f:close()
   end
-  local _ = started, clock
   io.stderr:write(string.format("push %s: %d source rows, %d written (%d new), %d unchanged, %d deleted, %d failed, %.1fs\n",
-    meta.name, #source, written, created, unchanged, deleted, #failed, require("system").monotime() - t0))
+    meta.name, #source, written, created, unchanged, deleted, #failed, monotonic() - t0))
   if #failed > 0 then
     fail("%d row(s) failed%s", #failed, o.failures and (", listed in " .. o.failures) or " (--failures FILE lists them)")
   end
