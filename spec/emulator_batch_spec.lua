@@ -369,6 +369,41 @@ Content-Type: application/json;type=entry
     assert.equals(0, #api.get("accounts?$filter=name%20eq%20'QQQQ'").json.value)
   end)
 
+  it("rolls back an import inside a failed change set, tables included", function()
+    local sol = { unique = "WidgetSolution", tables = { { name = "sample_widget", set = "sample_widgets",
+      columns = { { name = "sample_name" } } } } }
+    local body = crlf(([[
+--b
+Content-Type: multipart/mixed; boundary=cs
+
+--cs
+Content-Type: application/http
+Content-Transfer-Encoding: binary
+Content-ID: 1
+
+POST /api/data/v9.2/ImportSolution HTTP/1.1
+Content-Type: application/json
+
+%s
+--cs
+Content-Type: application/http
+Content-Transfer-Encoding: binary
+Content-ID: 2
+
+POST /api/data/v9.2/sample_widgets HTTP/1.1
+Content-Type: application/json
+
+{"sample_name":"%s"}
+--cs--
+--b--
+]]):format(cjson.encode(E.import_body(sol)), ("x"):rep(200)))
+    local r = batch(api, body, "b")
+    assert.equals(400, r.status)
+    assert.equals("2", split(r.body, r.boundary)[1].headers["content-id"])
+    assert.equals(404, api.get("EntityDefinitions(LogicalName='sample_widget')").status)
+    assert.equals(404, api.get("sample_widgets").status)
+  end)
+
   it("refuses GET inside a change set and a batch inside a batch", function()
     local body = crlf([[
 --b

@@ -382,6 +382,7 @@ int h_batch(emu_req *r, batch_dispatch_fn dispatch, void *ud)
         } else if (bad >= 0) {
             store_release(r->emu, 0);
         }
+        if (bad >= 0) store_reload(r->emu); /* a rolled-back import leaves no table behind */
         if (bad >= 0) {
             put_part(&o, rb, &as[bad]);
             if (!failed_status) failed_status = as[bad].status;
