@@ -12,7 +12,7 @@ layers='
 serve
 server
 router
-rows queries changes metadata solutions oauth batch bulk
+rows queries changes metadata solutions oauth functions batch bulk
 row_put
 row_write row_select row_address
 store

@@ -205,7 +205,6 @@ function B.send(org, items, continue_on_error)
   return results, status
 end
 
-local OPTIONS = { continue_on_error = "boolean" }
 
 function B.install(methods)
   -- The builder a batch function receives; cs = true inside a change set.
@@ -276,11 +275,8 @@ function B.install(methods)
   -- org:batch(function(b) … end [, {continue_on_error=}]) -> results (one per request)
   function methods:batch(fn, opts)
     if type(fn) ~= "function" then U.argerror(1, "batch", "function expected, got " .. type(fn)) end
-    opts = U.opt_table(opts, 2, "batch")
-    for k in pairs(opts) do
-      if not OPTIONS[k] then U.argerror(2, "batch", "unknown option '" .. tostring(k) .. "'") end
-    end
-    local go_on = U.opt(opts, "continue_on_error", "boolean", "batch", 2)
+    opts = U.check_options(opts, require("dataverse.options").batch, "batch", 2)
+    local go_on = opts.continue_on_error
     local items, counter = {}, { n = 0 }
     fn(builder(self, items, false, counter))
     if #items == 0 then return {} end

@@ -12,6 +12,7 @@
 local core = require "dataverse.core"
 local U = require "dataverse.util"
 local B = require "dataverse.batch"
+local O = require "dataverse.options"
 
 local M = {}
 
@@ -23,21 +24,9 @@ M.DEFAULT_RETRIES = 5
 local ACTION = { create = "CreateMultiple", update = "UpdateMultiple", upsert = "UpsertMultiple",
   delete = "DeleteMultiple" }
 
-local OPTIONS = {
-  create = { batch_size = "integer", continue_on_error = "boolean", retries = "integer" },
-  update = { batch_size = "integer", continue_on_error = "boolean", retries = "integer", key = "list" },
-  upsert = { batch_size = "integer", continue_on_error = "boolean", retries = "integer", key = "list" },
-  delete = { batch_size = "integer", continue_on_error = "boolean", retries = "integer" },
-}
-
-local function check_options(op, fname, opts, n)
-  local known = OPTIONS[op]
-  for k in pairs(opts) do
-    if not known[k] then
-      U.argerror(n, fname, ("unknown option '%s'"):format(tostring(k)))
-    end
-  end
-  for k, kind in pairs(known) do U.opt(opts, k, kind, fname, n) end
+-- Bounds the option checker does not know about.
+local function check_options(fname, opts, n)
+  opts = U.check_options(opts, O[fname], fname, n)
   local bs = opts.batch_size
   if bs and (bs < 1 or bs > B.MAX_REQUESTS) then
     U.argerror(n, fname, ("option 'batch_size': 1 to %d expected, got %s"):format(B.MAX_REQUESTS, tostring(bs)))
@@ -45,6 +34,7 @@ local function check_options(op, fname, opts, n)
   if opts.retries and opts.retries < 0 then
     U.argerror(n, fname, "option 'retries': 0 or more expected")
   end
+  return opts
 end
 
 local function key_list(v)
@@ -287,7 +277,7 @@ local function run_chunk(org, job, c)
     end)
     if ok then return end
     if not retryable(err) or tries >= job.retries then
-      if type(err) ~= "table" then err = U.new_error(0, "lua", tostring(err)) end
+      if type(err) ~= "table" then err = U.new_error(0, "error", tostring(err)) end
       fail_chunk(job, c, err)
       if not job.continue_on_error then job.stop = job.stop or c.from end
       return
@@ -301,8 +291,7 @@ end
 
 local function run(org, op, fname, tbl, rows, opts)
   local e = U.entity(org, tbl, fname, 1)
-  opts = U.opt_table(opts, 3, fname)
-  check_options(op, fname, opts, 3)
+  opts = check_options(fname, opts, 3)
   local key = key_list(opts.key)
   validate(op, fname, e, rows, key)
   local job = {
@@ -337,7 +326,7 @@ local function run(org, op, fname, tbl, rows, opts)
     for k, r in ipairs(org:parallel(tasks)) do
       if not r.ok then
         local err = r.error
-        if type(err) ~= "table" then err = U.new_error(0, "lua", tostring(err)) end
+        if type(err) ~= "table" then err = U.new_error(0, "error", tostring(err)) end
         fail_chunk(job, chunks[k], err)
       end
     end

@@ -6,6 +6,7 @@
 #include "bulk.h"
 #include "changes.h"
 #include "emu_internal.h"
+#include "functions.h"
 #include "metadata.h"
 #include "queries.h"
 #include "row_address.h"
@@ -113,6 +114,7 @@ int router_route(emu_req *r, const char *rest)
         return h_import_solution_async(r);
     }
     if (strcmp(rest, "ReactivateEntityKey") == 0) return h_reactivate_key(r, NULL, NULL);
+    if (emu_is_function(rest)) return h_function(r, rest);
     if (strcmp(rest, "$batch") == 0) return h_batch(r, batch_dispatch, NULL);
     const char *bound = strstr(rest, "/Microsoft.Dynamics.CRM.");
     if (bound && !strchr(bound + 1, '/') && memchr(rest, '(', (size_t)(bound - rest)) == NULL)
