@@ -19,7 +19,9 @@ local function put_request(out, base, req)
   out[#out + 1] = "Content-Type: application/http\r\nContent-Transfer-Encoding: binary\r\n"
   if req.content_id then out[#out + 1] = "Content-ID: " .. req.content_id .. "\r\n" end
   out[#out + 1] = "\r\n"
-  local target = req.path:sub(1, 1) == "$" and req.path or base .. req.path
+  -- "$1…" refers to a request of the change set; absolute and rooted URLs go as they are.
+  local p = req.path
+  local target = (p:sub(1, 1) == "$" or p:sub(1, 1) == "/" or p:match("^https?://")) and p or base .. p
   target = target:gsub(" ", "%%20") -- a request line has no spaces
   out[#out + 1] = req.method .. " " .. target .. " HTTP/1.1\r\n"
   for k, v in pairs(req.headers or {}) do
