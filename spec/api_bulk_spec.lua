@@ -125,6 +125,21 @@ describe("bulk writes", function()
     org:delete_many("sample_book", ids)
   end)
 
+  it("deletes through $batch change sets where DeleteMultiple is not offered, a missing row failing alone", function()
+    local rows = source(30, "del ")
+    local res = org:create_many("sample_book", rows)
+    local ids = {}
+    for i = 1, 30 do ids[i] = res[i].id end
+    ids[17] = "00000000-0000-0000-0000-0000000000aa" -- no such row
+    local dres = org:delete_many("sample_book", ids, { batch_size = 10 })
+    assert.equals(29, dres.written)
+    assert.equals(404, dres[17].error.status)
+    assert.is_true(dres[16].deleted)
+    assert.is_true(dres[18].deleted)
+    assert.equals(1, org:count("sample_book", { filter = "startswith(sample_name,'del ')" }))
+    org:delete_many("sample_book", { res[17].id })
+  end)
+
   it("stops at the first failed chunk when continue_on_error is false, saying what was written", function()
     local rows = source(1000, "stop ")
     rows[450].sample_name = ("x"):rep(200)
