@@ -224,17 +224,16 @@ end
 local function send_changeset(org, job, c, retry)
   local reqs = {}
   for i = c.from, c.to do reqs[#reqs + 1] = row_request(job, i, retry) end
-  local results, status = B.send(org, { { changeset = reqs } }, false)
-  local first_err
+  local results = B.send(org, { { changeset = reqs } }, false)
+  local first_err -- the failing request's own error, not a "rolled_back" of its neighbours
   for _, r in ipairs(results) do
-    if r.error then first_err = first_err or r.error end
+    if r.error and (not first_err or first_err.code == "rolled_back") then first_err = r.error end
   end
   if not first_err then
     for k, r in ipairs(results) do take_result(job, c.from + k - 1, r, retry) end
     return true
   end
   if retryable(first_err) then error(first_err, 0) end
-  local _ = status
   return nil, first_err
 end
 
@@ -244,7 +243,7 @@ local function send_rows(org, job, c, retry)
   for i = c.from, c.to do reqs[#reqs + 1] = row_request(job, i, retry) end
   local results = B.send(org, reqs, true)
   local again = false
-  for k, r in ipairs(results) do
+  for _, r in ipairs(results) do
     if r.error and retryable(r.error) then again = r.error end
   end
   if again then error(again, 0) end
