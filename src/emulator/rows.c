@@ -43,11 +43,7 @@ static int answer_row(emu_req *r, const emu_entity *t, const char *id, int statu
     emu_add_header(r, "ETag", etag);
     emu_json(r, status);
     sbuf ctx = {0};
-    /* The documentation's create and update answers name the bare entity set in the context
-     * even under $select ("Create with data returned", "Update with data returned"); with an
-     * $expand it lists the selection ("Associate table rows on create"). */
-    int bare = strcmp(r->method, "GET") != 0 && s.nx == 0;
-    context_url(r, t, bare ? NULL : &s, &ctx);
+    context_url(r, t, &s, &ctx);
     sb_puts(&r->out, "{\"@odata.context\":");
     sb_puts(&ctx, "/$entity");
     sb_json_str(&r->out, sb_str(&ctx));
