@@ -41,6 +41,7 @@ static int answer_row(emu_req *r, const emu_entity *t, const char *id, int statu
     char etag[64];
     snprintf(etag, sizeof etag, "W/\"%lld\"", (long long)sqlite3_column_int64(st, 0));
     emu_add_header(r, "ETag", etag);
+    emu_annotations_applied(r);
     emu_json(r, status);
     sbuf ctx = {0};
     context_url(r, t, &s, &ctx);
