@@ -12,13 +12,13 @@ layers='
 serve
 server
 router
-rows queries changes metadata solutions oauth functions
-metadata_write
+rows queries changes metadata solutions oauth functions batch bulk
+metadata_write row_put
 metadata_json
 row_write row_select row_address options metadata_store
 store
 request clock entity builtin solution_parse query limits
-sbuf latency
+sbuf latency multipart
 '
 
 rank() { # layer number of a file stem (higher is lower down), or nothing

@@ -199,9 +199,9 @@ describe("emulator table definitions", function()
         assert.equals(501, r.status, op)
         assert.matches(op, r.json.error.message, 1, true)
       end
-      r = api.post("accounts/Microsoft.Dynamics.CRM.BulkDetectDuplicates", {})
+      r = api.post("accounts/Microsoft.Dynamics.CRM.DeleteMultiple", { Targets = {} })
       assert.equals(501, r.status)
-      assert.matches("BulkDetectDuplicates", r.json.error.message, 1, true)
+      assert.matches("DeleteMultiple", r.json.error.message, 1, true)
       -- an unknown segment stays a 404
       assert.equals(404, api.get("NoSuchThing").status)
     end)
