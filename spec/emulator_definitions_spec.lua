@@ -189,9 +189,9 @@ describe("emulator table definitions", function()
     end)
 
     it("answers unserved documented operations and query functions with 501 naming them", function()
-      local r = api.get("accounts?$filter=" .. api.enc("Microsoft.Dynamics.CRM.In(PropertyName='name',PropertyValues=['one'])"))
+      local r = api.get("accounts?$filter=" .. api.enc("Microsoft.Dynamics.CRM.LastXHours(PropertyName='createdon',PropertyValue=1)"))
       assert.equals(501, r.status)
-      assert.matches("Microsoft.Dynamics.CRM.In", r.json.error.message, 1, true)
+      assert.matches("Microsoft.Dynamics.CRM.LastXHours", r.json.error.message, 1, true)
       r = api.get("accounts?$filter=" .. api.enc("contact_customer_accounts/any(c:c/firstname eq 'x')"))
       assert.equals(501, r.status)
       for _, op in ipairs { "BulkDelete", "ExportSolution", "PublishAllXml", "ManagedPropertyDefinitions" } do
@@ -199,9 +199,16 @@ describe("emulator table definitions", function()
         assert.equals(501, r.status, op)
         assert.matches(op, r.json.error.message, 1, true)
       end
-      r = api.post("accounts/Microsoft.Dynamics.CRM.DeleteMultiple", { Targets = {} })
+      -- bound to a row: not served either
+      local acct = api.create("accounts", { name = "bound" })
+      r = api.post("accounts(" .. acct .. ")/Microsoft.Dynamics.CRM.ExecuteWorkflow", {})
       assert.equals(501, r.status)
-      assert.matches("DeleteMultiple", r.json.error.message, 1, true)
+      -- query functions on definitions are the query compiler's, served or named
+      r = ok(api.get("EntityDefinitions?$select=LogicalName&$filter="
+        .. api.enc("Microsoft.Dynamics.CRM.In(PropertyName='LogicalName',PropertyValues=['account','contact'])")), 200)
+      assert.same({ "account", "contact" }, names(r.json.value))
+      r = api.get("EntityDefinitions?$select=LogicalName&$filter=" .. api.enc("Microsoft.Dynamics.CRM.Today(PropertyName='x')"))
+      assert.equals(501, r.status)
       -- an unknown segment stays a 404
       assert.equals(404, api.get("NoSuchThing").status)
     end)

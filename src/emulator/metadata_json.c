@@ -1195,7 +1195,7 @@ mquery *mquery_parse(emu_req *r, const mtype *t, const char *select, const char 
         q->filter = strip_enum_casts(filter);
         query_filter f;
         if (query_filter_compile(&f, q->filter, t->name, filter_resolve, (void *)t, 2)) {
-            emu_error(r, 400, BAD_QUERY, "%s", f.err);
+            emu_error(r, f.unserved ? 501 : 400, BAD_QUERY, "%s", f.err);
             query_filter_free(&f);
             goto fail;
         }

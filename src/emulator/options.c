@@ -21,22 +21,15 @@ static int in(const char *const *list, const char *s)
     return 0;
 }
 
-/* Functions called inside $filter ("Microsoft.Dynamics.CRM.In(", "any(") that the query
- * compiler does not know: named in a 501 rather than reported as a syntax error. */
-static int unserved_function(emu_req *r, const char *opt, const char *v)
+/* The lambda operators any/all inside $filter or $expand, which the query compiler does not
+ * know: named in a 501 rather than reported as a syntax error. (Query functions such as
+ * Microsoft.Dynamics.CRM.In are the compiler's: served, or refused as not served.) */
+static int unserved_lambda(emu_req *r, const char *opt, const char *v)
 {
     int q = 0;
     for (const char *p = v; *p; p++) {
         if (*p == '\'') q = !q;
         if (q) continue;
-        if (strncmp(p, "Microsoft.Dynamics.CRM.", 23) == 0) {
-            const char *e = p + 23;
-            while (isalnum((unsigned char)*e) || *e == '_')
-                e++;
-            if (*e == '(')
-                return emu_error(r, 501, BAD_QUERY, "not served: the query function %.*s in %s.",
-                                 (int)(e - p), p, opt);
-        }
         if ((strncmp(p, "/any(", 5) == 0 || strncmp(p, "/all(", 5) == 0))
             return emu_error(r, 501, BAD_QUERY, "not served: the lambda operator %.3s in %s.",
                              p + 1, opt);
@@ -53,7 +46,7 @@ static int check_one(emu_req *r, const char *key, const char *value)
     if (!in(served, key))
         return emu_error(r, 400, BAD_QUERY, "The query parameter %s is not supported.", key);
     if (value && (strcmp(key, "$filter") == 0 || strcmp(key, "$expand") == 0))
-        return unserved_function(r, key, value);
+        return unserved_lambda(r, key, value);
     return 0;
 }
 
@@ -128,10 +121,10 @@ const char *const emu_unserved_names[] = {
 
 int emu_unserved_operation(emu_req *r, const char *path)
 {
-    /* An operation bound to a collection (`accounts/Microsoft.Dynamics.CRM.X`) that no
-     * handler before this took: named, not reported as an unknown segment. */
+    /* An operation bound to a collection or a row (`accounts(<id>)/Microsoft.Dynamics.CRM.X`)
+     * that no handler before this took: named, not reported as an unknown property. */
     const char *bound = strstr(path, "/Microsoft.Dynamics.CRM.");
-    if (bound && memchr(path, '(', (size_t)(bound - path)) == NULL) {
+    if (bound) {
         const char *op = bound + 24;
         emu_error(r, 501, BAD_QUERY,
                   "not served: %.*s bound to '%.*s' (a Dataverse Web API "
