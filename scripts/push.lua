@@ -1,3 +1,4 @@
+#!/usr/bin/env dvlua
 -- Push rows from a CSV file or a SQLite table into a Dataverse table, keyed by an
 -- alternate key: the inbound half of a sync (sync_sqlite.lua is the outbound half).
 --
