@@ -13,7 +13,7 @@ serve
 server
 router
 rows queries changes metadata solutions oauth
-row_write row_select row_address
+row_write row_select row_address components
 store
 request clock entity builtin solution_parse query
 sbuf

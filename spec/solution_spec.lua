@@ -183,7 +183,10 @@ describe("solution.parse", function()
   end)
 
   it("adds the primary key column when the table does not list it", function()
-    local dir = customizations("<Type>primarykey</Type>", "<Type>virtual</Type>")
+    local dir = customizations("<Type>primarykey</Type>\n              <Name>sample_bookid</Name>\n"
+      .. "              <LogicalName>sample_bookid</LogicalName>",
+      "<Type>virtual</Type>\n              <Name>sample_bookguid</Name>\n"
+      .. "              <LogicalName>sample_bookguid</LogicalName>")
     local e = solution.parse(solution.pack(dir)).entities[1]
     assert.equals("sample_bookid", e.primary_id)
     local types = {}
@@ -311,9 +314,11 @@ describe("solution.parse", function()
                    .. "'hologram'$", parse_error(dir))
   end)
 
-  it("refuses a table without a primary name column", function()
+  it("reads a table without a primary name column (the import decides)", function()
     local dir = customizations("<DisplayMask>PrimaryName|", "<DisplayMask>")
-    assert.matches("entity sample_book: no attribute is marked PrimaryName", parse_error(dir))
+    local e = solution.parse(solution.pack(dir)).entities[1]
+    assert.is_nil(e.primary_name)
+    assert.is_true(e.defines_table)
   end)
 
   it("refuses names that could not be SQL identifiers", function()
