@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "changes.h"
+#include "csdl.h"
 #include "emu_internal.h"
 #include "metadata.h"
 #include "queries.h"
@@ -104,6 +105,7 @@ int router_route(emu_req *r, const char *rest)
         return h_import_solution_async(r);
     }
     if (strcmp(rest, "ReactivateEntityKey") == 0) return h_reactivate_key(r, NULL, NULL);
+    if (strcmp(rest, "$metadata") == 0) return h_csdl(r);
     if (strncmp(rest, "$metadata", 9) == 0 || strncmp(rest, "$batch", 6) == 0)
         return emu_error(r, 501, "0x80060888", "'%s' is not served by the dvlua emulator.", rest);
     return route_rows(r, rest);
