@@ -580,9 +580,11 @@ int comp_uninstall(dv_emulator *e, const char *solution_id, char *err, size_t er
 
 void comp_relationships(dv_emulator *e, comp_rel_cb cb, void *ud)
 {
-    sqlite3_stmt *st = store_stmt(e, "SELECT name, referencing, attr, referenced FROM solrel "
-                                     "ORDER BY name");
-    if (!st) return; /* no solution has added one yet */
+    sqlite3_stmt *st = store_stmt(e, "SELECT 1 FROM sqlite_master WHERE name = 'solrel'");
+    if (!st || sqlite3_step(st) != SQLITE_ROW) return; /* no solution was imported yet */
+    sqlite3_reset(st);
+    st = store_stmt(e, "SELECT name, referencing, attr, referenced FROM solrel ORDER BY name");
+    if (!st) return;
     while (sqlite3_step(st) == SQLITE_ROW)
         cb(ud, (const char *)sqlite3_column_text(st, 0), (const char *)sqlite3_column_text(st, 1),
            (const char *)sqlite3_column_text(st, 2), (const char *)sqlite3_column_text(st, 3));
