@@ -30,8 +30,43 @@ static const char *schema =
     " referenced TEXT);";
 
 /* Columns every table keeps while it exists, whoever shipped them. */
-static const char *const kept_columns[] = {"createdon",  "modifiedon", "versionnumber",
-                                           "statecode",  "statuscode", "ownerid"};
+static const char *const kept_columns[] = {"createdon", "modifiedon", "versionnumber",
+                                           "statecode", "statuscode", "ownerid"};
+
+/* A growing list of strings (component names read before they are changed). */
+typedef struct {
+    char **v;
+    size_t n, cap;
+    int failed;
+} strlist;
+
+static void sl_push(strlist *l, const unsigned char *s)
+{
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 64;
+        char **grown = realloc(l->v, cap * sizeof *grown);
+        if (!grown) {
+            l->failed = 1;
+            return;
+        }
+        l->v = grown;
+        l->cap = cap;
+    }
+    char *d = strdup(s ? (const char *)s : "");
+    if (!d) {
+        l->failed = 1;
+        return;
+    }
+    l->v[l->n++] = d;
+}
+
+static void sl_free(strlist *l)
+{
+    for (size_t i = 0; i < l->n; i++)
+        free(l->v[i]);
+    free(l->v);
+    memset(l, 0, sizeof *l);
+}
 
 static int ensure_schema(dv_emulator *e)
 {
@@ -236,10 +271,10 @@ static int add_key(dv_emulator *e, const char *entity, const dv_key_def *k, doub
     sbuf attrs = {0};
     for (int j = 0; j < k->n_attributes; j++)
         sb_printf(&attrs, "%s%s", j ? "," : "", k->attributes[j]);
-    sqlite3_stmt *st = store_stmt(
-        e, "INSERT INTO ekey(entity, logical, display, attrs, created, failed, ord) "
-           "VALUES(?1, ?2, ?3, ?4, ?5, 0, "
-           "(SELECT coalesce(max(ord), -1) + 1 FROM ekey WHERE entity = ?1))");
+    sqlite3_stmt *st =
+        store_stmt(e, "INSERT INTO ekey(entity, logical, display, attrs, created, failed, ord) "
+                      "VALUES(?1, ?2, ?3, ?4, ?5, 0, "
+                      "(SELECT coalesce(max(ord), -1) + 1 FROM ekey WHERE entity = ?1))");
     int rc = -1;
     if (st) {
         sqlite3_bind_text(st, 1, entity, -1, SQLITE_STATIC);
@@ -262,26 +297,16 @@ static int index_existing_rows(dv_emulator *e, const char *entity)
     sqlite3_stmt *st = store_stmt(e, "SELECT id, data, ver FROM row WHERE entity=?1");
     if (!st) return -1;
     sqlite3_bind_text(st, 1, entity, -1, SQLITE_STATIC);
-    struct rowcopy {
-        char *id, *data;
-        int64_t ver;
-    } *rows = NULL;
-    size_t n = 0, cap = 0;
-    while (sqlite3_step(st) == SQLITE_ROW) {
-        if (n == cap) {
-            cap = cap ? cap * 2 : 64;
-            rows = realloc(rows, cap * sizeof *rows);
-        }
-        rows[n].id = strdup((const char *)sqlite3_column_text(st, 0));
-        rows[n].data = strdup((const char *)sqlite3_column_text(st, 1));
-        rows[n].ver = sqlite3_column_int64(st, 2);
-        n++;
-    }
+    strlist rows = {0}; /* id, data, version: read first, rewritten after */
+    while (sqlite3_step(st) == SQLITE_ROW)
+        for (int c = 0; c < 3; c++)
+            sl_push(&rows, sqlite3_column_text(st, c));
     sqlite3_reset(st);
-    int rc = 0;
-    for (size_t i = 0; i < n; i++) {
+    int rc = rows.failed ? -1 : 0;
+    for (size_t i = 0; !rc && i < rows.n; i += 3) {
         int dup = -1;
-        int put = rc ? 0 : store_row_put(e, t, rows[i].id, rows[i].data, rows[i].ver, &dup);
+        int put =
+            store_row_put(e, t, rows.v[i], rows.v[i + 1], strtoll(rows.v[i + 2], NULL, 10), &dup);
         if (put < 0) rc = -1;
         if (put == 1 && dup >= 0) {
             sqlite3_stmt *f = store_stmt(e, "UPDATE ekey SET failed=1 WHERE entity=?1 AND "
@@ -290,10 +315,8 @@ static int index_existing_rows(dv_emulator *e, const char *entity)
             sqlite3_bind_text(f, 2, t->def.keys[dup].logical_name, -1, SQLITE_STATIC);
             if (step_done(f)) rc = -1;
         }
-        free(rows[i].id);
-        free(rows[i].data);
     }
-    free(rows);
+    sl_free(&rows);
     return rc;
 }
 
@@ -368,8 +391,7 @@ static int create_entity(dv_emulator *e, const dv_entity_def *d, const char *sol
     for (int i = 0; !rc && i < d->n_attributes; i++) {
         b.n = 0;
         attr_json(&b, &d->attributes[i]);
-        rc = put_comp(e, layer, "attr", d->logical_name, d->attributes[i].logical_name,
-                      sb_str(&b));
+        rc = put_comp(e, layer, "attr", d->logical_name, d->attributes[i].logical_name, sb_str(&b));
     }
     for (int i = 0; !rc && i < d->n_keys; i++) {
         b.n = 0;
@@ -412,23 +434,15 @@ static int apply_layer_tops(dv_emulator *e, const char *layer)
     sqlite3_stmt *st = store_stmt(e, "SELECT kind, entity, name FROM solcomp WHERE layer=?1");
     if (!st) return -1;
     sqlite3_bind_text(st, 1, layer, -1, SQLITE_STATIC);
-    char **list = NULL;
-    size_t n = 0, cap = 0;
-    while (sqlite3_step(st) == SQLITE_ROW) {
-        if (n + 3 > cap) {
-            cap = cap ? cap * 2 : 96;
-            list = realloc(list, cap * sizeof *list);
-        }
+    strlist l = {0};
+    while (sqlite3_step(st) == SQLITE_ROW)
         for (int c = 0; c < 3; c++)
-            list[n++] = strdup((const char *)sqlite3_column_text(st, c));
-    }
+            sl_push(&l, sqlite3_column_text(st, c));
     sqlite3_reset(st);
-    int rc = 0;
-    for (size_t i = 0; i < n; i += 3)
-        if (!rc) rc = apply_top(e, list[i], list[i + 1], list[i + 2]);
-    for (size_t i = 0; i < n; i++)
-        free(list[i]);
-    free(list);
+    int rc = l.failed ? -1 : 0;
+    for (size_t i = 0; !rc && i < l.n; i += 3)
+        rc = apply_top(e, l.v[i], l.v[i + 1], l.v[i + 2]);
+    sl_free(&l);
     return rc;
 }
 
@@ -514,9 +528,8 @@ static int drop_component(dv_emulator *e, const char *kind, const char *entity, 
     if (kept_column(e, entity, name)) return 0;
     int type = column_type(e, entity, name);
     char path[300];
-    snprintf(path, sizeof path, type == DV_ATTR_LOOKUP || type == DV_ATTR_OWNER ? "$._%s_value"
-                                                                                 : "$.%s",
-             name);
+    snprintf(path, sizeof path,
+             type == DV_ATTR_LOOKUP || type == DV_ATTR_OWNER ? "$._%s_value" : "$.%s", name);
     return exec_bound(e, "DELETE FROM attr WHERE entity=?1 AND logical=?2", entity, name) ||
            exec_bound(e, "UPDATE row SET data = json_remove(data, ?2) WHERE entity = ?1", entity,
                       path);
@@ -535,45 +548,33 @@ int comp_uninstall(dv_emulator *e, const char *solution_id, char *err, size_t er
                                      "WHEN 'attr' THEN 2 ELSE 3 END");
     if (!st) return -1;
     sqlite3_bind_text(st, 1, solution_id, -1, SQLITE_STATIC);
-    char **list = NULL;
-    size_t n = 0, cap = 0;
-    while (sqlite3_step(st) == SQLITE_ROW) {
-        if (n + 3 > cap) {
-            cap = cap ? cap * 2 : 96;
-            list = realloc(list, cap * sizeof *list);
-        }
+    strlist l = {0};
+    while (sqlite3_step(st) == SQLITE_ROW)
         for (int c = 0; c < 3; c++)
-            list[n++] = strdup((const char *)sqlite3_column_text(st, c));
-    }
+            sl_push(&l, sqlite3_column_text(st, c));
     sqlite3_reset(st);
-    int rc = exec_bound(e, "DELETE FROM solcomp WHERE layer=?1", solution_id, NULL) ||
+    int rc = l.failed || exec_bound(e, "DELETE FROM solcomp WHERE layer=?1", solution_id, NULL) ||
              exec_bound(e, "DELETE FROM sollayer WHERE layer=?1", solution_id, NULL);
-    for (size_t i = 0; !rc && i < n; i += 3) {
-        const char *kind = list[i], *entity = list[i + 1], *name = list[i + 2];
+    for (size_t i = 0; !rc && i < l.n; i += 3) {
+        const char *kind = l.v[i], *entity = l.v[i + 1], *name = l.v[i + 2];
         rc = has_layers(e, kind, entity, name) ? apply_top(e, kind, entity, name)
                                                : drop_component(e, kind, entity, name);
     }
-    for (size_t i = 0; i < n; i++)
-        free(list[i]);
-    free(list);
+    sl_free(&l);
     /* Tables an earlier build recorded only through their owning solution. */
     st = store_stmt(e, "SELECT logical FROM ent WHERE solution=?1 AND NOT EXISTS (SELECT 1 FROM "
                        "solcomp WHERE kind='entity' AND entity=ent.logical)");
-    char **orphans = NULL;
-    size_t no = 0;
+    strlist orphans = {0};
     if (!rc && st) {
         sqlite3_bind_text(st, 1, solution_id, -1, SQLITE_STATIC);
-        while (sqlite3_step(st) == SQLITE_ROW) {
-            orphans = realloc(orphans, (no + 1) * sizeof *orphans);
-            orphans[no++] = strdup((const char *)sqlite3_column_text(st, 0));
-        }
+        while (sqlite3_step(st) == SQLITE_ROW)
+            sl_push(&orphans, sqlite3_column_text(st, 0));
         sqlite3_reset(st);
+        rc = orphans.failed;
     }
-    for (size_t i = 0; i < no; i++) {
-        if (!rc) rc = store_drop_entity(e, orphans[i]);
-        free(orphans[i]);
-    }
-    free(orphans);
+    for (size_t i = 0; !rc && i < orphans.n; i++)
+        rc = store_drop_entity(e, orphans.v[i]);
+    sl_free(&orphans);
     if (rc) snprintf(err, errlen, "the solution's components could not be removed");
     return rc;
 }

@@ -38,10 +38,10 @@ typedef enum {
 static inline const char *dv_attr_type_code(dv_attr_type t)
 {
     static const char *const n[DV_ATTR_N_TYPES] = {
-        "String",  "Memo",     "Integer",          "BigInt",   "Decimal",         "Double",
-        "Money",   "Boolean",  "DateTime",         "Lookup",   "Uniqueidentifier", "Picklist",
-        "State",   "Status",   "Owner",            "Virtual",  "Virtual",          "Virtual",
-        "Virtual", "PartyList", "EntityName",      "ManagedProperty", "CalendarRules"};
+        "String",  "Memo",      "Integer",    "BigInt",          "Decimal",          "Double",
+        "Money",   "Boolean",   "DateTime",   "Lookup",          "Uniqueidentifier", "Picklist",
+        "State",   "Status",    "Owner",      "Virtual",         "Virtual",          "Virtual",
+        "Virtual", "PartyList", "EntityName", "ManagedProperty", "CalendarRules"};
     return (unsigned)t < DV_ATTR_N_TYPES ? n[t] : "Virtual";
 }
 

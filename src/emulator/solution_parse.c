@@ -983,8 +983,8 @@ static void apply_relationships(parser *p)
             dv_attribute_def *a = find_attribute(e, r->referencing_attr);
             if (a && a->type == DV_ATTR_LOOKUP && !a->target) set_str(p, &a->target, r->referenced);
         }
-        if (grow(p, (void **)&d->relationships, &cap, d->n_relationships,
-                 sizeof *d->relationships, MAX_RELATIONSHIPS, "relationships") < 0)
+        if (grow(p, (void **)&d->relationships, &cap, d->n_relationships, sizeof *d->relationships,
+                 MAX_RELATIONSHIPS, "relationships") < 0)
             return;
         dv_relationship_def *out = &d->relationships[d->n_relationships++];
         out->name = dup_str(p, r->name ? r->name : r->referencing_attr);

@@ -110,8 +110,9 @@ static void import_log(sbuf *b, const dv_solution_def *def, const char *unique_n
         sb_xml_str(b, d->logical_name);
         sb_puts(b, "\" LocalizedName=\"");
         sb_xml_str(b, d->display_name ? d->display_name : d->logical_name);
-        sb_printf(b, "\" processed=\"true\"><result result=\"%s\" errorcode=\"0\" errortext=\"\" "
-                     "datetime=\"%s\" /></entity>",
+        sb_printf(b,
+                  "\" processed=\"true\"><result result=\"%s\" errorcode=\"0\" errortext=\"\" "
+                  "datetime=\"%s\" /></entity>",
                   ok ? "success" : "failure", ts);
     }
     sb_printf(b, "</entities><result result=\"%s\" errorcode=\"%s\" errortext=\"",
@@ -146,7 +147,8 @@ static void record_job(emu_req *r, const char *job_id, const dv_solution_def *de
     const char *uname = def && def->unique_name ? def->unique_name : NULL;
     sbuf log = {0}, row = {0};
     import_log(&log, def, uname, ok, message, t1);
-    sb_printf(&row, "{\"importjobid\":\"%s\",\"name\":\"Customizations\",\"solutionname\":", job_id);
+    sb_printf(&row,
+              "{\"importjobid\":\"%s\",\"name\":\"Customizations\",\"solutionname\":", job_id);
     sb_json_str(&row, uname);
     if (ok && sol_id) sb_printf(&row, ",\"solutionid\":\"%s\"", sol_id);
     sb_printf(&row, ",\"progress\":%d,\"startedon\":\"%s\",\"completedon\":\"%s\",\"data\":",
