@@ -418,6 +418,36 @@ describe("ImportSolution", function()
       assert.equals(404, api.get("EntityDefinitions(LogicalName='sample_shared')").status)
     end)
 
+    it("updates a solution imported again, keeping its place, its tables and their rows", function()
+      assert.equals(204, import(A).status)
+      assert.equals(204, import(B).status)
+      local id = api.create("sample_shareds", { sample_name = "row", sample_a = "a" })
+      local A2 = { unique = "LayerA", version = "1.1.0.0", tables = { { name = "sample_shared",
+        set = "sample_shareds", display = "Shared A2", columns = { { name = "sample_name", primary = true,
+        maxlen = 100 }, { name = "sample_a" }, { name = "sample_a2" } } } } }
+      assert.equals(204, import(A2).status)
+      local r = api.get("solutions?$select=version&$filter=" .. api.enc("uniquename eq 'LayerA'"))
+      assert.equals(1, #r.json.value)
+      assert.equals("1.1.0.0", r.json.value[1].version)
+      -- B stays on top: its length and display name win over the update of A
+      assert.equals(50, columns("sample_shared").sample_name.MaxLength)
+      assert.equals("Shared B", display())
+      assert.truthy(columns("sample_shared").sample_a2)
+      assert.equals("a", api.get("sample_shareds(" .. id .. ")").json.sample_a)
+    end)
+
+    it("keeps a column that a key of the remaining layer needs", function()
+      local K = { unique = "KeyOnly", tables = { { name = "sample_shared", set = "sample_shareds",
+        columns = { { name = "sample_name", primary = true } },
+        keys = { { name = "sample_a_key", columns = { "sample_a" } } } } } }
+      assert.equals(204, import(A).status)
+      local rk = import(K)
+      assert.equals(204, rk.status, rk.body)
+      uninstall("LayerA")
+      assert.truthy(columns("sample_shared").sample_a)
+      assert.truthy(keys("sample_shared").sample_a_key)
+    end)
+
     it("keeps an unmanaged solution's table when a managed one that shares it goes", function()
       local U = { unique = "Loose", managed = false, tables = A.tables }
       assert.equals(204, import(U).status)

@@ -384,6 +384,18 @@ static int create_entity(dv_emulator *e, const dv_entity_def *d, const char *sol
                  d->logical_name);
         return -1;
     }
+    for (int i = 0; i < d->n_keys; i++)
+        for (int j = 0; j < d->keys[i].n_attributes; j++) {
+            int found = 0;
+            for (int a = 0; a < d->n_attributes && !found; a++)
+                found = !strcmp(d->attributes[a].logical_name, d->keys[i].attributes[j]);
+            if (!found) {
+                snprintf(err, errlen,
+                         "key '%s' of new table '%s' names column '%s', which it lacks",
+                         d->keys[i].logical_name, d->logical_name, d->keys[i].attributes[j]);
+                return -1;
+            }
+        }
     if (store_add_entity(e, d, solution_id, now, err, errlen)) return -1;
     sbuf b = {0};
     entity_json(&b, d);
@@ -526,6 +538,14 @@ static int drop_component(dv_emulator *e, const char *kind, const char *entity, 
         return exec_bound(e, "DELETE FROM ekey WHERE entity=?1 AND logical=?2", entity, name) ||
                exec_bound(e, "DELETE FROM keyval WHERE entity=?1 AND key=?2", entity, name);
     if (kept_column(e, entity, name)) return 0;
+    /* A key another layer keeps still needs its columns (Dataverse would list it as a
+     * dependency of the uninstall). */
+    sqlite3_stmt *k = store_stmt(e, "SELECT 1 FROM ekey WHERE entity = ?1 AND "
+                                    "',' || attrs || ',' LIKE '%,' || ?2 || ',%'");
+    if (!k) return -1;
+    sqlite3_bind_text(k, 1, entity, -1, SQLITE_STATIC);
+    sqlite3_bind_text(k, 2, name, -1, SQLITE_STATIC);
+    if (sqlite3_step(k) == SQLITE_ROW) return 0;
     int type = column_type(e, entity, name);
     char path[300];
     snprintf(path, sizeof path,

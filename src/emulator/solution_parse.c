@@ -808,6 +808,9 @@ static void end_entity(parser *p)
         fail(p, "out of memory");
         return;
     }
+    /* A table defined in full lists its primary key; one that only customizes an existing
+     * table lists what it adds, and its keys may name columns the table has already. */
+    int full = e->primary_id != NULL;
     if (!e->primary_id) {
         /* Dataverse creates the primary key column <logical name>id itself. */
         size_t n = strlen(e->logical_name);
@@ -844,7 +847,7 @@ static void end_entity(parser *p)
                 fail_at(p, "entity %s: key %s is defined twice", e->logical_name, k->logical_name);
                 return;
             }
-        for (int j = 0; j < k->n_attributes; j++)
+        for (int j = 0; full && j < k->n_attributes; j++)
             if (!find_attribute(e, k->attributes[j])) {
                 fail(p, "entity %s: key %s names unknown column %s", e->logical_name,
                      k->logical_name, k->attributes[j]);
