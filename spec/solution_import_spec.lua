@@ -224,8 +224,11 @@ describe("ImportSolution", function()
 
     it("imports them through the client's import_solution from the zip files", function()
       local org <close> = dataverse.connect { url = api.url, token = E.token }
-      org:import_solution(UPSERT)
+      local job = org:import_solution(UPSERT)
       org:import_solution(SECONDARY)
+      local j = org:retrieve("importjob", job, { columns = { "solutionname", "progress" } })
+      assert.equals("UpsertSample", j.solutionname)
+      assert.equals(100, j.progress)
       assert.equals("1.0.0.0", org:solution("UpsertSample").version)
       assert.equals("1.23091.1", org:solution("SecondaryRecordSource_SampleSolution").version)
       assert.is_true(org:uninstall_solution("UpsertSample"))
