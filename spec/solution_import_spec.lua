@@ -3,6 +3,7 @@
 -- organization has already, column types the emulator only describes, solutions layered over
 -- each other, and the import job each import leaves.
 local E = require "emulator"
+local cjson = require "cjson"
 local dataverse = require "dataverse"
 local U = require "dataverse.util"
 
@@ -365,6 +366,21 @@ describe("ImportSolution", function()
       assert.equals(400, api.patch("sample_docs(" .. id .. ")", { sample_kind = "account" }).status)
       r = api.get("sample_docs(" .. id .. ")/sample_file/$value")
       assert.equals(501, r.status)
+      -- reading: a file column's value is its file id (none here); image and choices content
+      -- is refused; columns that are no property are not in the row
+      r = api.get("sample_docs(" .. id .. ")?$select=sample_name,sample_file")
+      assert.equals(200, r.status, r.body)
+      assert.equals(cjson.null, r.json.sample_file)
+      assert.equals(501, api.get("sample_docs(" .. id .. ")?$select=sample_picture").status)
+      assert.equals(501, api.get("sample_docs?$select=sample_tags").status)
+      local row = api.get("sample_docs(" .. id .. ")").json
+      assert.equals("report", row.sample_name)
+      for _, c in ipairs { "sample_namealias", "sample_callers", "sample_kind" } do
+        assert.is_nil(row[c], c)
+      end
+      for _, c in ipairs { "sample_file", "sample_picture", "sample_tags" } do
+        assert.equals(cjson.null, row[c], c)
+      end
       -- nothing was written by the refused requests
       assert.equals("1", api.get("sample_docs/$count").body)
       assert.equals("report", api.get("sample_docs(" .. id .. ")?$select=sample_name").json.sample_name)
