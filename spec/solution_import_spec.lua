@@ -322,6 +322,27 @@ describe("ImportSolution", function()
     end)
   end)
 
+  describe("a customer lookup", function()
+    it("points to accounts or contacts, bound as <column>_<table>", function()
+      local r = import({ unique = "Orders", tables = { { name = "sample_order", set = "sample_orders", columns = {
+        { name = "sample_name", primary = true }, { name = "sample_customerid", type = "customer" } } } },
+        relationships = {
+          { name = "sample_order_customer_accounts", from = "sample_order", attr = "sample_customerid", to = "account" },
+          { name = "sample_order_customer_contacts", from = "sample_order", attr = "sample_customerid", to = "contact" },
+        } })
+      assert.equals(204, r.status, r.body)
+      assert.is_nil(columns("sample_order").sample_customerid.Targets)
+      local acct = api.create("accounts", { name = "Buyer Ltd" })
+      local person = api.create("contacts", { firstname = "Ana", lastname = "Buyer" })
+      local o1 = api.create("sample_orders", { sample_name = "o1",
+        ["sample_customerid_account@odata.bind"] = "/accounts(" .. acct .. ")" })
+      local o2 = api.create("sample_orders", { sample_name = "o2",
+        ["sample_customerid_contact@odata.bind"] = "/contacts(" .. person .. ")" })
+      assert.equals(acct, api.get("sample_orders(" .. o1 .. ")?$select=_sample_customerid_value").json._sample_customerid_value)
+      assert.equals(person, api.get("sample_orders(" .. o2 .. ")?$select=_sample_customerid_value").json._sample_customerid_value)
+    end)
+  end)
+
   describe("column types the emulator does not store", function()
     local media = {
       unique = "Media",

@@ -428,7 +428,14 @@ static int add_relationships(dv_emulator *e, const dv_solution_def *def, const c
         b.n = 0;
         rel_json(&b, r);
         rc = put_comp(e, layer, "rel", r->referencing_entity, r->name, sb_str(&b));
-        if (!rc && t == DV_ATTR_LOOKUP) {
+        int polymorphic = 0; /* a customer lookup: one relationship per target table */
+        for (int j = 0; j < def->n_relationships && !polymorphic; j++) {
+            const dv_relationship_def *o = &def->relationships[j];
+            polymorphic = j != i && !strcmp(o->referencing_entity, r->referencing_entity) &&
+                          !strcmp(o->referencing_attribute, r->referencing_attribute) &&
+                          strcmp(o->referenced_entity, r->referenced_entity) != 0;
+        }
+        if (!rc && t == DV_ATTR_LOOKUP && !polymorphic) {
             sqlite3_stmt *st = store_stmt(e, "UPDATE attr SET target = ?3 WHERE entity = ?1 AND "
                                              "logical = ?2 AND target IS NULL");
             sqlite3_bind_text(st, 1, r->referencing_entity, -1, SQLITE_STATIC);

@@ -980,7 +980,17 @@ static void apply_relationships(parser *p)
                  r->referenced);
             return;
         }
-        for (int j = 0; j < d->n_entities; j++) {
+        /* A customer (or other polymorphic) lookup has one relationship per table it can
+         * point to; it keeps no single target and is bound as <column>_<table>. */
+        int polymorphic = 0;
+        for (int j = 0; j < p->n_rels && !polymorphic; j++) {
+            const relationship *o = &p->rels[j];
+            polymorphic = j != i && o->referencing && o->referencing_attr && o->referenced &&
+                          !strcmp(o->referencing, r->referencing) &&
+                          !strcmp(o->referencing_attr, r->referencing_attr) &&
+                          strcmp(o->referenced, r->referenced) != 0;
+        }
+        for (int j = 0; j < d->n_entities && !polymorphic; j++) {
             dv_entity_def *e = &d->entities[j];
             if (strcmp(e->logical_name, r->referencing) != 0) continue;
             dv_attribute_def *a = find_attribute(e, r->referencing_attr);
