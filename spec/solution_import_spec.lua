@@ -340,6 +340,17 @@ describe("ImportSolution", function()
         ["sample_customerid_contact@odata.bind"] = "/contacts(" .. person .. ")" })
       assert.equals(acct, api.get("sample_orders(" .. o1 .. ")?$select=_sample_customerid_value").json._sample_customerid_value)
       assert.equals(person, api.get("sample_orders(" .. o2 .. ")?$select=_sample_customerid_value").json._sample_customerid_value)
+      -- $metadata has one navigation property per table, as Dataverse names them
+      local csdl = api.get("$metadata").body
+      for _, t in ipairs { "account", "contact" } do
+        local single = '<NavigationProperty Name="sample_customerid_' .. t .. '" Type="mscrm.' .. t
+          .. '" Partner="sample_order_customer_' .. t .. 's"><ReferentialConstraint '
+          .. 'Property="_sample_customerid_value" ReferencedProperty="' .. t .. 'id" />'
+        assert.truthy(csdl:find(single, 1, true), single)
+        local many = '<NavigationProperty Name="sample_order_customer_' .. t .. 's" '
+          .. 'Type="Collection(mscrm.sample_order)" Partner="sample_customerid_' .. t .. '" />'
+        assert.truthy(csdl:find(many, 1, true), many)
+      end
     end)
   end)
 

@@ -150,58 +150,79 @@ typedef struct {
     const emu_entity *from; /* the table holding the lookup */
     const dv_attribute_def *attr;
     const emu_entity *to; /* its target */
+    char single[300];     /* the single-valued navigation property on from */
     char name[300];       /* relationship name: the collection on the target */
 } nav;
 
 typedef struct {
     dv_emulator *e;
     nav *navs;
-    int n;
-} rel_names;
+    int n, cap;
+} nav_list;
 
-/* Relationship names that solutions gave their lookups replace the made-up ones. */
-static void name_from_solution(void *ud, const char *name, const char *referencing,
-                               const char *attribute, const char *referenced)
+static nav *nav_add(nav_list *l)
 {
-    rel_names *rn = ud;
-    (void)referenced;
-    for (int i = 0; i < rn->n; i++) {
-        nav *v = &rn->navs[i];
-        if (!strcmp(v->from->def.logical_name, referencing) &&
+    if (l->n == l->cap) {
+        int cap = l->cap ? l->cap * 2 : 16;
+        nav *grown = realloc(l->navs, sizeof *grown * (size_t)cap);
+        if (!grown) return NULL;
+        l->navs = grown;
+        l->cap = cap;
+    }
+    nav *v = &l->navs[l->n++];
+    memset(v, 0, sizeof *v);
+    return v;
+}
+
+/* Relationships that solutions added name the collections; those of a lookup without a
+ * single target (a customer lookup) each add a navigation property <lookup>_<table>. */
+static void from_solution(void *ud, const char *name, const char *referencing,
+                          const char *attribute, const char *referenced)
+{
+    nav_list *l = ud;
+    int n = l->n;
+    for (int i = 0; i < n; i++) {
+        nav *v = &l->navs[i];
+        if (v->attr->target && !strcmp(v->from->def.logical_name, referencing) &&
             !strcmp(v->attr->logical_name, attribute))
             snprintf(v->name, sizeof v->name, "%s", name);
     }
+    const emu_entity *from = store_by_logical(l->e, referencing, strlen(referencing));
+    const emu_entity *to = store_by_logical(l->e, referenced, strlen(referenced));
+    const dv_attribute_def *a = from ? store_attr(from, attribute) : NULL;
+    if (!a || a->target || !to || a->type != DV_ATTR_LOOKUP) return;
+    nav *v = nav_add(l);
+    if (!v) return;
+    v->from = from;
+    v->attr = a;
+    v->to = to;
+    snprintf(v->single, sizeof v->single, "%s_%s", attribute, referenced);
+    snprintf(v->name, sizeof v->name, "%s", name);
 }
 
 static nav *collect_navs(dv_emulator *e, int *n)
 {
-    int cap = 16;
-    nav *navs = calloc((size_t)cap, sizeof *navs);
-    *n = 0;
-    for (int i = 0; navs && i < e->n_ents; i++) {
+    nav_list l = {e, NULL, 0, 0};
+    for (int i = 0; i < e->n_ents; i++) {
         const emu_entity *t = &e->ents[i];
         for (int j = 0; j < t->def.n_attributes; j++) {
             const dv_attribute_def *a = &t->def.attributes[j];
             if ((a->type != DV_ATTR_LOOKUP && a->type != DV_ATTR_OWNER) || !a->target) continue;
             const emu_entity *to = store_by_logical(e, a->target, strlen(a->target));
             if (!to) continue;
-            if (*n == cap) {
-                cap *= 2;
-                nav *grown = realloc(navs, sizeof *navs * (size_t)cap);
-                if (!grown) break;
-                navs = grown;
-            }
-            nav *v = &navs[(*n)++];
+            nav *v = nav_add(&l);
+            if (!v) break;
             v->from = t;
             v->attr = a;
             v->to = to;
+            snprintf(v->single, sizeof v->single, "%s", a->logical_name);
             snprintf(v->name, sizeof v->name, "%s_%s_%s", a->target, t->def.logical_name,
                      a->logical_name);
         }
     }
-    rel_names rn = {e, navs, *n};
-    if (navs) comp_relationships(e, name_from_solution, &rn);
-    return navs;
+    comp_relationships(e, from_solution, &l);
+    *n = l.n;
+    return l.navs;
 }
 
 static void alternate_keys(sbuf *b, const emu_entity *t)
@@ -260,7 +281,7 @@ static void entity_type(sbuf *b, const emu_entity *t, const nav *navs, int n_nav
             char prop[160];
             emu_prop_name(v->attr, prop, sizeof prop);
             sb_puts(b, "<NavigationProperty Name=\"");
-            sb_xml_str(b, v->attr->logical_name);
+            sb_xml_str(b, v->single);
             sb_puts(b, "\" Type=\"mscrm.");
             sb_xml_str(b, v->to->def.logical_name);
             sb_puts(b, "\" Partner=\"");
@@ -277,7 +298,7 @@ static void entity_type(sbuf *b, const emu_entity *t, const nav *navs, int n_nav
             sb_puts(b, "\" Type=\"Collection(mscrm.");
             sb_xml_str(b, v->from->def.logical_name);
             sb_puts(b, ")\" Partner=\"");
-            sb_xml_str(b, v->attr->logical_name);
+            sb_xml_str(b, v->single);
             sb_puts(b, "\" />");
         }
     }
@@ -296,7 +317,7 @@ static void entity_set(sbuf *b, const emu_entity *t, const nav *navs, int n_navs
         const nav *v = &navs[i];
         if (v->from == t) {
             sb_puts(b, "<NavigationPropertyBinding Path=\"");
-            sb_xml_str(b, v->attr->logical_name);
+            sb_xml_str(b, v->single);
             sb_puts(b, "\" Target=\"");
             sb_xml_str(b, v->to->def.entity_set_name);
             sb_puts(b, "\" />");
