@@ -21,9 +21,11 @@
  *                       ImportExportXml/EntityRelationships (OneToMany: ReferencingEntityName,
  *                       ReferencingAttributeName, ReferencedEntityName), as Dataverse exports them.
  * Derived when absent: the entity set name (see derive_entity_set_name) and the primary id column
- * (<logical name>id, a Uniqueidentifier). The primary name column is the one whose DisplayMask
- * carries PrimaryName. Attribute types that hold no data of their own (virtual, entityname,
- * managedproperty) are skipped; any other unknown type is an error. */
+ * (<logical name>id, a Uniqueidentifier) of a table that has EntityInfo. The primary name column
+ * is the one whose DisplayMask carries PrimaryName; a table that only customizes an existing one
+ * may have none (the import decides). Every CrmDataType of the customization schema and the
+ * newer file, entityname and calendarrules types are read (see type_names); any other type is
+ * an error. OneToMany relationships are kept in the definition for the import. */
 #include "solution_def.h"
 
 #include <ctype.h>
