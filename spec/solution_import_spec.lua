@@ -304,7 +304,7 @@ describe("ImportSolution", function()
         { name = "account", columns = { { name = "sample_x" }, { name = "numberofemployees", type = "nvarchar" } } },
       } })
       assert.equals(400, r.status)
-      assert.equals("0x80040203", r.json.error.code)
+      assert.equals("0x8004801e", r.json.error.code) -- ImportGenericError
       assert.matches("column 'numberofemployees' of table 'account' is of type Integer; the solution "
         .. "defines it as String", r.json.error.message)
       assert.equals(404, api.get("EntityDefinitions(LogicalName='sample_new')").status)
@@ -318,7 +318,57 @@ describe("ImportSolution", function()
       assert.matches("table 'sample_thing' is new and no column is marked PrimaryName", r.json.error.message)
       r = import({ unique = "Ghost", tables = { { name = "sample_ghost", info = false } } })
       assert.equals(400, r.status)
+      assert.equals("0x8004801d", r.json.error.code) -- ImportMissingDependenciesError
+      assert.matches("^The following solution cannot be imported: Ghost%. Some dependencies are missing%.",
+        r.json.error.message)
       assert.matches("table 'sample_ghost' does not exist and the solution does not define it", r.json.error.message)
+    end)
+  end)
+
+  describe("a solution file Dataverse refuses", function()
+    local good = { unique = "Fine", tables = { { name = "sample_fine", set = "sample_fines",
+      columns = { { name = "sample_name", primary = true } } } } }
+
+    it("answers each with Dataverse's import error code and message", function()
+      -- not a zip
+      local r = api.post("ImportSolution", { CustomizationFile = E.base64("not a zip"), ImportJobId = U.new_guid() })
+      assert.equals(400, r.status)
+      assert.equals("0x80048060", r.json.error.code) -- ImportCustomizationsBadZipFileError
+      assert.matches("^The solution file is invalid%. The compressed file must contain the following files at "
+        .. "its root: solution%.xml, customizations%.xml, and %[Content_Types%]%.xml%.", r.json.error.message)
+      -- a zip without the solution's files
+      r = import_zip(E.zip { { name = "[Content_Types].xml", data = "<Types/>" } })
+      assert.equals("0x80048060", r.json.error.code)
+      assert.matches("%(solution%.xml missing%)$", r.json.error.message)
+      -- not well formed
+      local zip = solution_zip(good):gsub("</Entities>", "</Entitiez>")
+      r = import_zip(zip)
+      assert.equals("0x80048013", r.json.error.code) -- ImportNonWellFormedFileError
+      assert.matches("^Invalid customization file%. This file is not well formed%. %(customizations%.xml: line %d+: "
+        .. "mismatched tag%)$", r.json.error.message)
+      -- well formed, not valid
+      zip = solution_zip(good):gsub("<Type>nvarchar</Type>", "<Type>hologram</Type>")
+      r = import_zip(zip)
+      assert.equals("0x8004801a", r.json.error.code) -- ImportXsdValidationError
+      assert.matches("^The import file is invalid%. XSD validation failed with the following error: "
+        .. "'customizations%.xml: line %d+: attribute sample_name: unsupported type 'hologram''%.$", r.json.error.message)
+      assert.equals(404, api.get("sample_fines").status)
+      assert.equals(204, import(good).status)
+    end)
+
+    it("refuses to change a solution between managed and unmanaged", function()
+      assert.equals(204, import(good).status)
+      local r = import({ unique = "Fine", managed = false, tables = good.tables })
+      assert.equals(400, r.status)
+      assert.equals("0x80048038", r.json.error.code) -- ImportSolutionManagedError
+      assert.equals("Solution 'Fine' already exists in this system as managed and cannot be upgraded.",
+        r.json.error.message)
+      assert.equals(204, import({ unique = "Loose", managed = false, tables = { { name = "sample_loose",
+        set = "sample_looses", columns = { { name = "sample_name", primary = true } } } } }).status)
+      r = import({ unique = "Loose", tables = { { name = "sample_loose", set = "sample_looses",
+        columns = { { name = "sample_name", primary = true } } } } })
+      assert.equals("0x80048040", r.json.error.code) -- ImportSolutionManagedToUnmanagedMismatch
+      assert.matches("already installed on this system as an unmanaged solution", r.json.error.message)
     end)
   end)
 

@@ -376,7 +376,7 @@ static int create_entity(dv_emulator *e, const dv_entity_def *d, const char *sol
         snprintf(err, errlen,
                  "table '%s' does not exist and the solution does not define it (no EntityInfo)",
                  d->logical_name);
-        return -1;
+        return COMP_MISSING;
     }
     if (!d->primary_name) {
         snprintf(err, errlen,
@@ -498,7 +498,7 @@ int comp_import(dv_emulator *e, const dv_solution_def *def, const char *solution
         if (keyed[i]) rc = index_existing_rows(e, def->entities[i].logical_name);
     free(keyed);
     if (rc && !*err) snprintf(err, errlen, "the solution's components could not be recorded");
-    return rc;
+    return rc == COMP_MISSING ? rc : rc ? -1 : 0;
 }
 
 /* ---- uninstall ---- */

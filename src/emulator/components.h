@@ -16,11 +16,13 @@
 
 /* Adds a solution's layer: creates the tables it defines, adds its columns, keys and
  * relationships to tables that exist, and applies the definitions of the top layers. Fails
- * (err set, nothing applied once the caller rolls back) on a table it neither defines nor
- * finds, a new table without a primary name, or a column whose type differs from the one the
- * table has. The entity cache is reloaded. */
+ * (err set, nothing applied once the caller rolls back) with COMP_MISSING on a table it
+ * neither defines nor finds, and with -1 on a new table without a primary name or a column
+ * whose type differs from the one the table has. The entity cache is reloaded. */
 int comp_import(dv_emulator *e, const dv_solution_def *def, const char *solution_id, double now,
                 char *err, size_t errlen);
+/* comp_import's answer when the solution needs a table it neither defines nor finds. */
+#define COMP_MISSING -2
 
 /* Removes a managed solution's layer and deletes what no layer holds any more. */
 int comp_uninstall(dv_emulator *e, const char *solution_id, char *err, size_t errlen);

@@ -126,8 +126,14 @@ typedef struct {
     int n_relationships;
 } dv_solution_def;
 
-/* Parses a solution zip held in memory. On failure returns -1, leaves *out empty and writes a
- * message naming the file and what was wrong (for the ImportSolution error answer). */
+/* What was wrong with a solution file, as Dataverse tells these apart on import. */
+#define DV_SOLUTION_ERR_ARCHIVE -1 /* not a zip, or solution.xml / customizations.xml missing */
+#define DV_SOLUTION_ERR_XML -2     /* an XML file is not well formed */
+#define DV_SOLUTION_ERR_CONTENT -3 /* well formed, but not a valid solution (schema level) */
+
+/* Parses a solution zip held in memory. On failure returns one of the DV_SOLUTION_ERR_ values
+ * (all negative), leaves *out empty and writes a message naming the file and what was wrong
+ * (for the ImportSolution error answer). */
 int dv_solution_parse_zip(const void *zip, size_t len, dv_solution_def *out, char *err,
                           size_t errlen);
 

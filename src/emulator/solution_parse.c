@@ -198,6 +198,7 @@ typedef struct {
     int attr_has_logical, attr_has_type, attr_primary_key, attr_primary_name;
     int key_has_logical;
     int saw_manifest;
+    int err_kind; /* DV_SOLUTION_ERR_*: content unless the archive or the XML was at fault */
 
     relationship *rels;
     int n_rels, rels_cap;
@@ -903,6 +904,7 @@ static int parse_entry(parser *p, zip_t *za, const char *entry)
     zip_int64_t idx = zip_name_locate(za, entry, ZIP_FL_NOCASE);
     if (idx < 0) {
         snprintf(p->err, p->errlen, "%s missing", entry);
+        p->err_kind = DV_SOLUTION_ERR_ARCHIVE;
         return -1;
     }
     zip_stat_t st;
@@ -910,11 +912,13 @@ static int parse_entry(parser *p, zip_t *za, const char *entry)
         st.size > MAX_ENTRY_BYTES) {
         snprintf(p->err, p->errlen, "%s: larger than %u MiB uncompressed", entry,
                  MAX_ENTRY_BYTES >> 20);
+        p->err_kind = DV_SOLUTION_ERR_ARCHIVE;
         return -1;
     }
     zip_file_t *zf = zip_fopen_index(za, (zip_uint64_t)idx, 0);
     if (!zf) {
         snprintf(p->err, p->errlen, "%s: cannot open: %s", entry, zip_strerror(za));
+        p->err_kind = DV_SOLUTION_ERR_ARCHIVE;
         return -1;
     }
     XML_Parser xp = XML_ParserCreate(NULL);
@@ -942,6 +946,7 @@ static int parse_entry(parser *p, zip_t *za, const char *entry)
             snprintf(p->err, p->errlen, "%s: cannot read: %s", entry,
                      zip_error_strerror(zip_file_get_error(zf)));
             p->failed = 1;
+            p->err_kind = DV_SOLUTION_ERR_ARCHIVE;
             break;
         }
         total += (zip_uint64_t)n;
@@ -949,11 +954,14 @@ static int parse_entry(parser *p, zip_t *za, const char *entry)
             snprintf(p->err, p->errlen, "%s: larger than %u MiB uncompressed", entry,
                      MAX_ENTRY_BYTES >> 20);
             p->failed = 1;
+            p->err_kind = DV_SOLUTION_ERR_ARCHIVE;
             break;
         }
         if (XML_Parse(xp, buf, (int)n, n == 0) == XML_STATUS_ERROR) {
-            if (!p->failed) /* expat's own error, not one our handlers raised */
+            if (!p->failed) { /* expat's own error, not one our handlers raised */
                 fail_at(p, "%s", XML_ErrorString(XML_GetErrorCode(xp)));
+                p->err_kind = DV_SOLUTION_ERR_XML;
+            }
             break;
         }
         if (p->failed || n == 0) break;
@@ -1073,6 +1081,7 @@ int dv_solution_parse_zip(const void *zip, size_t len, dv_solution_def *out, cha
     p->err = err;
     p->errlen = errlen;
     p->def = out;
+    p->err_kind = DV_SOLUTION_ERR_CONTENT;
 
     int rc = -1;
     reset_document(p, DOC_SOLUTION);
@@ -1094,6 +1103,7 @@ int dv_solution_parse_zip(const void *zip, size_t len, dv_solution_def *out, cha
     apply_relationships(p);
     rc = p->failed ? -1 : 0;
 done:
+    if (rc < 0) rc = p->err_kind;
     free_relationships(p);
     free(p->text);
     free(p);

@@ -18,6 +18,16 @@
 #pragma weak dv_solution_def_free
 
 #define BAD_ARG "0x80040203"
+/* Dataverse's import error codes (ErrorCodes: ImportCustomizationsBadZipFileError,
+ * ImportNonWellFormedFileError, ImportXsdValidationError, ImportMissingDependenciesError,
+ * ImportGenericError, ImportSolutionManagedToUnmanagedMismatch, ImportSolutionManagedError). */
+#define IMPORT_BAD_ZIP "0x80048060"
+#define IMPORT_NOT_WELL_FORMED "0x80048013"
+#define IMPORT_XSD "0x8004801a"
+#define IMPORT_MISSING_DEPENDENCIES "0x8004801d"
+#define IMPORT_GENERIC "0x8004801e"
+#define IMPORT_UNMANAGED_TO_MANAGED "0x80048040"
+#define IMPORT_MANAGED_TO_UNMANAGED "0x80048038"
 
 static int find_solution(dv_emulator *e, const char *unique_name, char id[37])
 {
@@ -64,6 +74,31 @@ static int import_def(emu_req *r, const dv_solution_def *def, char sol_id[37])
     sb_printf(&row, ",\"ismanaged\":%s", def->managed ? "true" : "false");
     int rc = 0;
     if (find_solution(e, def->unique_name, sol_id)) {
+        emu_entity *sols = store_by_logical(e, "solution", 8);
+        char *have = NULL;
+        int was_managed = 0;
+        if (store_row_get(e, sols, sol_id, &have, NULL)) {
+            sqlite3_stmt *q = store_stmt(e, "SELECT json_extract(?1, '$.ismanaged')");
+            sqlite3_bind_text(q, 1, have, -1, SQLITE_TRANSIENT);
+            was_managed = sqlite3_step(q) == SQLITE_ROW && sqlite3_column_int(q, 0);
+            sqlite3_reset(q);
+            free(have);
+        }
+        if (was_managed && !def->managed) {
+            sb_free(&row);
+            return emu_error(r, 400, IMPORT_MANAGED_TO_UNMANAGED,
+                             "Solution '%s' already exists in this system as managed and cannot "
+                             "be upgraded.",
+                             def->unique_name);
+        }
+        if (!was_managed && def->managed) {
+            sb_free(&row);
+            return emu_error(r, 400, IMPORT_UNMANAGED_TO_MANAGED,
+                             "The solution is already installed on this system as an unmanaged "
+                             "solution and the package supplied is attempting to install it in "
+                             "managed mode. Import can only update solutions when the modes "
+                             "match. Uninstall the current solution and try again.");
+        }
         /* An update: same solution, new version; its layer keeps its place. */
         sb_putc(&row, '}');
         fieldset fs = {0};
@@ -76,9 +111,15 @@ static int import_def(emu_req *r, const dv_solution_def *def, char sol_id[37])
     }
     sb_free(&row);
     if (rc) return -1;
-    if (comp_import(e, def, sol_id, emu_now(e), err, sizeof err))
-        return emu_error(r, 400, BAD_ARG, "The import of solution %s failed: %s.", def->unique_name,
-                         err);
+    rc = comp_import(e, def, sol_id, emu_now(e), err, sizeof err);
+    if (rc == COMP_MISSING)
+        return emu_error(r, 400, IMPORT_MISSING_DEPENDENCIES,
+                         "The following solution cannot be imported: %s. Some dependencies are "
+                         "missing. (%s)",
+                         def->unique_name, err);
+    if (rc)
+        return emu_error(r, 400, IMPORT_GENERIC, "The import of solution %s failed: %s.",
+                         def->unique_name, err);
     if (store_commit(e)) return emu_error(r, 500, "0x80040216", "The import could not commit.");
     store_reload(e);
     r->status = 204;
@@ -214,8 +255,20 @@ static int import_request(emu_req *r, char job_id[37])
     char err[512] = "", sol_id[37] = "";
     int rc = dv_solution_parse_zip(zip, len, &def, err, sizeof err);
     free(zip);
-    if (rc) {
-        emu_error(r, 400, BAD_ARG, "The import file is invalid: %s", err);
+    if (rc == DV_SOLUTION_ERR_ARCHIVE) {
+        emu_error(r, 400, IMPORT_BAD_ZIP,
+                  "The solution file is invalid. The compressed file must contain the following "
+                  "files at its root: solution.xml, customizations.xml, and [Content_Types].xml. "
+                  "(%s)",
+                  err);
+    } else if (rc == DV_SOLUTION_ERR_XML) {
+        emu_error(r, 400, IMPORT_NOT_WELL_FORMED,
+                  "Invalid customization file. This file is not well formed. (%s)", err);
+    } else if (rc) {
+        emu_error(r, 400, IMPORT_XSD,
+                  "The import file is invalid. XSD validation failed with the following error: "
+                  "'%s'.",
+                  err);
     } else {
         rc = import_def(r, &def, sol_id);
         if (rc) {
