@@ -12,7 +12,7 @@ layers='
 serve
 server
 router
-rows queries changes metadata solutions oauth csdl
+rows queries changes metadata solutions oauth functions csdl
 row_write row_select row_address components
 store
 request clock entity builtin solution_parse query limits

@@ -147,11 +147,15 @@ describe("$metadata", function()
     local params = set_of(doc.values("//" .. el("Action", "Name", "ImportSolution") .. "/" .. el("Parameter") .. "/@Name"))
     assert.is_true(params.CustomizationFile and params.ImportJobId and params.OverwriteUnmanagedCustomizations)
     local imports = set_of(doc.values("//" .. el("EntityContainer") .. "/*/@Name"))
-    for _, op in ipairs { "WhoAmI", "ImportSolution", "ImportSolutionAsync", "ReactivateEntityKey" } do
+    for _, op in ipairs { "WhoAmI", "RetrieveTotalRecordCount", "ImportSolution", "ImportSolutionAsync",
+                          "ReactivateEntityKey" } do
       assert.is_true(imports[op] == true, op)
     end
+    assert.equals("Collection(Edm.String)", doc.value("//" .. el("Function", "Name", "RetrieveTotalRecordCount")
+      .. "/" .. el("Parameter", "Name", "EntityNames") .. "/@Type"))
     -- and what it lists answers
     assert.equals(200, api.get("WhoAmI").status)
+    assert.equals(200, api.get("RetrieveTotalRecordCount(EntityNames=@p)?@p=" .. api.enc('["account"]')).status)
   end)
 
   it("describes a table imported from Microsoft's export, with its relationships' names", function()

@@ -41,6 +41,20 @@ static const char *const operations =
     "<Property Name=\"EntityKeyIndexStatus\" Type=\"mscrm.EntityKeyIndexStatus\" "
     "Nullable=\"false\" />"
     "</ComplexType>"
+    "<ComplexType Name=\"EntityRecordCountCollection\">"
+    "<Property Name=\"Count\" Type=\"Edm.Int32\" Nullable=\"false\" />"
+    "<Property Name=\"IsReadOnly\" Type=\"Edm.Boolean\" Nullable=\"false\" />"
+    "<Property Name=\"Keys\" Type=\"Collection(Edm.String)\" Unicode=\"false\" />"
+    "<Property Name=\"Values\" Type=\"Collection(Edm.Int64)\" />"
+    "</ComplexType>"
+    "<ComplexType Name=\"RetrieveTotalRecordCountResponse\">"
+    "<Property Name=\"EntityRecordCountCollection\" Type=\"mscrm.EntityRecordCountCollection\" />"
+    "</ComplexType>"
+    "<Function Name=\"RetrieveTotalRecordCount\">"
+    "<Parameter Name=\"EntityNames\" Type=\"Collection(Edm.String)\" Nullable=\"false\" "
+    "Unicode=\"false\" />"
+    "<ReturnType Type=\"mscrm.RetrieveTotalRecordCountResponse\" Nullable=\"false\" />"
+    "</Function>"
     "<Function Name=\"WhoAmI\">"
     "<ReturnType Type=\"mscrm.WhoAmIResponse\" Nullable=\"false\" />"
     "</Function>"
@@ -68,6 +82,8 @@ static const char *const operations =
 
 static const char *const operation_imports =
     "<FunctionImport Name=\"WhoAmI\" Function=\"" NS ".WhoAmI\" />"
+    "<FunctionImport Name=\"RetrieveTotalRecordCount\" Function=\"" NS
+    ".RetrieveTotalRecordCount\" />"
     "<ActionImport Name=\"ImportSolution\" Action=\"" NS ".ImportSolution\" />"
     "<ActionImport Name=\"ImportSolutionAsync\" Action=\"" NS ".ImportSolutionAsync\" />"
     "<ActionImport Name=\"ReactivateEntityKey\" Action=\"" NS ".ReactivateEntityKey\" />";
