@@ -130,6 +130,12 @@ describe("$metadata", function()
     assert.equals("_primarycontactid_value", doc.value(nav .. "/" .. el("ReferentialConstraint") .. "/@Property"))
     assert.equals("contactid", doc.value(nav .. "/" .. el("ReferentialConstraint") .. "/@ReferencedProperty"))
     assert.truthy(check_navigation(doc) >= 3)
+    -- the customer lookup, bound as parentcustomerid_account / parentcustomerid_contact
+    for _, t in ipairs { "account", "contact" } do
+      local cust = entity_type("contact") .. "/" .. el("NavigationProperty", "Name", "parentcustomerid_" .. t)
+      assert.equals("mscrm." .. t, doc.value(cust .. "/@Type"))
+      assert.equals("_parentcustomerid_value", doc.value(cust .. "/" .. el("ReferentialConstraint") .. "/@Property"))
+    end
 
     local set = "//" .. el("EntityContainer") .. "/" .. el("EntitySet", "Name", "accounts")
     assert.equals("Microsoft.Dynamics.CRM.account", doc.value(set .. "/@EntityType"))

@@ -237,6 +237,28 @@ static nav *collect_navs(dv_emulator *e, int *n)
         }
     }
     comp_relationships(e, from_solution, &l);
+    /* A built-in customer lookup (contact.parentcustomerid) points to accounts and contacts;
+     * Dataverse names its relationships <table>_customer_<target>s. */
+    static const char *const customer_targets[] = {"account", "contact"};
+    for (int i = 0; i < e->n_ents; i++) {
+        const emu_entity *t = &e->ents[i];
+        if (t->solution_id[0]) continue;
+        for (int j = 0; j < t->def.n_attributes; j++) {
+            const dv_attribute_def *a = &t->def.attributes[j];
+            if (a->type != DV_ATTR_LOOKUP || a->target) continue;
+            for (size_t k = 0; k < 2; k++) {
+                const char *target = customer_targets[k];
+                const emu_entity *to = store_by_logical(e, target, strlen(target));
+                nav *v = to ? nav_add(&l) : NULL;
+                if (!v) continue;
+                v->from = t;
+                v->attr = a;
+                v->to = to;
+                snprintf(v->single, sizeof v->single, "%s_%s", a->logical_name, target);
+                snprintf(v->name, sizeof v->name, "%s_customer_%ss", t->def.logical_name, target);
+            }
+        }
+    }
     *n = l.n;
     return l.navs;
 }
