@@ -223,6 +223,18 @@ describe("ImportSolution", function()
       assert.equals(200, api.get("accounts").status)
     end)
 
+    it("imports the sample's own solution source with the requirement levels it declares", function()
+      local zip = require("dataverse.solution").pack("scripts/solutions/ChangeTrackingSample")
+      assert.equals(204, import_zip(zip).status)
+      local cols = columns("sample_book")
+      assert.equals("SystemRequired", cols.sample_bookid.RequiredLevel.Value)
+      assert.equals("SystemRequired", cols.statecode.RequiredLevel.Value)
+      assert.equals("ApplicationRequired", cols.sample_bookcode.RequiredLevel.Value)
+      assert.equals("None", cols.sample_author.RequiredLevel.Value)
+      assert.equals("systemuser", cols.createdby.Targets[1])
+      assert.equals("Active", keys("sample_book").sample_bookcode.EntityKeyIndexStatus)
+    end)
+
     it("imports them through the client's import_solution from the zip files", function()
       local org <close> = dataverse.connect { url = api.url, token = E.token }
       local job = org:import_solution(UPSERT)

@@ -652,9 +652,11 @@ static void handle_text(parser *p, enum field f, const char *s)
         set_name(p, &a->logical_name, s);
         if (f == F_ATTR_LOGICAL) p->attr_has_logical = 1;
         break;
-    case F_ATTR_REQUIRED:
-        a->required = strcasecmp(s, "required") == 0 || strcasecmp(s, "systemrequired") == 0 ||
-                      strcasecmp(s, "applicationrequired") == 0;
+    case F_ATTR_REQUIRED: /* 2: SystemRequired, 1: ApplicationRequired ("required") */
+        a->required = strcasecmp(s, "systemrequired") == 0 ? 2
+                      : strcasecmp(s, "required") == 0 || strcasecmp(s, "applicationrequired") == 0
+                          ? 1
+                          : 0;
         break;
     case F_ATTR_MASK:
         p->attr_primary_name = mask_has(s, "PrimaryName");
