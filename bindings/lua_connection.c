@@ -395,6 +395,14 @@ static int await_request(lua_State *L, conn_box *b, uint64_t id, lua_KFunction k
     b->L = L;
     dv_multi_wait(dv_conn_multi(b->c), id);
     b->L = NULL;
+    /* Ctrl-C while waiting ends the call here, at the script's line, whatever the answer. */
+    if (dv_interrupted()) {
+        dv_http_resp r;
+        dv_error e;
+        dv_conn_result(b->c, id, &r, &e); /* dropped, so that the driver forgets it */
+        dv_http_resp_free(&r);
+        raise_interrupt(L);
+    }
     return k(L, LUA_OK, (lua_KContext)id);
 }
 
@@ -640,6 +648,8 @@ static int l_pump(lua_State *L)
     b->L = L;
     dv_multi_wait_any(m, ids, (size_t)n);
     b->L = NULL;
+    /* Ctrl-C ends the scheduler, and with it every task, at the script's line. */
+    if (dv_interrupted()) raise_interrupt(L);
     lua_newtable(L);
     lua_Integer k = 0;
     for (lua_Integer i = 0; i < n; i++)

@@ -206,6 +206,25 @@ describe("event hooks", function()
     emu:stop()
   end)
 
+  it("sees the requests and pages of org:parallel's tasks too", function()
+    local emu = dataverse.emulator.start { db = ":memory:" }
+    local tries, pages = {}, 0
+    local org = dataverse.connect { emulator = emu, on_request = function(ev) tries[#tries + 1] = ev.url end,
+      on_page = function() pages = pages + 1 end }
+    for i = 1, 4 do org:create("account", { name = "t" .. i }) end
+    local before = #tries
+    local res = org:parallel {
+      function() local n = 0 for _ in org:query("account", { page_size = 2 }) do n = n + 1 end return n end,
+      function() local me = org:whoami() return me.UserId end,
+    }
+    assert.equals(4, res[1].value)
+    assert.is_true(res[2].ok)
+    assert.equals(3, #tries - before) -- two pages and WhoAmI
+    assert.equals(2, pages)
+    org:close()
+    emu:stop()
+  end)
+
   it("calls only the hooks that are set, request after request", function()
     local emu = dataverse.emulator.start { db = ":memory:", faults = "" }
     local waits = 0
@@ -247,7 +266,7 @@ end)
 describe("Ctrl-C during a call", function()
   -- Runs a script that starts a slow request once `ready` exists, sends SIGINT to it, and
   -- returns its exit status and stderr.
-  local function interrupt(fault)
+  local function interrupt(fault, call)
     local dir = os.tmpname()
     os.remove(dir)
     assert(os.execute("mkdir -p " .. dv.quote(dir)))
@@ -258,9 +277,9 @@ local org = dataverse.connect { emulator = emu }
 org:whoami()
 emu:faults(%q)
 local f = assert(io.open(arg[1], "w")) f:write("ready") f:close()
-print(org:count("account"))
+print(%s)
 print("not reached")
-]]):format(fault))
+]]):format(fault, call or 'org:count("account")'))
     local ready, status = dir .. "/ready", dir .. "/status"
     local cmd = ("%s %s %s >%s/out 2>%s/err & pid=$!; i=0; " ..
       "while [ ! -s %s ] && [ $i -lt 600 ]; do sleep 0.05; i=$((i+1)); done; sleep 0.3; " ..
@@ -280,6 +299,21 @@ print("not reached")
     assert.equals(130, r.status, r.stderr)
     assert.matches(plain(r.script) .. ":7: interrupted!", r.stderr)
     assert.is_nil(r.stderr:lower():find("json", 1, true))
+    assert.is_nil(r.stdout:find("not reached", 1, true))
+  end)
+
+  it("ends every task of org:parallel and the script, not just one task", function()
+    local r = interrupt("delay=4000*4",
+      'org:parallel { function() local n = org:count("account") return n end, function() local me = org:whoami() return me end }')
+    assert.equals(130, r.status, r.stderr)
+    assert.matches(plain(r.script) .. ":%d+: interrupted!", r.stderr)
+    assert.is_nil(r.stdout:find("not reached", 1, true))
+  end)
+
+  it("ends org:sleep the same way", function()
+    local r = interrupt("", "org:sleep(30)")
+    assert.equals(130, r.status, r.stderr)
+    assert.matches(plain(r.script) .. ":7: interrupted!", r.stderr)
     assert.is_nil(r.stdout:find("not reached", 1, true))
   end)
 

@@ -262,6 +262,18 @@ describe("docs/CONFIG.md", function()
   end)
 end)
 
+describe("the docs", function()
+  it("hold no merge conflict markers", function()
+    local p = io.popen("ls README.md docs/*.md")
+    for f in p:lines() do
+      local text = dv.read_file(f)
+      assert.is_nil(text:find("\n<<<<<<< ", 1, true), f)
+      assert.is_nil(text:find("\n>>>>>>> ", 1, true), f)
+    end
+    p:close()
+  end)
+end)
+
 describe("device code sign-in", function()
   it("is chosen the same way in the code and both docs", function()
     assert.equals("boolean", dataverse._options.connect.device_code)

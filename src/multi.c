@@ -390,7 +390,8 @@ static void interrupt_queued(dv_multi *m)
 {
     for (xfer *x = m->head; x; x = x->next) {
         if (x->state != X_QUEUED) continue;
-        dv_error_set(&x->err, 0, "interrupted", "%s: interrupted", x->req.method);
+        dv_error_set(&x->err, 0, "interrupted", "%s: interrupted",
+                     x->req.method ? x->req.method : "a wait");
         finish(x, -1);
     }
 }

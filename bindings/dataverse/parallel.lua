@@ -42,6 +42,15 @@ local function add(g, key, fn)
 end
 
 local function settle(g, co, key, ok, a, b)
+  if not ok and U.is_interrupt(a) then
+    -- Ctrl-C ends the whole group and the script, not just this task.
+    for _, w in pairs(g.waiting) do
+      g.registry[w[1]] = nil
+      coroutine.close(w[1])
+    end
+    g.registry[co] = nil
+    error(a:find(":%d+: interrupted!$") and a or U.where() .. a, 0)
+  end
   if coroutine.status(co) == "dead" then
     g.registry[co] = nil
     g.running = g.running - 1

@@ -16,6 +16,24 @@ local function fail(msg)
   error(msg, level)
 end
 
+-- "source:line: " of the first caller outside this module's own files, or "".
+function U.where()
+  local level = 2
+  while true do
+    local info = debug.getinfo(level, "Sl")
+    if not info then return "" end
+    if info.currentline > 0 and not info.source:find("^@dataverse/") then
+      return ("%s:%d: "):format(info.short_src, info.currentline)
+    end
+    level = level + 1
+  end
+end
+
+-- True for the interpreter's Ctrl-C error ("…interrupted!").
+function U.is_interrupt(err)
+  return type(err) == "string" and err:match("interrupted!$") ~= nil
+end
+
 -- Raises "bad argument #n to 'fname' (msg)".
 function U.argerror(n, fname, msg)
   fail(("bad argument #%d to '%s' (%s)"):format(n, fname, msg))
@@ -146,25 +164,13 @@ function U.check_options(opts, spec, fname, n)
   return opts
 end
 
--- Checks an option table field; kind is "string", "number", "integer", "boolean", "table",
--- "function" or "list" (a table of strings).
+-- One option of opts checked on its own (kind as in check_options); prefer check_options,
+-- which also refuses the keys it does not know.
 function U.opt(opts, key, kind, fname, n)
   local v = opts[key]
-  if v == nil then return nil end
-  local ok
-  if kind == "integer" then
-    ok = math.type(v) == "integer" or (type(v) == "number" and v == math.floor(v))
-  elseif kind == "list" then
-    ok = type(v) == "string" or type(v) == "table"
-    if type(v) == "table" then
-      for _, c in ipairs(v) do ok = ok and type(c) == "string" end
-    end
-  else
-    ok = type(v) == kind
-  end
-  if not ok then
+  if v ~= nil and not kind_ok(kind, v) then
     fail(("bad argument #%d to '%s' (option '%s': %s expected, got %s)")
-      :format(n or 1, fname, key, kind == "list" and "string or list of strings" or kind, type(v)))
+      :format(n or 1, fname, key, KIND_NAMES[kind] or kind, type(v)))
   end
   return v
 end
