@@ -534,6 +534,9 @@ describe("ImportSolution", function()
     it("updates a solution imported again, keeping its place, its tables and their rows", function()
       assert.equals(204, import(A).status)
       assert.equals(204, import(B).status)
+      local since = api.get("solutions?$select=installedon&$filter=" .. api.enc("uniquename eq 'LayerA'"))
+        .json.value[1].installedon
+      assert.is_string(since)
       local id = api.create("sample_shareds", { sample_name = "row", sample_a = "a" })
       local A2 = { unique = "LayerA", version = "1.1.0.0", tables = { { name = "sample_shared",
         set = "sample_shareds", display = "Shared A2", columns = { { name = "sample_name", primary = true,
@@ -542,6 +545,8 @@ describe("ImportSolution", function()
       local r = api.get("solutions?$select=version&$filter=" .. api.enc("uniquename eq 'LayerA'"))
       assert.equals(1, #r.json.value)
       assert.equals("1.1.0.0", r.json.value[1].version)
+      assert.equals(since, api.get("solutions?$select=installedon&$filter=" .. api.enc("uniquename eq 'LayerA'"))
+        .json.value[1].installedon)
       -- B stays on top: its length and display name win over the update of A
       assert.equals(50, columns("sample_shared").sample_name.MaxLength)
       assert.equals("Shared B", display())

@@ -78,9 +78,14 @@ static int import_def(emu_req *r, const dv_solution_def *def, char sol_id[37])
         char *have = NULL;
         int was_managed = 0;
         if (store_row_get(e, sols, sol_id, &have, NULL)) {
-            sqlite3_stmt *q = store_stmt(e, "SELECT json_extract(?1, '$.ismanaged')");
+            sqlite3_stmt *q = store_stmt(e, "SELECT json_extract(?1, '$.ismanaged'), "
+                                            "json_extract(?1, '$.installedon')");
             sqlite3_bind_text(q, 1, have, -1, SQLITE_TRANSIENT);
-            was_managed = sqlite3_step(q) == SQLITE_ROW && sqlite3_column_int(q, 0);
+            if (sqlite3_step(q) == SQLITE_ROW) {
+                was_managed = sqlite3_column_int(q, 0);
+                const unsigned char *since = sqlite3_column_text(q, 1);
+                if (since) snprintf(ts, sizeof ts, "%s", (const char *)since);
+            }
             sqlite3_reset(q);
             free(have);
         }
@@ -100,7 +105,7 @@ static int import_def(emu_req *r, const dv_solution_def *def, char sol_id[37])
                              "match. Uninstall the current solution and try again.");
         }
         /* An update: same solution, new version; its layer keeps its place. */
-        sb_putc(&row, '}');
+        sb_printf(&row, ",\"installedon\":\"%s\"}", ts);
         fieldset fs = {0};
         rc = body_fields(r, st, sb_str(&row), row.n, &fs);
         if (!rc) rc = write_row(r, st, sol_id, &fs, 1);
