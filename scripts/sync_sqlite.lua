@@ -3,12 +3,12 @@
 --   dvlua sync_sqlite.lua --table account --db mirror.sqlite [--columns name,revenue]
 --                         [--page-size N] [--watch SECONDS]
 --
--- The first run loads every row; later runs apply only what changed since the last one.
--- The data token lives in the same database (table sync_state) and is committed in the same
--- transaction as the rows it covers, so a run stopped at any point leaves the mirror as
--- the last completed run left it, and the next run completes it exactly. Connection
--- settings come from the environment (DATAVERSE_URL, …; none means the local emulator).
--- See docs/SYNC.md.
+-- The one-table form of scripts/sync.lua (which syncs many tables at once): the first run
+-- loads every row, later runs apply only what changed since the last one. Every page is
+-- committed with the link to the next one, so a run stopped at any point goes on from the
+-- last page next time, and the mirror changes only when a load or a set of changes is
+-- complete. Connection settings come from the environment (DATAVERSE_URL, …; none means
+-- the local emulator). See docs/SYNC.md.
 local dataverse = require "dataverse"
 local sync = require "dataverse.sync"
 

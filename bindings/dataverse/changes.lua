@@ -13,7 +13,16 @@ local function start(org, e, opts, fname)
   local token = U.opt(opts, fname == "changes" and "since" or "data_version", "string", fname, 1)
   if token == "" then token = nil end
   local url = e.set .. U.query { { "$select", cols and U.columns(cols, fname, 1) }, { "$deltatoken", token } }
-  return url, { Prefer = "odata.track-changes,odata.maxpagesize=" .. math.tointeger(page_size) }
+  local prefer = "odata.track-changes,odata.maxpagesize=" .. math.tointeger(page_size)
+  -- annotations = true (lookup targets and formatted values) or an include-annotations list.
+  local ann = opts.annotations
+  if ann == true then
+    ann = "Microsoft.Dynamics.CRM.lookuplogicalname,OData.Community.Display.V1.FormattedValue"
+  elseif ann ~= nil and ann ~= false then
+    ann = U.opt(opts, "annotations", "string", fname, 1)
+  end
+  if ann then prefer = prefer .. ',odata.include-annotations="' .. ann .. '"' end
+  return url, { Prefer = prefer }
 end
 
 function M.install(methods)
