@@ -272,9 +272,9 @@ end
 -- environment variables when dsn is nil or empty.
 function M.postgres(dsn)
   local DBI = load("postgresql", "lua-dbi-postgresql")
-  if dsn == "" then dsn = nil end
-  -- PQsetdbLogin takes a whole connection string or URI in its database name argument.
-  local conn, err = DBI.Connect("PostgreSQL", dsn)
+  -- PQsetdbLogin takes a whole connection string or URI in its database name argument; an
+  -- empty one leaves everything to the PG* variables.
+  local conn, err = DBI.Connect("PostgreSQL", dsn or "")
   if not conn then
     err = clean(err):gsub("^Failed to connect to database: ", ""):gsub("%s*\n%s*", "; "):gsub(";%s*$", "")
     -- libpq may echo the connection string; never repeat a password.
