@@ -675,7 +675,11 @@ function M.sync_table(org, store, job, o, stats)
   end)
   local wcols, reason = reconcile(store, name, meta, mcols, state, stats)
   for _, col in ipairs(stats.dropped) do
-    store:atomic(function() store:ddl("ALTER TABLE " .. ident(name) .. " DROP COLUMN " .. ident(col)) end)
+    store:atomic(function()
+      -- Without --soft-delete, rows marked deleted go with their mark.
+      if col == "_dv_deleted_at" then store:exec("DELETE FROM " .. ident(name) .. " WHERE _dv_deleted_at IS NOT NULL") end
+      store:ddl("ALTER TABLE " .. ident(name) .. " DROP COLUMN " .. ident(col))
+    end)
   end
   local kept = parse_spec(stats.kept)
   local token = state and not is_null(state.token) and state.token or nil
