@@ -152,8 +152,9 @@ function Store:atomic(fn, ...)
   return err
 end
 
--- Largest number of bound values in one statement.
-local MAX_PARAMS = { sqlite = 32766, postgres = 65535 }
+-- Largest number of bound values in one statement: SQLite's limit; for PostgreSQL, LuaDBI
+-- rewrites ? into $n in a buffer sized for at most three digits per placeholder.
+local MAX_PARAMS = { sqlite = 32766, postgres = 999 }
 local MAX_ROWS = 256
 
 -- Inserts rows (arrays of bindable values, in `names` order) into `tbl` with multi-row
