@@ -6,6 +6,8 @@
 #include <string.h>
 
 #include "builtin.h"
+#include "clock.h"
+#include "sbuf.h"
 
 #define STMT_CACHE 128
 
