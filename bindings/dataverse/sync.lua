@@ -264,48 +264,73 @@ M.sqlite = S.sqlite
 M.postgres = S.postgres
 
 -- The mirror's columns: the Dataverse columns, then what the options add. Each is
--- {name=, type= (Dataverse type or nil), sql=, get=function(row) -> bindable value}.
+-- {name=, type= (Dataverse type or a role), sql=, keys= (JSON members to read, in order),
+-- conv=function(non-null value) -> bindable value, text= (strings pass as they are)}.
 local function mirror_columns(store, cols, o)
   local conv = converters(store.kind)
   local out = {}
   local pg = store.kind == "postgres"
+  local TEXT = pg and "text" or "TEXT"
   for _, c in ipairs(cols) do
     local t = TYPES[c.type] or TYPES.String
-    local wire, f = wire_name(c), conv[t[3]]
-    local name = c.name
-    out[#out + 1] = { name = name, type = c.type, sql = pg and t[2] or t[1], get = function(row)
-      local v = row[wire]
-      if v == nil then v = row[name] end
-      return f(v)
-    end }
+    local wire = wire_name(c)
+    local keys = wire ~= c.name and { wire, c.name } or { wire }
+    local fast = (t[3] == "text" or t[3] == "date") and "text" or t[3]
+    if fast == "num" or fast == "dec" then fast = not pg and "num" or nil end
+    if fast == "int" and pg then fast = nil end
+    out[#out + 1] = { name = c.name, type = c.type, sql = pg and t[2] or t[1], keys = keys, conv = conv[t[3]], fast = fast }
     if LOOKUPS[c.type] then
-      local key = wire .. LOOKUP_ANN
-      out[#out + 1] = { name = name .. "__table", type = "target", sql = pg and "text" or "TEXT", get = function(row)
-        local v = row[key]
-        if is_null(v) then return nil end
-        return v
-      end }
+      out[#out + 1] = { name = c.name .. "__table", type = "target", sql = TEXT, keys = { wire .. LOOKUP_ANN },
+        conv = tostring, fast = "text" }
     end
     if o.labels and LABELLED[c.type] then
-      local key = c.name .. LABEL_ANN
-      out[#out + 1] = { name = name .. "__label", type = "label", sql = pg and "text" or "TEXT", get = function(row)
-        local v = row[key]
-        if is_null(v) then return nil end
-        return tostring(v)
-      end }
+      out[#out + 1] = { name = c.name .. "__label", type = "label", sql = TEXT, keys = { c.name .. LABEL_ANN },
+        conv = tostring, fast = "text" }
     end
   end
   -- The row's version number, from its ETag (W/"12345"): the history's order, and how a
   -- reload tells a changed row from an unchanged one.
-  out[#out + 1] = { name = "_dv_version", type = "version", sql = pg and "bigint" or "INTEGER", get = function(row)
-    local e = row["@odata.etag"]
-    return type(e) == "string" and conv.int(e:match("(%d+)")) or nil
-  end }
+  -- Bound as its digits: exact in an integer column of either store, whatever its size.
+  out[#out + 1] = { name = "_dv_version", type = "version", sql = pg and "bigint" or "INTEGER", keys = { "@odata.etag" },
+    conv = function(e)
+      return type(e) == "string" and e:match("%d+") or nil
+    end, fast = "etag" }
   if o.soft_delete then
     out[#out + 1] = { name = "_dv_deleted_at", type = "deleted", sql = pg and "timestamptz" or "TEXT", internal = true }
   end
   return out
 end
+
+-- One function that turns a JSON row into the array of values bound for `list`, generated
+-- for the columns at hand: a page of 5000 rows calls it 5000 times, and straight-line code
+-- without a closure per column is several times faster.
+local function compile_row(list)
+  is_null(false) -- learns JSON null
+  local src, convs = { "local NULL, type, C, math_type, huge, find, lower, match = ...\n" ..
+    "return function(row)\nlocal r, v = {}\n" }, {}
+  for i, c in ipairs(list) do
+    convs[i] = c.conv
+    src[#src + 1] = string.format("v = row[%q]\n", c.keys[1])
+    if c.keys[2] then src[#src + 1] = string.format("if v == nil then v = row[%q] end\n", c.keys[2]) end
+    -- The common case of each kind inline; anything else through the converter.
+    local fast = ({
+      text = "if type(v) == 'string' then r[%d] = v",
+      int = "if math_type(v) == 'integer' and v <= 2147483647 and v >= -2147483648 then r[%d] = v",
+      num = "if type(v) == 'number' and v == v and v ~= huge and v ~= -huge then r[%d] = v",
+      guid = "if type(v) == 'string' and not find(v, '{', 1, true) then r[%d] = lower(v)",
+      etag = "if type(v) == 'string' then r[%d] = match(v, '%%d+')",
+    })[c.fast]
+    if fast then
+      src[#src + 1] = string.format(fast .. " elseif v ~= nil and v ~= NULL then r[%d] = C[%d](v) end\n", i, i, i)
+    else
+      src[#src + 1] = string.format("if v ~= nil and v ~= NULL then r[%d] = C[%d](v) end\n", i, i)
+    end
+  end
+  src[#src + 1] = "return r\nend\n"
+  local chunk = assert(load(table.concat(src), "=sync_row", "t", {}))
+  return chunk(NULL, type, convs, math.type, math.huge, string.find, string.lower, string.match)
+end
+M.compile_row = compile_row
 
 local STATE = "sync_state"
 local STATE_COLUMNS = { "token", "columns", "updated", "phase", "cursor", "stage", "run_id", "kept" }
@@ -753,6 +778,7 @@ function M.sync_table(org, store, job, o, stats)
     for i, c in ipairs(insert_cols) do names[i] = c.name end
     if not is_load then names[#names + 1] = "_dv_op" end
     local ncol = #insert_cols
+    local build = compile_row(insert_cols)
     local idcol = job.meta.id
     local buf, nbuf = {}, 0
     local req = { entity = meta.name, columns = wanted, since = (not is_load) and token or nil, page_size = o.page_size,
@@ -765,7 +791,7 @@ function M.sync_table(org, store, job, o, stats)
       else
         local row = change.row or change
         if is_null(row[idcol]) then fail("a changed row of %s came without its primary id %q", name, idcol) end
-        for i = 1, ncol do r[i] = insert_cols[i].get(row) end
+        r = build(row)
         if not is_load then r[ncol + 1] = "u" end
       end
       nbuf = nbuf + 1
@@ -774,8 +800,9 @@ function M.sync_table(org, store, job, o, stats)
     local new_token
     local function on_page()
       local rows = buf
-      -- One id once per page (the last change wins), as one multi-row upsert needs.
-      if nbuf > 1 then
+      -- One id once per page (the last change wins), as one multi-row upsert needs; a load's
+      -- pages hold each row once.
+      if nbuf > 1 and not is_load then
         local seen, out = {}, {}
         for i = nbuf, 1, -1 do
           local id = rows[i][1]
