@@ -83,6 +83,29 @@ describe("sync_sqlite.lua", function()
     exact(db, { "name" })
   end)
 
+  it("mirrors lookups with their target table and, with labels, choices with their labels", function()
+    local db = fresh_db()
+    local store <close> = sync.sqlite(db)
+    local s = sync.mirror(org, store, { table = "account", page_size = 3, progress = false, labels = true })
+    assert.is_true(s.full)
+    h.assert_exact(org, store, "account")
+    local row = store:first("SELECT ownerid__table, donotemail, donotemail__label, statecode__label FROM account " ..
+      "WHERE accountid = ?", ids[2])
+    assert.equal("systemuser", row.ownerid__table)
+    assert.equal(row.donotemail == 1 and "Yes" or "No", row.donotemail__label)
+    assert.equal("Active", row.statecode__label)
+    -- A null lookup has no target.
+    row = store:first("SELECT count(*) AS n FROM account WHERE primarycontactid IS NULL AND primarycontactid__table IS NOT NULL")
+    assert.equal(0, row.n)
+    -- Without labels the label columns go; the lookup targets stay.
+    s = sync.mirror(org, store, { table = "account", page_size = 3, progress = false })
+    assert.same({ "donotemail__label" }, { (function()
+      for _, c in ipairs(s.dropped) do if c == "donotemail__label" then return c end end
+    end)() })
+    assert.is_nil(store:columns_of("account").donotemail__label)
+    assert.is_truthy(store:columns_of("account").ownerid__table)
+  end)
+
   it("ends exact after the process is killed at any page or row, rerun", function()
     local db = fresh_db()
     assert.equal(0, run(db).status)

@@ -29,6 +29,30 @@ prefs parse_prefer(emu_req *r)
     return p;
 }
 
+/* Which annotations Prefer: odata.include-annotations="…" asks for ("*", a namespace
+ * wildcard or the term). Read from the raw header: the value's list holds commas. */
+static int prefer_annotations(emu_req *r)
+{
+    const char *h = emu_header(r, "Prefer");
+    const char *v = NULL;
+    for (const char *p = h; p && *p && !v; p++)
+        if (strncasecmp(p, "odata.include-annotations=", 26) == 0) v = p;
+    if (!v) return 0;
+    v += 26;
+    if (*v == '"') v++;
+    size_t n = strcspn(v, "\"");
+    char list[512];
+    snprintf(list, sizeof list, "%.*s", (int)(n < sizeof list ? n : sizeof list - 1), v);
+    int a = 0;
+    if (strcmp(list, "*") == 0 || strstr(list, "lookuplogicalname") ||
+        strstr(list, "Microsoft.Dynamics.CRM.*"))
+        a |= ANNOTATE_LOOKUP;
+    if (strcmp(list, "*") == 0 || strstr(list, "FormattedValue") ||
+        strstr(list, "OData.Community.Display.V1.*"))
+        a |= ANNOTATE_FORMATTED;
+    return a;
+}
+
 /* ---- $select and $expand ---- */
 
 void selection_free(selection *s)
@@ -186,6 +210,7 @@ int parse_select(emu_req *r, const emu_entity *t, selection *s)
     const char *ex = emu_arg(r, "$expand");
     if (ex && parse_expand(r, t, ex, s)) return -1;
     selection_prepare(s, t);
+    s->annotate = prefer_annotations(r);
     return 0;
 }
 
@@ -282,6 +307,30 @@ static void put_int(sbuf *out, long long v)
     sb_put(out, rev, (size_t)n);
 }
 
+/* The annotations Dataverse sends after a non-null value: a lookup's target table, and the
+ * formatted value of the choices whose labels the emulator knows (Yes/No, the default
+ * state and status labels); option set labels are not modelled, so picklists get none. */
+static void annotate(sbuf *out, const dv_attribute_def *a, const selection *s, const char *v,
+                     size_t vlen)
+{
+    const char *prop = s->prop[a - s->t->def.attributes];
+    if ((s->annotate & ANNOTATE_LOOKUP) &&
+        (a->type == DV_ATTR_LOOKUP || a->type == DV_ATTR_OWNER)) {
+        sb_printf(out, ",\"%s@Microsoft.Dynamics.CRM.lookuplogicalname\":", prop);
+        sb_json_str(out, a->target ? a->target : "systemuser");
+    }
+    if (!(s->annotate & ANNOTATE_FORMATTED)) return;
+    const char *label = NULL;
+    if (a->type == DV_ATTR_BOOLEAN)
+        label = (vlen == 4 && memcmp(v, "true", 4) == 0) ? "Yes" : "No";
+    else if (a->type == DV_ATTR_STATE)
+        label = (vlen == 1 && *v == '0') ? "Active" : "Inactive";
+    else if (a->type == DV_ATTR_STATUS)
+        label = (vlen == 1 && *v == '1') ? "Active" : (vlen == 1 && *v == '2') ? "Inactive" : NULL;
+    if (label)
+        sb_printf(out, ",\"%s@OData.Community.Display.V1.FormattedValue\":\"%s\"", prop, label);
+}
+
 /* Writes one row from a statement whose columns are ver, id and the stored JSON: one scan
  * of the stored members, copying out the selected ones (the stored text is the emulator's
  * own compact JSON, keys in column order). */
@@ -322,6 +371,8 @@ void emit_row(dv_emulator *e, sbuf *out, sqlite3_stmt *st, int col, const emu_en
             if (s->want[idx]) {
                 sb_put(out, s->prefix[idx], s->prefix_len[idx]);
                 sb_put(out, v, vlen);
+                if (s->annotate && !(vlen == 4 && memcmp(v, "null", 4) == 0))
+                    annotate(out, &t->def.attributes[idx], s, v, vlen);
             }
             for (int i = 0; i < s->nx; i++) {
                 if (s->xcol[i] == idx && vlen > 2 && *v == '"') {

@@ -42,7 +42,11 @@ struct selection {
     unsigned char *seen; /* scratch: columns met in the current row */
     const char **xval;   /* scratch: each expansion's id in the current row */
     size_t *xval_len;
+    int annotate; /* ANNOTATE_* bits asked for by Prefer: odata.include-annotations */
 };
+
+#define ANNOTATE_LOOKUP 1    /* Microsoft.Dynamics.CRM.lookuplogicalname */
+#define ANNOTATE_FORMATTED 2 /* OData.Community.Display.V1.FormattedValue */
 
 void selection_free(selection *s);
 /* Reads $select and $expand for t into s (free it with selection_free even on failure).
