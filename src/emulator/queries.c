@@ -122,6 +122,8 @@ int h_query_rows(emu_req *r, emu_entity *t, int count_only)
             return emu_error(r, 400, BAD_QUERY, "The $skiptoken '%s' is not valid.", skiptoken);
         }
     }
+    /* With odata.maxpagesize, Dataverse ignores $top: pages of the asked size follow. */
+    if (p.maxpagesize > 0) top = -1;
     int size = page_size(r, &p);
     long limit = top >= 0 ? (top < MAX_PAGE ? top : MAX_PAGE) : size;
     sbuf sql = {0};

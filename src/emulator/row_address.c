@@ -108,6 +108,8 @@ int parse_address(emu_req *r, const emu_entity *t, const char *p, const char **e
     }
     if (*p != ')' || a->kv.n == 0) goto bad;
     *end = p + 1;
+    a->src = start;
+    a->src_len = (int)(p - start);
     if (a->kv.n == 1 && strcmp(a->kv.v[0].name, t->def.primary_id) == 0) {
         keyval *kv = &a->kv.v[0];
         if (kv->type != SQLITE_TEXT || !guid_valid(kv->text, strlen(kv->text))) goto bad;

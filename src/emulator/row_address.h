@@ -29,6 +29,10 @@ typedef struct {
     char id[37];
     int key; /* index into t->def.keys */
     keyvals kv;
+    /* The text between the parentheses as the request wrote it: an upsert by key answers
+     * OData-EntityId in that form. */
+    const char *src;
+    int src_len;
 } address;
 
 /* Parses the part between parentheses; *end is left after ')'. Returns 0, or -1 after

@@ -120,6 +120,13 @@ static int date_ok(const char *s)
     return strlen(s) >= 10 && isdigit((unsigned char)s[0]) && s[4] == '-' && s[7] == '-';
 }
 
+/* Lookups the server fills from the caller and the owner. */
+static int is_server_lookup(const char *logical)
+{
+    return !strcmp(logical, "createdby") || !strcmp(logical, "modifiedby") ||
+           !strcmp(logical, "owninguser") || !strcmp(logical, "owningbusinessunit");
+}
+
 static int apply_cb(void *ud, const char *key, const char *type, const char *json, const char *text)
 {
     apply_ctx *c = ud;
@@ -142,6 +149,8 @@ static int apply_cb(void *ud, const char *key, const char *type, const char *jso
             if (a && a->target) a = NULL;
             if (!a) *us = '_';
         }
+        if (a && is_server_lookup(a->logical_name))
+            return 0; /* system-maintained: Dataverse ignores what a client sends */
         if (!a || (a->type != DV_ATTR_LOOKUP && a->type != DV_ATTR_OWNER)) {
             c->failed = 1;
             return emu_error(r, 400, BAD_QUERY,
@@ -340,7 +349,12 @@ int write_row(emu_req *r, const emu_entity *t, const char *id, fieldset *fs, int
         if (!fs_get(fs, "statuscode") || !strcmp(fs_get(fs, "statuscode"), "null"))
             fs_set(fs, "statuscode", "1");
         if (!fs_get(fs, "_ownerid_value")) fs_set(fs, "_ownerid_value", "\"" EMU_USER_ID "\"");
+        /* Who created and owns a row is the server's to say: the caller (WhoAmI's user). */
+        fs_set(fs, "_createdby_value", "\"" EMU_USER_ID "\"");
+        fs_set(fs, "_owninguser_value", fs_get(fs, "_ownerid_value"));
+        fs_set(fs, "_owningbusinessunit_value", "\"" EMU_BU_ID "\"");
     }
+    fs_set(fs, "_modifiedby_value", "\"" EMU_USER_ID "\"");
     fs_set(fs, "modifiedon", q);
     snprintf(q, sizeof q, "%lld", (long long)v);
     fs_set(fs, "versionnumber", q);

@@ -1,5 +1,6 @@
 /* Single rows: read by id or alternate key, create, update, upsert, delete, and single
  * columns. */
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,6 +38,9 @@ static int answer_row(emu_req *r, const emu_entity *t, const char *id, int statu
         return emu_error(r, 404, NOT_FOUND, "Entity '%s' With Id = %s Does Not Exist",
                          t->def.logical_name, id);
     }
+    char etag[64];
+    snprintf(etag, sizeof etag, "W/\"%lld\"", (long long)sqlite3_column_int64(st, 0));
+    emu_add_header(r, "ETag", etag);
     emu_json(r, status);
     sbuf ctx = {0};
     context_url(r, t, &s, &ctx);
@@ -59,6 +63,40 @@ static void entity_id_header(emu_req *r, const emu_entity *t, const char *id)
     char loc[512];
     snprintf(loc, sizeof loc, "%s%s(%s)", r->base, t->def.entity_set_name, id);
     emu_add_header(r, "OData-EntityId", loc);
+}
+
+/* An upsert addressed by alternate key answers with the key as the request wrote it
+ * (`<set>(k1=2,k2=2)`), percent-encoded where a URL needs it. */
+static void key_entity_id_header(emu_req *r, const emu_entity *t, const address *a)
+{
+    sbuf b = {0};
+    sb_printf(&b, "%s%s(", r->base, t->def.entity_set_name);
+    for (int i = 0; i < a->src_len; i++) {
+        unsigned char c = (unsigned char)a->src[i];
+        if (isalnum(c) || strchr("-._~'=,:@!$*+;", c))
+            sb_putc(&b, (char)c);
+        else
+            sb_printf(&b, "%%%02X", c);
+    }
+    sb_putc(&b, ')');
+    emu_add_header(r, "OData-EntityId", sb_str(&b));
+    sb_free(&b);
+}
+
+/* 1 when If-Match names a version other than the row's (`*` matches any). */
+static int etag_mismatch(const char *if_match, int64_t ver)
+{
+    if (!if_match || strcmp(if_match, "*") == 0) return 0;
+    char want[64];
+    snprintf(want, sizeof want, "W/\"%lld\"", (long long)ver);
+    return strcmp(if_match, want) != 0;
+}
+
+static int version_mismatch(emu_req *r)
+{
+    return emu_error(r, 412, "0x80060882",
+                     "The version of the existing record doesn't match the RowVersion "
+                     "property provided.");
 }
 
 int h_row_post(emu_req *r, emu_entity *t)
@@ -108,15 +146,9 @@ int h_row_patch(emu_req *r, emu_entity *t, const address *a)
     if (exists) {
         char *old = NULL;
         store_row_get(e, t, id, &old, &ver);
-        if (if_match && strcmp(if_match, "*") != 0) {
-            char want[64];
-            snprintf(want, sizeof want, "W/\"%lld\"", (long long)ver);
-            if (strcmp(if_match, want) != 0) {
-                free(old);
-                return emu_error(r, 412, "0x80060882",
-                                 "The version of the existing record doesn't match the RowVersion "
-                                 "property provided.");
-            }
+        if (etag_mismatch(if_match, ver)) {
+            free(old);
+            return version_mismatch(r);
         }
         each_field(e, old, strlen(old), collect_cb, &fs);
         free(old);
@@ -142,10 +174,28 @@ int h_row_patch(emu_req *r, emu_entity *t, const address *a)
             sb_free(&v);
         }
     }
+    fieldset old_keys = {0};
+    if (exists) {
+        /* An upsert that updates never moves the row's key: the body's values for the
+         * addressed key's columns give way to the stored ones. */
+        const dv_key_def *k = a->kind == ADDR_KEY ? &t->def.keys[a->key] : NULL;
+        for (int j = 0; k && j < k->n_attributes; j++) {
+            const dv_attribute_def *at = store_attr(t, k->attributes[j]);
+            char prop[160];
+            if (!at) continue;
+            emu_prop_name(at, prop, sizeof prop);
+            const char *v = fs_get(&fs, prop);
+            if (v) fs_set(&old_keys, prop, v);
+        }
+    }
     if (body_fields(r, t, r->body, r->body_len, &fs)) {
         fs_free(&fs);
+        fs_free(&old_keys);
         return -1;
     }
+    for (int i = 0; i < old_keys.n; i++)
+        fs_set(&fs, old_keys.f[i].name, old_keys.f[i].json);
+    fs_free(&old_keys);
     const char *given = fs_get(&fs, t->def.primary_id);
     if (given && strcmp(given, "null") != 0 && strncmp(given + 1, id, 36) != 0) {
         fs_free(&fs);
@@ -156,7 +206,10 @@ int h_row_patch(emu_req *r, emu_entity *t, const address *a)
     fs_free(&fs);
     if (rc) return -1;
     if (store_commit(e)) return emu_error(r, 500, "0x80040216", "The commit failed.");
-    entity_id_header(r, t, id);
+    if (a->kind == ADDR_KEY)
+        key_entity_id_header(r, t, a);
+    else
+        entity_id_header(r, t, id);
     if (parse_prefer(r).return_repr) {
         emu_add_header(r, "Preference-Applied", "return=representation");
         return answer_row(r, t, id, exists ? 200 : 201);
@@ -168,8 +221,16 @@ int h_row_patch(emu_req *r, emu_entity *t, const address *a)
 int h_row_delete(emu_req *r, emu_entity *t, const address *a)
 {
     char id[37];
-    if (!find_row(r, t, a, id)) return not_found(r, t, a);
     if (store_begin(r->emu)) return emu_error(r, 503, "0x80040216", "The store is busy.");
+    int64_t ver = 0;
+    if (!find_row(r, t, a, id) || !store_row_get(r->emu, t, id, NULL, &ver)) {
+        store_rollback(r->emu);
+        return not_found(r, t, a);
+    }
+    if (etag_mismatch(emu_header(r, "If-Match"), ver)) {
+        store_rollback(r->emu);
+        return version_mismatch(r);
+    }
     if (store_row_delete(r->emu, t, id, emu_now(r->emu)) || store_commit(r->emu))
         return emu_error(r, 500, "0x80040216", "The delete failed.");
     r->status = 204;
@@ -228,7 +289,7 @@ int h_row_property(emu_req *r, emu_entity *t, const address *a, const char *prop
     size_t saved_len = r->body_len;
     r->body = body;
     r->body_len = strlen(body);
-    address by_id = {ADDR_ID, "", 0, {{{0}}, 0}};
+    address by_id = {ADDR_ID, "", 0, {{{0}}, 0}, NULL, 0};
     snprintf(by_id.id, sizeof by_id.id, "%s", id);
     int rc = h_row_patch(r, t, &by_id);
     r->body = saved;
@@ -240,5 +301,13 @@ int h_row_property(emu_req *r, emu_entity *t, const address *a, const char *prop
 int h_row_get(emu_req *r, emu_entity *t, const address *a)
 {
     char id[37];
-    return find_row(r, t, a, id) ? answer_row(r, t, id, 200) : not_found(r, t, a);
+    int64_t ver = 0;
+    if (!find_row(r, t, a, id) || !store_row_get(r->emu, t, id, NULL, &ver))
+        return not_found(r, t, a);
+    const char *if_none = emu_header(r, "If-None-Match");
+    if (if_none && strcmp(if_none, "null") != 0 && !etag_mismatch(if_none, ver)) {
+        r->status = 304; /* the client's copy is current */
+        return 0;
+    }
+    return answer_row(r, t, id, 200);
 }
