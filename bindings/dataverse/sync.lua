@@ -776,7 +776,12 @@ function M.sync_table(org, store, job, o, stats)
     end
     local names = {}
     for i, c in ipairs(insert_cols) do names[i] = c.name end
-    if not is_load then names[#names + 1] = "_dv_op" end
+    local sqltypes = {}
+    for i, c in ipairs(insert_cols) do sqltypes[i] = c.sql end
+    if not is_load then
+      names[#names + 1] = "_dv_op"
+      sqltypes[#sqltypes + 1] = "text"
+    end
     local ncol = #insert_cols
     local build = compile_row(insert_cols)
     local idcol = job.meta.id
@@ -823,7 +828,7 @@ function M.sync_table(org, store, job, o, stats)
         if not cur or cur.run_id ~= me then
           fail("another sync took over table %s; this run stops (the other one goes on from the last page)", name)
         end
-        store:insert_rows(stage, names, rows, "upsert")
+        store:insert_rows(stage, names, rows, "upsert", sqltypes)
         if req.next_link then
           set_state(store, name, { cursor = req.next_link })
         else

@@ -160,10 +160,11 @@ local MAX_ROWS = 256
 -- Inserts rows (arrays of bindable values, in `names` order) into `tbl` with multi-row
 -- prepared INSERTs. mode: nil (plain insert) or "upsert" (on a conflict of the first column,
 -- every other column takes the new value).
-function Store:insert_rows(tbl, names, rows, mode)
+function Store:insert_rows(tbl, names, rows, mode, types)
   local n = #rows
   if n == 0 then return 0 end
   local ncol = #names
+  if self.kind == "postgres" and types and self.json_batches then return self:insert_json(tbl, names, rows, mode, types) end
   local per = math.max(1, math.min(MAX_ROWS, MAX_PARAMS[self.kind] // ncol))
   local qcols = {}
   for i, c in ipairs(names) do qcols[i] = ident(c) end
@@ -207,6 +208,44 @@ function Store:insert_rows(tbl, names, rows, mode)
     i = i + k
   end
   return n
+end
+
+-- PostgreSQL, when store.json_batches is set: the whole batch as one JSON parameter,
+-- unpacked by the server (jsonb_array_elements) and cast to each column's type, one
+-- statement per page instead of one per 999 values. Not the default: it measured slower
+-- (bench/sync_store_write.lua, docs/SYNC.md). types: the SQL type of each column.
+function Store:insert_json(tbl, names, rows, mode, types)
+  local json = require("dataverse").json
+  local NULL = json.null
+  local ncol = #names
+  for r = 1, #rows do
+    local row = rows[r]
+    for c = 1, ncol do
+      if row[c] == nil then row[c] = NULL end
+    end
+  end
+  local key = "json " .. tbl .. " " .. table.concat(names, ",") .. " " .. (mode or "")
+  local st = self.batches[key]
+  if not st then
+    local qcols, sel = {}, {}
+    for i, c in ipairs(names) do
+      qcols[i] = ident(c)
+      sel[i] = string.format("(e->>%d)::%s", i - 1, types[i])
+    end
+    local sql = "INSERT INTO " .. ident(tbl) .. " (" .. table.concat(qcols, ", ") .. ") SELECT " .. table.concat(sel, ", ") ..
+      " FROM jsonb_array_elements(?::jsonb) AS e"
+    if mode == "upsert" then
+      local sets = {}
+      for i = 2, ncol do sets[#sets + 1] = qcols[i] .. " = excluded." .. qcols[i] end
+      sql = sql .. " ON CONFLICT (" .. qcols[1] .. ") DO " ..
+        (#sets > 0 and ("UPDATE SET " .. table.concat(sets, ", ")) or "NOTHING")
+    end
+    st = self:stmt(sql, true)
+    self.batches[key] = st
+  end
+  local ok, err = st:execute(json.encode(rows))
+  if not ok then fail("%s: %s", self.what, clean(err)) end
+  return #rows
 end
 
 function Store:close()
