@@ -6,7 +6,7 @@
 #
 #   sh bench/sync_stores.sh                  # BENCH_ROWS="10000 100000" by default
 #   BENCH_ROWS="10000 1000000" sh bench/sync_stores.sh
-#   BENCH_TABLES=20 sh bench/sync_stores.sh  # also: 20 tables x BENCH_ROWS_ORG rows, scripts/sync.lua
+#   BENCH_PG=0 sh bench/sync_stores.sh     # without PostgreSQL
 set -eu
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -52,7 +52,7 @@ UPDATE org SET v = (SELECT max(ver) FROM row) WHERE k = 'version';"
 	rm -f "$WORK/mirror.sqlite"*
 	measure "SQLite (sync_sqlite)" "$N" "$DVLUA" scripts/sync_sqlite.lua --table account --columns "$MIRROR_COLUMNS" \
 		--db "$WORK/mirror.sqlite" --page-size 5000
-	if [ -x /usr/lib/postgresql/15/bin/initdb ]; then
+	if [ "${BENCH_PG:-1}" = 1 ] && [ -x /usr/lib/postgresql/15/bin/initdb ]; then
 		DSN=$("$DVLUA" bench/sync_pg.lua 2>/dev/null | head -n 1 || true)
 		PGDIR=$(echo "$DSN" | sed -n 's/.*host=\([^ ]*\).*/\1/p')
 		if [ -n "$DSN" ]; then

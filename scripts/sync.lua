@@ -97,7 +97,7 @@ end
 local function print_plan(store_kind, where, jobs, s)
   local store
   if store_kind == "sqlite" and file_exists(where) then
-    store = sync.sqlite(where)
+    store = sync.sqlite(where, { readonly = true })
   elseif store_kind == "postgres" then
     store = sync.postgres(where)
   end

@@ -889,6 +889,13 @@ function M.sync_table(org, store, job, o, stats)
       stats.token = err
     end
   end
+  -- A resumed stage ends at the snapshot its first page pinned, before this run began: one
+  -- more delta brings the mirror to the state of now.
+  if stats.resumed and stats.token then
+    state = read_state(store, name)
+    token = stats.token
+    stats.token = run_stage(false)
+  end
   stats.state = "done"
   stats.elapsed = now() - stats.started
   return stats

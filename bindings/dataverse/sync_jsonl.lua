@@ -191,6 +191,11 @@ function M.sync_table(org, dir, job, o, stats)
   end
   if not ok then error(err, 0) end
   stats.token = err
+  if stats.resumed then
+    -- The resumed stage ended at the snapshot its first page pinned: catch up to now.
+    st = { token = stats.token }
+    stats.token = run(false, nil)
+  end
   stats.state = "done"
   stats.elapsed = sync.now() - stats.started
   return stats

@@ -284,12 +284,17 @@ local function load(driver, pkg)
 end
 
 -- Opens (creating when missing) a SQLite database. WAL lets readers query the mirror while
--- a run writes to it.
-function M.sqlite(path)
+-- a run writes to it. opts.readonly: only reads follow (nothing is set or written).
+function M.sqlite(path, opts)
   local DBI = load("sqlite3", "lua-dbi-sqlite3")
   local conn, err = DBI.Connect("SQLite3", path)
   if not conn then fail("cannot open database %s: %s", path, clean(err):gsub("^Failed to connect to database: ", "")) end
   local self = new(conn, "sqlite", "database " .. path)
+  if opts and opts.readonly then
+    self:exec("PRAGMA busy_timeout = 30000")
+    self:exec("PRAGMA query_only = ON")
+    return self
+  end
   local ok, e = pcall(function()
     self:exec("PRAGMA busy_timeout = 30000")
     local mode = self:first("PRAGMA journal_mode = WAL")
