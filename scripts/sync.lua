@@ -1,3 +1,4 @@
+#!/usr/bin/env dvlua
 -- Keep many Dataverse tables in step with a SQLite file, a PostgreSQL database or JSON-lines
 -- files, run after run, through change tracking.
 --
