@@ -183,6 +183,11 @@ local function main()
       prog:finish()
     end
     for _, r in ipairs(results) do io.stderr:write(sync.summary_line(r), "\n") end
+    local st = type(org.stats) == "function" and org:stats() or nil
+    if st then
+      io.stderr:write(string.format("sync: %d tables, %d requests, %d retried, %d throttled, %.1fs waited\n", #jobs,
+        tonumber(st.requests) or 0, tonumber(st.retries) or 0, tonumber(st.throttled) or 0, tonumber(st.waited) or 0))
+    end
     if failed > 0 then
       io.stderr:write(string.format("sync: %d of %d tables failed; the others are in step\n", failed, #jobs))
       failed_any = true

@@ -283,6 +283,29 @@ describe("sync.lua over an organization", function()
     emu2:stop()
   end)
 
+  it("with the service protection limits on: throttled, retried, every mirror exact", function()
+    -- Seeded without limits, then served again from the same file with scaled-down limits.
+    local file, db = dir .. "/limits-emu.sqlite", dir .. "/limits.sqlite"
+    local emu2 = dataverse.emulator.start { db = file }
+    local org2 = h.connect(emu2)
+    h.seed(org2, 80)
+    for i = 1, 80 do org2:create("contact", { firstname = "F" .. i, lastname = "L" .. i }) end
+    emu2:stop()
+    emu2 = dataverse.emulator.start { db = file, limits = { requests = 12, concurrent = 2, window = 1 } }
+    local r = h.script(emu2, "sync.lua", { "--to", "sqlite:" .. db, "--tables", "account,contact,businessunit,systemuser",
+      "--parallel", "4", "--page-size", "8" })
+    assert.equal(0, r.status, r.stderr)
+    local throttled = tonumber(r.stderr:match("(%d+) throttled"))
+    assert.is_true(throttled > 0, r.stderr)
+    emu2:stop()
+    -- Compared without limits (the comparison's own requests would be throttled too).
+    emu2 = dataverse.emulator.start { db = file }
+    local org3 = h.connect(emu2)
+    local store <close> = sync.sqlite(db)
+    for _, t in ipairs { "account", "contact", "businessunit", "systemuser" } do h.assert_exact(org3, store, t) end
+    emu2:stop()
+  end)
+
   describe("bad input: a clear message naming it, status 1, nothing written", function()
     it("an unknown table in the list", function()
       local db = dir .. "/bad.sqlite"

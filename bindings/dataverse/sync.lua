@@ -926,7 +926,7 @@ end
 -- after the other otherwise. Returns {ok=true, value=} or {ok=false, error=} per task.
 function M.run_tasks(org, tasks, n)
   if type(org.parallel) == "function" then
-    return org:parallel(tasks, { concurrency = n, max = n })
+    return org:parallel(tasks, { concurrency = n })
   end
   local out = {}
   for i, t in ipairs(tasks) do
