@@ -76,6 +76,9 @@ local function settings(args)
   if s.all and s.tables and #s.tables > 0 then error("--tables and --all exclude each other", 0) end
   if not s.all and not (s.tables and #s.tables > 0) then error("name the tables (--tables a,b,c) or --all\n" .. USAGE, 0) end
   s.parallel = math.max(1, math.min(52, math.floor(s.parallel)))
+  -- Memory grows with the pages in flight (tables at once x page size): past 8 tables at once
+  -- the default page shrinks, so that 20 tables stay under 100 MB (docs/SYNC.md).
+  s.page_size = s.page_size or math.max(1000, math.min(5000, 40000 // s.parallel // 1000 * 1000))
   return s
 end
 
