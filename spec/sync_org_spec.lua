@@ -345,6 +345,24 @@ describe("sync.lua over an organization", function()
     end)
   end)
 
+  it("shows progress only when stderr is a terminal", function()
+    local db = dir .. "/tty.sqlite"
+    local env = h.env(emu)
+    -- script(1) gives the run a terminal; the summary lines come either way.
+    local cmd = string.format("env DATAVERSE_URL=%s DATAVERSE_TOKEN=%s %s scripts/sync.lua --to sqlite:%s --tables %s,%s " ..
+      "--page-size 50", dv.quote(env.DATAVERSE_URL), dv.quote(env.DATAVERSE_TOKEN), dv.quote(dv.bin), dv.quote(db),
+      table_name(1), table_name(2))
+    local p = assert(io.popen("script -qec " .. dv.quote(cmd) .. " /dev/null 2>&1"))
+    local out = p:read("a")
+    p:close()
+    assert.matches("tables done, %d+ running, %d+ waiting, %d+ rows, %d+ rows/s", out)
+    assert.matches(table_name(2) .. ": full load", out, 1, true)
+    local r = run { "--to", "sqlite:" .. db, "--tables", table_name(1) .. "," .. table_name(2) }
+    assert.equal(0, r.status, r.stderr)
+    assert.not_matches("tables done", r.stderr, 1, true)
+    assert.matches(table_name(1) .. ": changes", r.stderr, 1, true)
+  end)
+
   it("a config file says the same as the options", function()
     local db = dir .. "/conf.sqlite"
     local conf = dir .. "/sync.conf.lua"
