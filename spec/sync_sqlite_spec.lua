@@ -273,6 +273,20 @@ describe("sync_sqlite.lua", function()
       assert.matches("sync_sqlite: cannot open database " .. dir, r.stderr, 1, true)
     end)
 
+    it("a table of the same name that no sync made is left alone", function()
+      local other = fresh_db()
+      do
+        local s <close> = sync.sqlite(other)
+        s:exec("CREATE TABLE account (x TEXT)")
+        s:exec("INSERT INTO account VALUES ('mine')")
+      end
+      local r = run(other)
+      assert.equal(1, r.status)
+      assert.matches("sync_sqlite: the store already has a table account that this sync did not make", r.stderr, 1, true)
+      local s <close> = sync.sqlite(other)
+      assert.equal("mine", s:first("SELECT x FROM account").x)
+    end)
+
     it("bad options", function()
       local r = h.script(emu, "sync_sqlite.lua", { "--table", "account" })
       assert.equal(1, r.status)

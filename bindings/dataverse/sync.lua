@@ -698,6 +698,12 @@ function M.sync_table(org, store, job, o, stats)
     -- Claims the table: a concurrent run on it notices at its next page and stops.
     set_state(store, name, { run_id = me })
   end)
+  if not state or is_null(state.columns) or state.columns == nil then
+    -- A table of that name that no sync made (no state, or never completed): never replaced.
+    if store:columns_of(name) and not (state and state.token and not is_null(state.token)) then
+      fail("the store already has a table %s that this sync did not make; choose another name (into=) or drop it", name)
+    end
+  end
   local wcols, reason = reconcile(store, name, meta, mcols, state, stats)
   for _, col in ipairs(stats.dropped) do
     store:atomic(function()
