@@ -1,7 +1,7 @@
 #!/bin/sh
 # An organization of BENCH_TABLES tables (default 20) of BENCH_ORG_ROWS rows each (default
 # 20000) synced by scripts/sync.lua --all into SQLite: wall time and peak RSS (GNU time), with
-# --parallel 20 and with --parallel 1, against `dvlua --serve` in another process. Rows are
+# --parallel 20 and with --parallel 1 (default page sizes: 2,000 and 5,000 rows), against `dvlua --serve` in another process. Rows are
 # copied with SQL into the emulator's store from one API-created row per table.
 #
 #   sh bench/sync_org.sh
@@ -33,7 +33,7 @@ TABLES=$(seq -f 'bench_t%02g' 1 "$T" | paste -sd, -)
 for P in 20 1; do
 	rm -f "$WORK/mirror.sqlite"*
 	/usr/bin/time -f "%e %M" -o "$WORK/time.txt" "$DVLUA" scripts/sync.lua --to "sqlite:$WORK/mirror.sqlite" \
-		--tables "$TABLES" --parallel "$P" --page-size 5000 2>"$WORK/err.txt" || { tail -n 3 "$WORK/err.txt"; }
+		--tables "$TABLES" --parallel "$P" 2>"$WORK/err.txt" || { tail -n 3 "$WORK/err.txt"; }
 	set -- $(cat "$WORK/time.txt")
 	awk -v p="$P" -v t="$T" -v n="$N" -v s="$1" -v m="$2" 'BEGIN { printf "%d tables x %d rows, --parallel %-2d %8.2fs %9.0f rows/s %7.1f MB peak RSS\n", t, n, p, s, t * n / s, m / 1024 }'
 done
