@@ -280,6 +280,30 @@ describe("sync.lua over an organization", function()
     h.assert_exact(org2, store, t)
     local row = store:first("SELECT sample_extra FROM " .. t .. " WHERE " .. t .. "id = ?", first)
     assert.equal("filled", row.sample_extra)
+    -- Then sample_extra is removed and sample_code becomes a whole number: the mirror keeps
+    -- both columns with their data, says so, and goes on with the rest.
+    emu2:stop()
+    do
+      local s <close> = sync.sqlite(file)
+      s:exec("DELETE FROM attr WHERE entity = ? AND logical = 'sample_extra'", t)
+      s:exec("UPDATE attr SET type = 2 WHERE entity = ? AND logical = 'sample_code'", t)
+    end
+    emu2 = dataverse.emulator.start { db = file }
+    org2 = h.connect(emu2)
+    org2:update(t, first, { sample_name = "Renamed" })
+    r = h.script(emu2, "sync.lua", { "--to", "sqlite:" .. db, "--tables", t, "--page-size", "7" })
+    assert.equal(0, r.status, r.stderr)
+    assert.matches(t .. ": changes, 0 inserted, 1 updated", r.stderr, 1, true)
+    assert.matches("column sample_extra is no longer in the table: kept with its data", r.stderr, 1, true)
+    assert.matches("column sample_code changed type (String -> Integer): kept as it was", r.stderr, 1, true)
+    row = store:first("SELECT sample_name, sample_code, sample_extra FROM " .. t .. " WHERE " .. t .. "id = ?", first)
+    assert.same({ sample_name = "Renamed", sample_code = "C1", sample_extra = "filled" }, row)
+    -- The next run says it again and changes nothing else.
+    r = h.script(emu2, "sync.lua", { "--to", "sqlite:" .. db, "--tables", t, "--page-size", "7" })
+    assert.equal(0, r.status, r.stderr)
+    assert.matches(t .. ": changes, 0 inserted, 0 updated, 0 deleted", r.stderr, 1, true)
+    assert.matches("column sample_code changed type", r.stderr, 1, true)
+    assert.equal(30, tonumber(store:first("SELECT count(*) AS n FROM " .. t).n))
     emu2:stop()
   end)
 
