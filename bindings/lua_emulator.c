@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "emulator/emulator.h"
+#include "lua_error.h"
 #include "lua_modules.h"
 
 #define EMU_MT "dataverse.emulator"
@@ -72,9 +73,12 @@ static void sub_known(lua_State *L, const char *opt, const char *const *known)
         if (lua_type(L, -2) == LUA_TSTRING)
             for (int i = 0; known[i]; i++)
                 ok |= strcmp(known[i], lua_tostring(L, -2)) == 0;
-        if (!ok)
-            luaL_error(L, "bad option '%s' to 'start' (unknown setting '%s')", opt,
-                       lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "?");
+        if (!ok) {
+            lua_pushfstring(L, "emulator.start{%s=}", opt);
+            dv_lua_unknown_option(L, lua_tostring(L, -1),
+                                  lua_type(L, -3) == LUA_TSTRING ? lua_tostring(L, -3) : "?",
+                                  known);
+        }
         lua_pop(L, 1);
     }
 }
@@ -123,9 +127,9 @@ static int l_start(lua_State *L)
         lua_newtable(L);
     }
     luaL_checktype(L, 1, LUA_TTABLE);
-    static const char *known[] = {"db",       "host",      "port",      "token",   "faults",
-                                  "max_body", "retention", "key_delay", "timeout", "limits",
-                                  "latency",  "dop_hint",  NULL};
+    static const char *const known[] = {"db",       "host",      "port",      "token",   "faults",
+                                        "max_body", "retention", "key_delay", "timeout", "limits",
+                                        "latency",  "dop_hint",  NULL};
     lua_pushnil(L);
     while (lua_next(L, 1)) {
         int ok = 0;
@@ -133,8 +137,9 @@ static int l_start(lua_State *L)
             for (int i = 0; known[i]; i++)
                 ok |= strcmp(known[i], lua_tostring(L, -2)) == 0;
         if (!ok)
-            return luaL_error(L, "bad argument #1 to 'start' (unknown option '%s')",
-                              lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "?");
+            return dv_lua_unknown_option(L, "emulator.start",
+                                         lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "?",
+                                         known);
         lua_pop(L, 1);
     }
     dv_emulator_options o;

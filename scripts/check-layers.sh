@@ -12,7 +12,7 @@ layers='
 serve
 server
 router
-rows queries changes metadata solutions oauth
+rows queries changes metadata solutions oauth functions
 row_write row_select row_address
 store
 request clock entity builtin solution_parse query limits

@@ -268,6 +268,34 @@ describe("org:parallel and authentication", function()
   end)
 end)
 
+describe("org:sleep", function()
+  it("lets the other tasks run while one sleeps", function()
+    local emu = dataverse.emulator.start { db = ":memory:" }
+    local org = dataverse.connect { emulator = emu }
+    org:whoami()
+    emu:stats(true)
+    local r = org:parallel {
+      function()
+        org:sleep(2)
+        return emu:stats().requests -- what the other task did meanwhile
+      end,
+      function()
+        for _ = 1, 3 do org:call("GET", "WhoAmI") end
+        return "done"
+      end,
+    }
+    assert.same({ ok = true, value = 3 }, r[1])
+    assert.same({ ok = true, value = "done" }, r[2])
+    org:sleep(0) -- outside a task it simply waits
+    assert.equals(0, org:stats().queued)
+    local ok, err = pcall(org.sleep, org, -1)
+    assert.is_false(ok)
+    assert.matches("seconds", err)
+    org:close()
+    emu:stop()
+  end)
+end)
+
 describe("org:spawn and org:wait", function()
   it("run spawned tasks together, tasks may spawn more, results in spawn order", function()
     local emu = dataverse.emulator.start { db = ":memory:", latency = { request_ms = 600 }, dop_hint = 8 }

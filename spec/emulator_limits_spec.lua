@@ -173,7 +173,7 @@ describe("emulator service protection", function()
     local dataverse = require "dataverse"
     local ok, err = pcall(dataverse.emulator.start, { limits = { request = 5 } })
     assert.is_false(ok)
-    assert.matches("unknown setting 'request'", tostring(err))
+    assert.matches("emulator%.start{limits=}: unknown option 'request' %(did you mean 'requests'%?%)", tostring(err))
     ok, err = pcall(dataverse.emulator.start, { latency = { request_ms = -1 } })
     assert.is_false(ok)
     assert.matches("latency.request_ms", tostring(err))

@@ -85,15 +85,20 @@ describe("sync_sqlite.lua", function()
 
   it("mirrors lookups with their target table and, with labels, choices with their labels", function()
     local db = fresh_db()
+    local contact = org:create("contact", { firstname = "Pat", lastname = "Lookup" })
+    local linked = org:create("account", { name = "Linked", donotemail = true,
+      ["primarycontactid@odata.bind"] = "/contacts(" .. contact .. ")" })
+    ids[#ids + 1] = linked
     local store <close> = sync.sqlite(db)
     local s = sync.mirror(org, store, { table = "account", page_size = 3, progress = false, labels = true })
     assert.is_true(s.full)
     h.assert_exact(org, store, "account")
-    local row = store:first("SELECT ownerid__table, donotemail, donotemail__label, statecode__label FROM account " ..
-      "WHERE accountid = ?", ids[2])
-    assert.equal("systemuser", row.ownerid__table)
-    assert.equal(row.donotemail == 1 and "Yes" or "No", row.donotemail__label)
-    assert.equal("Active", row.statecode__label)
+    local row = store:first("SELECT primarycontactid, primarycontactid__table, donotemail, donotemail__label FROM account " ..
+      "WHERE accountid = ?", linked)
+    assert.equal(contact, row.primarycontactid)
+    assert.equal("contact", row.primarycontactid__table)
+    assert.equal(1, row.donotemail)
+    assert.equal("Yes", row.donotemail__label)
     -- A null lookup has no target.
     row = store:first("SELECT count(*) AS n FROM account WHERE primarycontactid IS NULL AND primarycontactid__table IS NOT NULL")
     assert.equal(0, row.n)

@@ -31,17 +31,22 @@ static dv_auth *make_auth(const dv_conn_options *o, const char *url, dv_error *e
     if (o->token && *o->token) {
         ao.kind = DV_AUTH_STATIC;
         ao.token = o->token;
-    } else if (o->client_id || o->client_secret || o->tenant_id) {
+    } else if (o->client_secret || o->device_code) {
         if (dv_auth_scope_for_url(url, scope, sizeof scope)) {
             dv_error_set(err, 0, "config", "cannot derive a token scope from the URL");
             return NULL;
         }
-        ao.kind = o->client_secret ? DV_AUTH_CLIENT_CREDENTIALS : DV_AUTH_DEVICE_CODE;
+        ao.kind = o->device_code ? DV_AUTH_DEVICE_CODE : DV_AUTH_CLIENT_CREDENTIALS;
         ao.tenant_id = o->tenant_id;
         ao.client_id = o->client_id;
         ao.client_secret = o->client_secret;
         ao.authority_host = o->authority_host;
         ao.scope = scope;
+    } else if (o->client_id || o->tenant_id) {
+        dv_error_set(err, 0, "config",
+                     "a client id needs a client secret (client credentials) or device code "
+                     "sign-in");
+        return NULL;
     } else {
         return dv_auth_from_env(url, err);
     }
@@ -125,6 +130,11 @@ const char *dv_conn_url(const dv_conn *c)
 const char *dv_conn_base(const dv_conn *c)
 {
     return c->base;
+}
+
+void dv_conn_set_events(dv_conn *c, dv_http_event_fn fn, void *ud)
+{
+    dv_http_set_events(c->http, fn, ud);
 }
 
 void dv_conn_describe_auth(const dv_conn *c, char *out, size_t outsz)

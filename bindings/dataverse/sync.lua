@@ -248,8 +248,12 @@ end
 
 -- Reads the table's metadata and picks the columns; raises on an unknown table or column and
 -- on a table without change tracking, so scripts can check before touching their store.
+local JOB = { table = "string", columns = "table", into = "string", full = "boolean",
+  page_size = "integer", progress = "boolean", soft_delete = "boolean", history = "boolean", labels = "boolean" }
+
 function M.plan(org, opts)
   assert(type(opts) == "table" and type(opts.table) == "string", "opts.table is required")
+  require("dataverse.util").check_options(opts, JOB, "sync", 2)
   local meta = M.describe(org, opts.table)
   if not meta.change_tracking then
     fail("table %q does not have change tracking enabled (ChangeTrackingEnabled is false)", meta.name)
@@ -451,6 +455,11 @@ M.token_version = token_version
 -- Pages of changes.
 ---------------------------------------------------------------------------------------------
 
+-- The annotations a mirror reads (lookup targets, labels), asked for on every page.
+local ANN_HEADERS = {
+  Prefer = 'odata.include-annotations="Microsoft.Dynamics.CRM.lookuplogicalname,OData.Community.Display.V1.FormattedValue"',
+}
+
 -- Walks change pages: on_change(change) for each change, then on_page() once the page is
 -- delivered, with opts.next_link set to the page's continuation (nil on the last page) and
 -- opts.token to the new data token (on the last page only). opts: entity, columns, since,
@@ -465,7 +474,7 @@ local function each_change(org, opts, on_change, on_page)
       data_version = opts.since,
       page_size = opts.page_size,
       paging_cookie = cookie,
-      annotations = opts.annotations,
+      headers = opts.annotations and ANN_HEADERS or nil,
     }
     for _, change in ipairs(r.changes or {}) do on_change(change) end
     cookie = r.more_records and r.paging_cookie or nil

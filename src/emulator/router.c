@@ -4,6 +4,7 @@
 
 #include "changes.h"
 #include "emu_internal.h"
+#include "functions.h"
 #include "metadata.h"
 #include "queries.h"
 #include "row_address.h"
@@ -104,6 +105,7 @@ int router_route(emu_req *r, const char *rest)
         return h_import_solution_async(r);
     }
     if (strcmp(rest, "ReactivateEntityKey") == 0) return h_reactivate_key(r, NULL, NULL);
+    if (emu_is_function(rest)) return h_function(r, rest);
     if (strncmp(rest, "$metadata", 9) == 0 || strncmp(rest, "$batch", 6) == 0)
         return emu_error(r, 501, "0x80060888", "'%s' is not served by the dvlua emulator.", rest);
     return route_rows(r, rest);

@@ -29,30 +29,6 @@ prefs parse_prefer(emu_req *r)
     return p;
 }
 
-/* Which annotations Prefer: odata.include-annotations="…" asks for ("*", a namespace
- * wildcard or the term). Read from the raw header: the value's list holds commas. */
-static int prefer_annotations(emu_req *r)
-{
-    const char *h = emu_header(r, "Prefer");
-    const char *v = NULL;
-    for (const char *p = h; p && *p && !v; p++)
-        if (strncasecmp(p, "odata.include-annotations=", 26) == 0) v = p;
-    if (!v) return 0;
-    v += 26;
-    if (*v == '"') v++;
-    size_t n = strcspn(v, "\"");
-    char list[512];
-    snprintf(list, sizeof list, "%.*s", (int)(n < sizeof list ? n : sizeof list - 1), v);
-    int a = 0;
-    if (strcmp(list, "*") == 0 || strstr(list, "lookuplogicalname") ||
-        strstr(list, "Microsoft.Dynamics.CRM.*"))
-        a |= ANNOTATE_LOOKUP;
-    if (strcmp(list, "*") == 0 || strstr(list, "FormattedValue") ||
-        strstr(list, "OData.Community.Display.V1.*"))
-        a |= ANNOTATE_FORMATTED;
-    return a;
-}
-
 /* ---- $select and $expand ---- */
 
 void selection_free(selection *s)
@@ -202,15 +178,55 @@ static void selection_prepare(selection *s, const emu_entity *t)
         s->xcol[i] = (int)(s->x[i].a - t->def.attributes);
 }
 
+/* 1 when the include-annotations pattern list (comma-separated: "*", "A.B.*", "A.B.name")
+ * covers the annotation name. */
+static int pattern_covers(const char *list, size_t len, const char *name)
+{
+    size_t i = 0;
+    while (i < len) {
+        size_t j = i;
+        while (j < len && list[j] != ',')
+            j++;
+        size_t n = j - i;
+        const char *p = list + i;
+        if ((n == 1 && *p == '*') || (n == strlen(name) && memcmp(p, name, n) == 0) ||
+            (n >= 2 && p[n - 1] == '*' && p[n - 2] == '.' && strncmp(name, p, n - 1) == 0))
+            return 1;
+        i = j + 1;
+    }
+    return 0;
+}
+
+/* The EMU_ANN_* bits of Prefer: odata.include-annotations="…". */
+static unsigned wanted_annotations(emu_req *r)
+{
+    const char *h = emu_header(r, "Prefer");
+    const char *p = h ? strstr(h, "odata.include-annotations=") : NULL;
+    if (!p) return 0;
+    p += strlen("odata.include-annotations=");
+    size_t len;
+    if (*p == '"') {
+        const char *end = strchr(++p, '"');
+        len = end ? (size_t)(end - p) : strlen(p);
+    } else {
+        len = strcspn(p, ", ");
+    }
+    unsigned ann = 0;
+    if (pattern_covers(p, len, "Microsoft.Dynamics.CRM.lookuplogicalname")) ann |= EMU_ANN_LOOKUP;
+    if (pattern_covers(p, len, "OData.Community.Display.V1.FormattedValue"))
+        ann |= EMU_ANN_FORMATTED;
+    return ann;
+}
+
 int parse_select(emu_req *r, const emu_entity *t, selection *s)
 {
     memset(s, 0, sizeof *s);
+    s->annotate = wanted_annotations(r);
     const char *sel = emu_arg(r, "$select");
     if (parse_select_str(r, t, sel, sel ? strlen(sel) : 0, s)) return -1;
     const char *ex = emu_arg(r, "$expand");
     if (ex && parse_expand(r, t, ex, s)) return -1;
     selection_prepare(s, t);
-    s->annotate = prefer_annotations(r);
     return 0;
 }
 
@@ -307,33 +323,41 @@ static void put_int(sbuf *out, long long v)
     sb_put(out, rev, (size_t)n);
 }
 
-/* The annotations Dataverse sends after a non-null value: a lookup's target table, and the
- * formatted value of the choices whose labels the emulator knows (Yes/No, the default
- * state and status labels); option set labels are not modelled, so picklists get none. */
-static void annotate(sbuf *out, const dv_attribute_def *a, const selection *s, const char *v,
-                     size_t vlen)
-{
-    const char *prop = s->prop[a - s->t->def.attributes];
-    if ((s->annotate & ANNOTATE_LOOKUP) &&
-        (a->type == DV_ATTR_LOOKUP || a->type == DV_ATTR_OWNER)) {
-        sb_printf(out, ",\"%s@Microsoft.Dynamics.CRM.lookuplogicalname\":", prop);
-        sb_json_str(out, a->target ? a->target : "systemuser");
-    }
-    if (!(s->annotate & ANNOTATE_FORMATTED)) return;
-    const char *label = NULL;
-    if (a->type == DV_ATTR_BOOLEAN)
-        label = (vlen == 4 && memcmp(v, "true", 4) == 0) ? "Yes" : "No";
-    else if (a->type == DV_ATTR_STATE)
-        label = (vlen == 1 && *v == '0') ? "Active" : "Inactive";
-    else if (a->type == DV_ATTR_STATUS)
-        label = (vlen == 1 && *v == '1') ? "Active" : (vlen == 1 && *v == '2') ? "Inactive" : NULL;
-    if (label)
-        sb_printf(out, ",\"%s@OData.Community.Display.V1.FormattedValue\":\"%s\"", prop, label);
-}
-
 /* Writes one row from a statement whose columns are ver, id and the stored JSON: one scan
  * of the stored members, copying out the selected ones (the stored text is the emulator's
  * own compact JSON, keys in column order). */
+/* The annotations that follow a column's value: a lookup's target table and the target
+ * row's primary name, a boolean's Yes/No. (Dataverse formats more: option set labels, money,
+ * dates in the user's locale; the emulator does not know those.) */
+static void emit_annotations(dv_emulator *e, sbuf *out, const dv_attribute_def *a, const char *prop,
+                             size_t plen, const char *v, size_t vlen, unsigned ann)
+{
+    const char *fv = "@OData.Community.Display.V1.FormattedValue";
+    if (vlen == 4 && memcmp(v, "null", 4) == 0) return;
+    if (a->type == DV_ATTR_BOOLEAN && (ann & EMU_ANN_FORMATTED)) {
+        sb_printf(out, ",\"%.*s%s\":\"%s\"", (int)plen, prop, fv, *v == 't' ? "Yes" : "No");
+        return;
+    }
+    if (a->type != DV_ATTR_LOOKUP || !a->target || vlen < 3 || vlen > 40 || *v != '"') return;
+    if (ann & EMU_ANN_LOOKUP)
+        sb_printf(out, ",\"%.*s@Microsoft.Dynamics.CRM.lookuplogicalname\":\"%s\"", (int)plen, prop,
+                  a->target);
+    const emu_entity *target = store_by_logical(e, a->target, strlen(a->target));
+    if (!(ann & EMU_ANN_FORMATTED) || !target || !target->def.primary_name) return;
+    char path[160];
+    snprintf(path, sizeof path, "$.%s", target->def.primary_name);
+    sqlite3_stmt *st = store_stmt(e, "SELECT data ->> ?3 FROM row WHERE entity=?1 AND id=?2");
+    if (!st) return;
+    sqlite3_bind_text(st, 1, a->target, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, v + 1, (int)vlen - 2, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 3, path, -1, SQLITE_TRANSIENT);
+    if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) == SQLITE_TEXT) {
+        sb_printf(out, ",\"%.*s%s\":", (int)plen, prop, fv);
+        sb_json_str(out, (const char *)sqlite3_column_text(st, 0));
+    }
+    sqlite3_reset(st);
+}
+
 void emit_row(dv_emulator *e, sbuf *out, sqlite3_stmt *st, int col, const emu_entity *t,
               const selection *s)
 {
@@ -371,8 +395,9 @@ void emit_row(dv_emulator *e, sbuf *out, sqlite3_stmt *st, int col, const emu_en
             if (s->want[idx]) {
                 sb_put(out, s->prefix[idx], s->prefix_len[idx]);
                 sb_put(out, v, vlen);
-                if (s->annotate && !(vlen == 4 && memcmp(v, "null", 4) == 0))
-                    annotate(out, &t->def.attributes[idx], s, v, vlen);
+                if (s->annotate)
+                    emit_annotations(e, out, &t->def.attributes[idx], k, klen, v, vlen,
+                                     s->annotate);
             }
             for (int i = 0; i < s->nx; i++) {
                 if (s->xcol[i] == idx && vlen > 2 && *v == '"') {

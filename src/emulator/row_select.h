@@ -42,11 +42,11 @@ struct selection {
     unsigned char *seen; /* scratch: columns met in the current row */
     const char **xval;   /* scratch: each expansion's id in the current row */
     size_t *xval_len;
-    int annotate; /* ANNOTATE_* bits asked for by Prefer: odata.include-annotations */
+    unsigned annotate; /* EMU_ANN_* the Prefer header's odata.include-annotations asks for */
 };
 
-#define ANNOTATE_LOOKUP 1    /* Microsoft.Dynamics.CRM.lookuplogicalname */
-#define ANNOTATE_FORMATTED 2 /* OData.Community.Display.V1.FormattedValue */
+/* Annotations emit_row can add after a column's value. */
+enum { EMU_ANN_LOOKUP = 1, EMU_ANN_FORMATTED = 2 };
 
 void selection_free(selection *s);
 /* Reads $select and $expand for t into s (free it with selection_free even on failure).
