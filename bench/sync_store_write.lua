@@ -5,7 +5,8 @@
 --
 -- SQLite: multi-row prepared INSERTs (LuaDBI). PostgreSQL (a throwaway cluster from
 -- spec/helpers/pg.lua): multi-row prepared INSERTs of up to 999 values, and the whole page as
--- one JSON parameter unpacked by jsonb_array_elements. Prints seconds and rows/s per path.
+-- one JSON parameter unpacked by jsonb_array_elements, and one array parameter per column
+-- unpacked by unnest. Prints seconds and rows/s per path.
 package.path = "spec/helpers/?.lua;" .. package.path
 local S = require "dataverse.sync_store"
 local sync = require "dataverse.sync"
@@ -32,7 +33,17 @@ local function page(p, size, pg)
   return rows
 end
 
-local function run(store, label, pg, json)
+-- A PostgreSQL array literal of one column of the page (a bound parameter's text).
+local function array_text(rows, c)
+  local out = {}
+  for i = 1, #rows do
+    local v = rows[i][c]
+    out[i] = v == nil and "NULL" or ('"' .. tostring(v):gsub('[\\"]', '\\%0') .. '"')
+  end
+  return "{" .. table.concat(out, ",") .. "}"
+end
+
+local function run(store, label, pg, json, unnest)
   local ty = types(pg)
   local defs = {}
   for i, n in ipairs(names) do defs[i] = '"' .. n .. '" ' .. ty[i] .. (i == 1 and " PRIMARY KEY" or "") end
@@ -42,7 +53,19 @@ local function run(store, label, pg, json)
   for p = 0, N // 5000 - 1 do
     local rows = page(p, 5000, pg)
     store:begin()
-    store:insert_rows("bench_w", names, rows, "upsert", json and ty or nil)
+    if unnest then
+      local sel, q, sets, args = {}, {}, {}, {}
+      for i, n in ipairs(names) do
+        sel[i] = "?::" .. ty[i] .. "[]"
+        q[i] = '"' .. n .. '"'
+        if i > 1 then sets[#sets + 1] = q[i] .. " = excluded." .. q[i] end
+        args[i] = array_text(rows, i)
+      end
+      store:exec('INSERT INTO "bench_w" (' .. table.concat(q, ", ") .. ") SELECT * FROM unnest(" ..
+        table.concat(sel, ", ") .. ') ON CONFLICT ("id") DO UPDATE SET ' .. table.concat(sets, ", "), table.unpack(args))
+    else
+      store:insert_rows("bench_w", names, rows, "upsert", json and ty or nil)
+    end
     store:commit()
   end
   local dt = now() - t0
@@ -60,6 +83,7 @@ for _ = 1, REPS do
   run(lite, "SQLite VALUES", false, false)
   run(pgs, "PostgreSQL VALUES (999)", true, false)
   run(pgj, "PostgreSQL jsonb page", true, true)
+  run(pgs, "PostgreSQL unnest arrays", true, false, true)
 end
 pgs:close()
 pgj:close()
