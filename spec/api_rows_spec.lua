@@ -190,9 +190,10 @@ describe("rows", function()
     end)
 
     it("sends a body and headers", function()
-      local status, headers = org:request("POST", "accounts", { name = "Raw" }, { Prefer = "return=representation" })
+      local status, headers, body = org:request("POST", "accounts", { name = "Raw" }, { Prefer = "return=representation" })
       assert.equals(201, status)
-      assert.matches("accounts%(", headers["odata-entityid"])
+      assert.equals("return=representation", headers["preference-applied"])
+      assert.equals("Raw", body.name)
     end)
   end)
 

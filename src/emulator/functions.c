@@ -9,10 +9,17 @@
 #define RTRC "RetrieveTotalRecordCount"
 #define MAX_NAMES 64
 
+#define RV "RetrieveVersion"
+
+static int named(const char *path, const char *name)
+{
+    size_t n = strlen(name);
+    return strncmp(path, name, n) == 0 && (path[n] == '(' || path[n] == '\0');
+}
+
 int emu_is_function(const char *path)
 {
-    size_t n = strlen(RTRC);
-    return strncmp(path, RTRC, n) == 0 && (path[n] == '(' || path[n] == '\0');
+    return named(path, RTRC) || named(path, RV);
 }
 
 /* The text of parameter name in "(A=x,B=y)", resolving a parameter alias ("@p") from the
@@ -130,9 +137,24 @@ static int retrieve_total_record_count(emu_req *r, const char *path)
     return 0;
 }
 
+/* The service's version; the number is the emulator's own (real ones look like
+ * 9.2.24074.00200), of the v9.2 Web API it serves. */
+static int retrieve_version(emu_req *r, const char *path)
+{
+    if (strcmp(path, RV) != 0 && strcmp(path, RV "()") != 0)
+        return emu_error(r, 400, "0x80060888", "The function '" RV "' takes no parameters.");
+    emu_json(r, 200);
+    sb_printf(&r->out,
+              "{\"@odata.context\":\"%s$metadata#Microsoft.Dynamics.CRM.RetrieveVersionResponse\","
+              "\"Version\":\"9.2.0.0\"}",
+              r->base);
+    return 0;
+}
+
 int h_function(emu_req *r, const char *path)
 {
+    int rv = named(path, RV);
     if (strcmp(r->method, "GET") != 0)
-        return emu_error(r, 405, "0x80060888", "%s is a function: use GET.", RTRC);
-    return retrieve_total_record_count(r, path);
+        return emu_error(r, 405, "0x80060888", "%s is a function: use GET.", rv ? RV : RTRC);
+    return rv ? retrieve_version(r, path) : retrieve_total_record_count(r, path);
 }

@@ -47,6 +47,10 @@ void emu_add_header(emu_req *r, const char *name, const char *value);
 /* Sets a Dataverse-shaped error answer; returns -1. */
 int emu_error(emu_req *r, int status, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+/* 1 when Prefer: odata.include-annotations="…" covers the annotation name. */
+int emu_annotation_wanted(emu_req *r, const char *name);
+/* Echoes the include-annotations preference in a Preference-Applied header. */
+void emu_annotations_applied(emu_req *r);
 /* Starts a JSON answer with the given status. */
 void emu_json(emu_req *r, int status);
 /* Appends every query argument except those named in skip (NULL-terminated) as k=v&... */

@@ -54,7 +54,7 @@ static int route_rows(emu_req *r, const char *path)
     const char *end = NULL;
     if (parse_address(r, t, p + 1, &end, &a)) return -1;
     int rc;
-    if (*end == '/' && end[1] != '$' && strchr(end + 1, '/') == NULL) {
+    if (*end == '/' && end[1] != '$' && end[1]) {
         rc = h_row_property(r, t, &a, end + 1);
     } else if (*end) {
         rc = emu_error(r, 501, BAD_QUERY, "The path '%s' is not served by the dvlua emulator.",
