@@ -12,10 +12,10 @@ layers='
 serve
 server
 router
-rows queries changes metadata solutions oauth functions batch bulk
+rows queries changes metadata solutions oauth functions batch bulk csdl
 metadata_write row_put
 metadata_json
-row_write row_select row_address options metadata_store
+row_write row_select row_address options metadata_store components
 store
 request clock entity builtin solution_parse query limits
 sbuf latency multipart

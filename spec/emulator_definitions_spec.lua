@@ -368,9 +368,13 @@ describe("emulator table definitions", function()
       assert.truthy(table.concat(req, " "):find("sample_productid", 1, true))
       r = ok(api.get("EntityDefinitions(LogicalName='sample_product')/ManyToOneRelationships?$select=SchemaName,ReferencedEntity"), 200)
       local rel = {}
-      for _, v in ipairs(r.json.value) do rel[v.SchemaName] = v.ReferencedEntity end
-      assert.equals("systemuser", rel.lk_sample_product_createdby)
-      assert.equals("businessunit", rel.business_unit_sample_products)
+      for _, v in ipairs(r.json.value) do rel[v.ReferencingAttribute or v.SchemaName] = v end
+      r = ok(api.get("EntityDefinitions(LogicalName='sample_product')/ManyToOneRelationships"
+        .. "?$select=SchemaName,ReferencedEntity,ReferencingAttribute"), 200)
+      for _, v in ipairs(r.json.value) do rel[v.ReferencingAttribute] = v end
+      assert.equals("systemuser", rel.createdby.ReferencedEntity)
+      assert.equals("businessunit", rel.owningbusinessunit.ReferencedEntity)
+      assert.matches("^%w", rel.owningbusinessunit.SchemaName)
     end)
 
     it("reads SystemRequired where the solution says so", function()

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "components.h"
 #include "metadata_store.h"
 #include "query.h"
 #include "store.h"
@@ -152,11 +153,12 @@ static const mtype attr_casts[] = {
     {"StatusAttributeMetadata", attr_props, state_props, optionset_navs, DV_ATTR_STATUS},
     /* The base's other derived types: documented, never holding a column here. */
     {"EnumAttributeMetadata", attr_props, picklist_props, optionset_navs, -3},
-    {"MultiSelectPicklistAttributeMetadata", attr_props, picklist_props, optionset_navs, -3},
-    {"ImageAttributeMetadata", attr_props, NULL, no_navs, -3},
-    {"FileAttributeMetadata", attr_props, NULL, no_navs, -3},
-    {"EntityNameAttributeMetadata", attr_props, NULL, no_navs, -3},
-    {"ManagedPropertyAttributeMetadata", attr_props, NULL, no_navs, -3},
+    {"MultiSelectPicklistAttributeMetadata", attr_props, picklist_props, optionset_navs,
+     DV_ATTR_MULTISELECT},
+    {"ImageAttributeMetadata", attr_props, NULL, no_navs, DV_ATTR_IMAGE},
+    {"FileAttributeMetadata", attr_props, NULL, no_navs, DV_ATTR_FILE},
+    {"EntityNameAttributeMetadata", attr_props, NULL, no_navs, DV_ATTR_ENTITYNAME},
+    {"ManagedPropertyAttributeMetadata", attr_props, NULL, no_navs, DV_ATTR_MANAGEDPROPERTY},
 };
 
 static const mprop key_props[] = {
@@ -341,6 +343,24 @@ void mitems_relationships(dv_emulator *e, const emu_entity *entity, char side, m
     }
 }
 
+typedef struct {
+    const char *referencing, *attribute, *referenced;
+    char *out;
+    size_t cap;
+    int found;
+} rel_find;
+
+static void rel_found(void *ud, const char *name, const char *referencing, const char *attribute,
+                      const char *referenced)
+{
+    rel_find *f = ud;
+    if (f->found || !name || !referencing || !attribute || strcmp(referencing, f->referencing) ||
+        strcmp(attribute, f->attribute) || (referenced && strcmp(referenced, f->referenced)))
+        return;
+    snprintf(f->out, f->cap, "%s", name);
+    f->found = 1;
+}
+
 void mrel_schema(dv_emulator *e, const mitem *it, char *out, size_t cap)
 {
     const dv_attribute_def *a = &it->t->def.attributes[it->i];
@@ -354,6 +374,10 @@ void mrel_schema(dv_emulator *e, const mitem *it, char *out, size_t cap)
         free(name);
         return;
     }
+    /* The name an imported solution gave the relationship. */
+    rel_find f = {it->t->def.logical_name, a->logical_name, tg[it->j], out, cap, 0};
+    comp_relationships(e, rel_found, &f);
+    if (f.found) return;
     static const struct {
         const char *entity, *attr, *target, *name;
     } known[] = {
@@ -569,11 +593,8 @@ static void entity_doc(dv_emulator *e, const emu_entity *t, sbuf *b)
 
 static const char *attr_type_name(const dv_attribute_def *a)
 {
-    static const char *n[] = {"String",           "Memo",     "Integer", "BigInt",   "Decimal",
-                              "Double",           "Money",    "Boolean", "DateTime", "Lookup",
-                              "Uniqueidentifier", "Picklist", "State",   "Status",   "Owner"};
     if (is_customer(a)) return "Customer";
-    return (unsigned)a->type < sizeof n / sizeof n[0] ? n[a->type] : "String";
+    return dv_attr_type_code(a->type);
 }
 
 static const char *attr_odata_type(const dv_attribute_def *a)
@@ -608,8 +629,19 @@ static const char *attr_odata_type(const dv_attribute_def *a)
         return "State";
     case DV_ATTR_STATUS:
         return "Status";
+    case DV_ATTR_FILE:
+        return "File";
+    case DV_ATTR_IMAGE:
+        return "Image";
+    case DV_ATTR_MULTISELECT:
+        return "MultiSelectPicklist";
+    case DV_ATTR_ENTITYNAME:
+        return "EntityName";
+    case DV_ATTR_MANAGEDPROPERTY:
+        return "ManagedProperty";
+    default: /* virtual, party list, calendar rules: the base type */
+        return "";
     }
-    return "String";
 }
 
 static int is_system_column(const emu_entity *t, const dv_attribute_def *a)
@@ -642,20 +674,22 @@ static void attr_doc(dv_emulator *e, const emu_entity *t, int idx, sbuf *b)
     str_prop(b, "SchemaName", a->logical_name);
     str_prop(b, "EntityLogicalName", t->def.logical_name);
     str_prop(b, "AttributeType", tn);
-    sb_printf(b, ",\"AttributeTypeName\":{\"Value\":\"%sType\"}", tn);
+    const char *tname = dv_attr_type_name(a->type);
+    sb_printf(b, ",\"AttributeTypeName\":{\"Value\":\"%s%s\"}", tname ? tname : tn,
+              tname ? "" : "Type");
     str_prop(b, "AttributeOf", NULL);
     sb_printf(b, ",\"ColumnNumber\":%d", idx + 1);
     sb_puts(b, ",\"DisplayName\":");
     label(b, a->display_name);
     sb_puts(b, ",\"Description\":");
     label(b, NULL);
-    const char *req = a->required == 2 ? "SystemRequired"
-                      : a->required    ? "ApplicationRequired"
-                                       : "None";
+    /* A primary key is SystemRequired whatever its definition says. */
+    int level = !strcmp(a->logical_name, t->def.primary_id) ? 2 : a->required;
+    const char *req = level == 2 ? "SystemRequired" : level ? "ApplicationRequired" : "None";
     sb_printf(b,
               ",\"RequiredLevel\":{\"Value\":\"%s\",\"CanBeChanged\":%s,"
               "\"ManagedPropertyLogicalName\":\"canmodifyrequirementlevelsettings\"}",
-              req, a->required == 2 ? "false" : "true");
+              req, level == 2 ? "false" : "true");
     int pid = !strcmp(a->logical_name, t->def.primary_id);
     int pname = t->def.primary_name && !strcmp(a->logical_name, t->def.primary_name);
     int sysread = !strcmp(a->logical_name, "createdon") || !strcmp(a->logical_name, "modifiedon") ||
