@@ -23,6 +23,7 @@ typedef struct {
     long timeout;               /* seconds per try; 0 means 120 */
     int retries;                /* extra tries for throttling; negative means the default */
     int trace;                  /* 1: trace requests on stderr (secrets redacted) */
+    int allow_insecure_http;    /* 1: plain http:// to a host that is not loopback is fine */
 } dv_conn_options;
 
 /* Returns NULL with err filled when the options are unusable (no URL, partial credentials).

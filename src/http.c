@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "auth.h"
+#include "urlsafe.h"
 #include "jscan.h"
 #include "trace.h"
 #include "version.h"
@@ -534,6 +535,15 @@ int dv_http_request(dv_http *h, const dv_http_req *req, dv_http_resp *resp, dv_e
         return dv_error_set(err, 0, "usage", "an HTTP request needs a method and a URL");
     }
     url_for_message(req->url, where, sizeof where);
+    if ((wants_auth || (req->flags & DV_HTTP_SENSITIVE)) && !h->opt.allow_insecure_http) {
+        char host[256];
+        if (dv_url_cleartext_remote(req->url, host, sizeof host))
+            return dv_error_set(err, 0, "insecure",
+                                "refusing to send %s to %s over plain http://: anyone on the "
+                                "network could read it; use https://, or set "
+                                "allow_insecure_http = true for a network you trust",
+                                wants_auth ? "a bearer token" : "credentials", host);
+    }
 
     for (int retry = 0;; retry++) {
         const char *token = NULL;

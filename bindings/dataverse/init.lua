@@ -9,7 +9,7 @@ local announced = false -- the built-in emulator is announced once per process
 local OPTIONS = {
   url = "string", token = "string", tenant_id = "string", client_id = "string",
   client_secret = "string", authority_host = "string", timeout = "number", retries = "number",
-  page_size = "number", trace = "boolean",
+  page_size = "number", trace = "boolean", allow_insecure_http = "boolean",
 }
 
 local function env(name)
@@ -91,6 +91,7 @@ return function(M)
       url = url, token = token, tenant_id = opts.tenant_id, client_id = opts.client_id,
       client_secret = opts.client_secret, authority_host = opts.authority_host,
       timeout = opts.timeout, retries = opts.retries, trace = trace,
+      allow_insecure_http = opts.allow_insecure_http,
     }
     local st = org:state()
     st.page_size = opts.page_size and math.tointeger(opts.page_size) or nil
