@@ -2,9 +2,10 @@
 PREFIX  ?= /usr/local
 CC      ?= cc
 PKGS    := lua5.4 lua5.4-cjson libcurl libmicrohttpd sqlite3 libzip expat
+# CFLAGS and LDFLAGS are the user's (`make CFLAGS=-O0`); what the build needs is in DV_*.
 CFLAGS  ?= -O2 -g
-CFLAGS  += -std=gnu11 -Wall -Wextra -Isrc -Ibindings -Ibuild
-LDFLAGS += -Wl,-E
+DV_CFLAGS  := -std=gnu11 -Wall -Wextra -Isrc -Ibindings -Ibuild
+DV_LDFLAGS := -Wl,-E
 
 # Resolved lazily so that `make deps` works before pkg-config has the packages.
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
@@ -20,18 +21,18 @@ DEPF := $(OBJ:.o=.d)
 all: dvlua
 
 dvlua: $(OBJ)
-	$(CC) $(LDFLAGS) -o $@ $(OBJ) $(PKG_LIBS) -lm -lpthread
+	$(CC) $(DV_LDFLAGS) $(LDFLAGS) -o $@ $(OBJ) $(PKG_LIBS) -lm -lpthread
 
 build/%.o: %.c | check-deps
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(PKG_CFLAGS) -MMD -MP -c -o $@ $<
+	$(CC) $(DV_CFLAGS) $(CFLAGS) $(PKG_CFLAGS) -MMD -MP -c -o $@ $<
 
 # Lua helpers are compiled into the binary: no file lookups at run time.
 build/embedded_lua.c: $(LUA) build/bin2c
 	build/bin2c $(LUA) > $@
 
 build/embedded_lua.o: build/embedded_lua.c
-	$(CC) $(CFLAGS) -c -o $@ $<
+	$(CC) $(DV_CFLAGS) $(CFLAGS) -c -o $@ $<
 
 build/bin2c: tools/bin2c.c
 	@mkdir -p build
