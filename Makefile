@@ -16,7 +16,8 @@ LUA  := $(sort $(wildcard bindings/dataverse/*.lua))
 OBJ  := $(patsubst %.c,build/%.o,$(SRC)) build/embedded_lua.o
 DEPF := $(OBJ:.o=.d)
 
-.PHONY: all deps test demo bench install uninstall clean format lint check-deps fuzz
+.PHONY: all deps test demo bench install uninstall clean format lint check-deps fuzz \
+	check-sanitize fuzz-short
 
 all: dvlua
 
@@ -54,6 +55,36 @@ demo: check-deps dvlua
 bench: check-deps dvlua
 	sh bench/run.sh
 
+# The whole spec suite on a build with AddressSanitizer and UndefinedBehaviorSanitizer, in
+# build-san/ and ./dvlua-san so the normal build stays as it is. Children started by specs
+# (DVLUA) are sanitized too; every report goes to build-san/report.* and any report fails the
+# run, whether or not the spec that caused it looked at the child's exit status.
+SAN_CC    ?= $(CC)
+SAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+SAN_OBJ   := $(patsubst %.c,build-san/%.o,$(SRC)) build-san/embedded_lua.o
+SAN_ENV    = ASAN_OPTIONS=log_path=$(CURDIR)/build-san/report:detect_leaks=1:abort_on_error=0 \
+	LSAN_OPTIONS=suppressions=$(CURDIR)/fuzz/lsan.supp:print_suppressions=0 \
+	UBSAN_OPTIONS=log_path=$(CURDIR)/build-san/report:print_stacktrace=1:halt_on_error=1 \
+	DVLUA=$(CURDIR)/dvlua-san
+
+dvlua-san: $(SAN_OBJ)
+	$(SAN_CC) $(SAN_FLAGS) $(DV_LDFLAGS) $(LDFLAGS) -o $@ $(SAN_OBJ) $(PKG_LIBS) -lm -lpthread
+
+build-san/%.o: %.c | check-deps
+	@mkdir -p $(dir $@)
+	$(SAN_CC) $(DV_CFLAGS) -O1 -g $(SAN_FLAGS) $(PKG_CFLAGS) -MMD -MP -c -o $@ $<
+
+build-san/embedded_lua.o: build/embedded_lua.c
+	@mkdir -p build-san
+	$(SAN_CC) $(DV_CFLAGS) -O1 -g $(SAN_FLAGS) -c -o $@ $<
+
+check-sanitize: check-deps dvlua-san
+	@rm -f build-san/report.*
+	$(SAN_ENV) ./dvlua-san spec/run.lua $(SPEC); status=$$?; \
+	if ls build-san/report.* >/dev/null 2>&1; then \
+	  echo "check-sanitize: sanitizer reports:"; cat build-san/report.*; exit 1; fi; \
+	exit $$status
+
 # libFuzzer target for the JSON decoder (docs/JSON.md); needs clang, skipped without it.
 FUZZ_CC ?= clang
 JSON_SRC := src/json.c src/json_decode.c src/json_encode.c
@@ -82,6 +113,6 @@ lint:
 	  --suppress=missingIncludeSystem -Isrc -Ibindings $(SRC)
 
 clean:
-	rm -rf build dvlua
+	rm -rf build dvlua build-san dvlua-san
 
--include $(DEPF)
+-include $(DEPF) $(SAN_OBJ:.o=.d)

@@ -9,6 +9,7 @@ liblua5.4-dev lua5.4 lua-cjson-dev
 libcurl4-openssl-dev libmicrohttpd-dev libsqlite3-dev libzip-dev libexpat1-dev
 lua-busted lua-filesystem lua-sql-sqlite3 lua-sql-postgres sqlite3
 lua-socket openssl
+clang libclang-rt-dev
 postgresql
 "
 
