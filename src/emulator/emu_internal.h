@@ -1,26 +1,12 @@
-/* What the emulator's parts share: the emulator object, the per-request context handlers
- * fill in, and the entity cache the store keeps. Internal to src/emulator/. */
+/* The emulator object every part shares (the entity cache the store keeps, the database,
+ * the fault list, the daemon). Internal to src/emulator/. */
 #ifndef DV_EMU_INTERNAL_H
 #define DV_EMU_INTERNAL_H
 #include <pthread.h>
 #include <sqlite3.h>
-#include <stdint.h>
 
 #include "emulator.h"
-#include "sbuf.h"
-#include "solution_def.h"
-
-/* The organization's fixed identities: WhoAmI answers these on every start. */
-#define EMU_USER_ID "3b9a6f0e-5a1c-4f8e-9e7d-0c1a2b3c4d01"
-#define EMU_BU_ID "3b9a6f0e-5a1c-4f8e-9e7d-0c1a2b3c4d02"
-#define EMU_ORG_ID "3b9a6f0e-5a1c-4f8e-9e7d-0c1a2b3c4d03"
-
-/* A table as served: its definition plus the identity the metadata answers carry. */
-typedef struct {
-    dv_entity_def def;
-    char metadata_id[37];
-    char solution_id[37]; /* "" for the built-in tables */
-} emu_entity;
+#include "entity.h"
 
 typedef struct emu_fault emu_fault;
 
@@ -46,39 +32,5 @@ struct dv_emulator {
     struct MHD_Daemon *daemon;
     char url[128];
 };
-
-#define EMU_MAX_HEADERS 8
-
-/* One request as the handlers see it, and the answer they build. */
-typedef struct {
-    dv_emulator *emu;
-    struct MHD_Connection *conn;
-    const char *method;
-    char base[256]; /* "http://host:port/api/data/v9.2/" as the client addressed us */
-    const char *body;
-    size_t body_len;
-    int status;
-    sbuf out;
-    const char *content_type;
-    char *hdr_name[EMU_MAX_HEADERS];
-    char *hdr_val[EMU_MAX_HEADERS];
-    int n_hdr;
-} emu_req;
-
-/* server.c */
-double emu_now(dv_emulator *emu);
-const char *emu_arg(emu_req *r, const char *name);
-const char *emu_header(emu_req *r, const char *name);
-void emu_add_header(emu_req *r, const char *name, const char *value);
-/* Sets a Dataverse-shaped error answer; returns -1. */
-int emu_error(emu_req *r, int status, const char *code, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-/* Starts a JSON answer with the given status. */
-void emu_json(emu_req *r, int status);
-/* Appends every query argument except those named in skip (NULL-terminated) as k=v&... */
-void emu_args_except(emu_req *r, sbuf *b, const char *const *skip);
-
-/* The property name a column is read and filtered by (`_x_value` for lookups). */
-void emu_prop_name(const dv_attribute_def *a, char *out, size_t n);
 
 #endif

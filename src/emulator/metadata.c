@@ -6,12 +6,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "clock.h"
 #include "emu_internal.h"
 #include "metadata.h"
 #include "query.h"
 #include "store.h"
-
-#define BAD_QUERY "0x80060888"
 
 static const char *entity_props[] = {"MetadataId",
                                      "LogicalName",

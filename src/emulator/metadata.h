@@ -3,7 +3,8 @@
  * returns 0, or -1 after emu_error; called with emu->mu held. */
 #ifndef DV_EMU_METADATA_H
 #define DV_EMU_METADATA_H
-#include "emu_internal.h"
+#include "entity.h"
+#include "request.h"
 
 /* `EntityDefinitions…` paths. */
 int h_metadata(emu_req *r, const char *path);

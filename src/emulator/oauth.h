@@ -2,7 +2,7 @@
  * device code grants) and `/<tenant>/oauth2/v2.0/devicecode`. No bearer token needed. */
 #ifndef DV_EMU_OAUTH_H
 #define DV_EMU_OAUTH_H
-#include "emu_internal.h"
+#include "request.h"
 
 /* what is the path after "/oauth2/": "v2.0/token" or "v2.0/devicecode". Fills in r. */
 int h_oauth(emu_req *r, const char *what);

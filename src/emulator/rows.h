@@ -1,16 +1,21 @@
-/* Rows over the Web API (rows.c): `<set>…` paths — collections with $select, $filter,
- * $orderby, $top, $count, $expand and paging; single rows by id or alternate key; create,
- * update, upsert, delete; single columns; change tracking with delta links. */
+/* Single rows over the Web API (rows.c): read by id or alternate key, create, update,
+ * upsert, delete, and single columns. Each handler fills in r and returns 0, or -1 after
+ * emu_error; called with emu->mu held. */
 #ifndef DV_EMU_ROWS_H
 #define DV_EMU_ROWS_H
-#include "emu_internal.h"
+#include "entity.h"
+#include "request.h"
+#include "row_address.h"
 
-/* Answers a request whose path (after the API base) starts with an entity set name.
- * Fills in r and returns 0, or -1 after emu_error. Called with emu->mu held. */
-int h_rows(emu_req *r, const char *path);
-
-/* Creates a row of t from a JSON object text inside the caller's transaction (validated
- * like a POST body); its id goes to id_out. Returns 0, or -1 after emu_error. */
-int rows_create_json(emu_req *r, emu_entity *t, const char *json, char id_out[37]);
+/* GET <set>(<key>). */
+int h_row_get(emu_req *r, emu_entity *t, const address *a);
+/* POST <set>: creates a row (return=representation answers it). */
+int h_row_post(emu_req *r, emu_entity *t);
+/* PATCH <set>(<key>): updates the row, or creates it (upsert) unless If-Match says not to. */
+int h_row_patch(emu_req *r, emu_entity *t, const address *a);
+/* DELETE <set>(<key>). */
+int h_row_delete(emu_req *r, emu_entity *t, const address *a);
+/* GET/PUT/DELETE <set>(<key>)/<column>. */
+int h_row_property(emu_req *r, emu_entity *t, const address *a, const char *prop);
 
 #endif

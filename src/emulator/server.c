@@ -1,22 +1,20 @@
-/* The HTTP side of the emulator: libmicrohttpd threads, the router, the bearer check,
- * fault injection, request size limits and Dataverse-shaped error answers. */
+/* The HTTP side of the emulator: libmicrohttpd threads, request size limits, fault
+ * injection, the bearer check and the emulator's lifecycle and test hooks. API paths go
+ * to the router, OAuth paths (no bearer token) straight to their handler. */
 #include <arpa/inet.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "emu_internal.h"
-#include "metadata.h"
 #include "oauth.h"
-#include "rows.h"
-#include "solutions.h"
+#include "request.h"
+#include "router.h"
 #include "store.h"
 
 enum { F_429, F_503, F_DELAY, F_DROP };
@@ -29,90 +27,6 @@ struct emu_fault {
     unsigned long seen;
     emu_fault *next;
 };
-
-double emu_now(dv_emulator *emu)
-{
-    struct timeval tv;
-    gettimeofday(&tv, NULL);
-    return (double)tv.tv_sec + tv.tv_usec / 1e6 + emu->clock_offset;
-}
-
-const char *emu_arg(emu_req *r, const char *name)
-{
-    return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, name);
-}
-
-const char *emu_header(emu_req *r, const char *name)
-{
-    return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
-}
-
-void emu_add_header(emu_req *r, const char *name, const char *value)
-{
-    if (r->n_hdr == EMU_MAX_HEADERS) return;
-    r->hdr_name[r->n_hdr] = strdup(name);
-    r->hdr_val[r->n_hdr++] = strdup(value);
-}
-
-void emu_json(emu_req *r, int status)
-{
-    r->status = status;
-    r->content_type = "application/json; odata.metadata=minimal";
-}
-
-int emu_error(emu_req *r, int status, const char *code, const char *fmt, ...)
-{
-    char msg[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    r->out.n = 0;
-    emu_json(r, status);
-    sb_puts(&r->out, "{\"error\":{\"code\":");
-    sb_json_str(&r->out, code);
-    sb_puts(&r->out, ",\"message\":");
-    sb_json_str(&r->out, msg);
-    sb_puts(&r->out, "}}");
-    return -1;
-}
-
-void emu_prop_name(const dv_attribute_def *a, char *out, size_t n)
-{
-    if (a->type == DV_ATTR_LOOKUP || a->type == DV_ATTR_OWNER)
-        snprintf(out, n, "_%s_value", a->logical_name);
-    else
-        snprintf(out, n, "%s", a->logical_name);
-}
-
-typedef struct {
-    sbuf *b;
-    const char *const *skip;
-    int first;
-} args_ctx;
-
-static enum MHD_Result args_cb(void *cls, enum MHD_ValueKind kind, const char *key,
-                               const char *value)
-{
-    (void)kind;
-    args_ctx *c = cls;
-    for (const char *const *s = c->skip; s && *s; s++)
-        if (strcmp(*s, key) == 0) return MHD_YES;
-    if (!c->first) sb_putc(c->b, '&');
-    c->first = 0;
-    sb_url_enc(c->b, key);
-    if (value) {
-        sb_putc(c->b, '=');
-        sb_url_enc(c->b, value);
-    }
-    return MHD_YES;
-}
-
-void emu_args_except(emu_req *r, sbuf *b, const char *const *skip)
-{
-    args_ctx c = {b, skip, 1};
-    MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, args_cb, &c);
-}
 
 /* ---- faults ---- */
 
@@ -224,47 +138,6 @@ static int auth_ok(emu_req *r)
     for (size_t i = 0; i < a && i < b; i++)
         diff |= (unsigned)(tok[i] ^ r->emu->token[i]);
     return diff == 0;
-}
-
-/* ---- routing ---- */
-
-static int route_api(emu_req *r, const char *rest)
-{
-    dv_emulator *e = r->emu;
-    if (!*rest || strcmp(rest, "/") == 0) {
-        emu_json(r, 200);
-        sb_printf(&r->out, "{\"@odata.context\":\"%s$metadata\",\"value\":[", r->base);
-        for (int i = 0; i < e->n_ents; i++) {
-            const char *s = e->ents[i].def.entity_set_name;
-            sb_printf(&r->out, "%s{\"name\":\"%s\",\"kind\":\"EntitySet\",\"url\":\"%s\"}",
-                      i ? "," : "", s, s);
-        }
-        sb_puts(&r->out, "]}");
-        return 0;
-    }
-    if (strcmp(rest, "WhoAmI") == 0 || strcmp(rest, "WhoAmI()") == 0) {
-        if (strcmp(r->method, "GET") != 0)
-            return emu_error(r, 405, "0x80060888",
-                             "The HTTP method '%s' is not allowed for "
-                             "WhoAmI.",
-                             r->method);
-        return h_whoami(r);
-    }
-    if (strncmp(rest, "EntityDefinitions", 17) == 0) return h_metadata(r, rest);
-    if (strcmp(rest, "ImportSolution") == 0) {
-        if (strcmp(r->method, "POST") != 0)
-            return emu_error(r, 405, "0x80060888", "ImportSolution is an action: use POST.");
-        return h_import_solution(r);
-    }
-    if (strcmp(rest, "ImportSolutionAsync") == 0) {
-        if (strcmp(r->method, "POST") != 0)
-            return emu_error(r, 405, "0x80060888", "ImportSolutionAsync is an action: use POST.");
-        return h_import_solution_async(r);
-    }
-    if (strcmp(rest, "ReactivateEntityKey") == 0) return h_reactivate_key(r, NULL, NULL);
-    if (strncmp(rest, "$metadata", 9) == 0 || strncmp(rest, "$batch", 6) == 0)
-        return emu_error(r, 501, "0x80060888", "'%s' is not served by the dvlua emulator.", rest);
-    return h_rows(r, rest);
 }
 
 typedef struct {
@@ -392,7 +265,7 @@ static enum MHD_Result answer(void *cls, struct MHD_Connection *conn, const char
         if (faulted && fault.kind == F_DELAY) usleep((useconds_t)fault.arg * 1000);
         char *path = strdup(api);
         pthread_mutex_lock(&e->mu);
-        route_api(&r, path);
+        router_route(&r, path);
         store_rollback(e); /* a handler that failed midway leaves nothing behind */
         pthread_mutex_unlock(&e->mu);
         free(path);

@@ -5,8 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "clock.h"
 #include "emu_internal.h"
-#include "rows.h"
+#include "row_write.h"
 #include "solutions.h"
 #include "store.h"
 

@@ -3,7 +3,8 @@
  * or -1 after emu_error; called with emu->mu held. */
 #ifndef DV_EMU_SOLUTIONS_H
 #define DV_EMU_SOLUTIONS_H
-#include "emu_internal.h"
+#include "entity.h"
+#include "request.h"
 
 /* POST ImportSolution: creates the solution's tables, columns and keys in one transaction. */
 int h_import_solution(emu_req *r);

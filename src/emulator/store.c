@@ -6,6 +6,8 @@
 #include <string.h>
 
 #include "builtin.h"
+#include "clock.h"
+#include "sbuf.h"
 
 #define STMT_CACHE 128
 
@@ -116,6 +118,42 @@ static void free_cache(dv_emulator *e)
     e->n_ents = 0;
 }
 
+/* 1 when a is the name, yomi name or type companion of one of d's lookups (owneridname,
+ * createdbyyominame, owneridtype): Dataverse keeps those as columns, but its Web API has no
+ * such properties, so rows neither carry nor accept them. */
+static int is_companion(const dv_entity_def *d, const dv_attribute_def *a)
+{
+    static const char *const suffix[] = {"name", "yominame", "type"};
+    for (int i = 0; i < d->n_attributes; i++) {
+        const dv_attribute_def *l = &d->attributes[i];
+        if (l->type != DV_ATTR_LOOKUP && l->type != DV_ATTR_OWNER) continue;
+        size_t n = strlen(l->logical_name);
+        if (strncmp(a->logical_name, l->logical_name, n) != 0) continue;
+        for (size_t k = 0; k < sizeof suffix / sizeof *suffix; k++)
+            if (strcmp(a->logical_name + n, suffix[k]) == 0) return 1;
+    }
+    return 0;
+}
+
+static void drop_companions(dv_entity_def *d)
+{
+    unsigned char *drop = calloc((size_t)d->n_attributes + 1, 1);
+    for (int i = 0; i < d->n_attributes; i++) {
+        const dv_attribute_def *a = &d->attributes[i];
+        drop[i] = a->type != DV_ATTR_LOOKUP && a->type != DV_ATTR_OWNER && is_companion(d, a);
+    }
+    int kept = 0;
+    for (int i = 0; i < d->n_attributes; i++) {
+        dv_attribute_def *a = &d->attributes[i];
+        if (drop[i])
+            free(a->logical_name), free(a->display_name), free(a->target);
+        else
+            d->attributes[kept++] = *a;
+    }
+    d->n_attributes = kept;
+    free(drop);
+}
+
 int store_reload(dv_emulator *e)
 {
     free_cache(e);
@@ -162,6 +200,7 @@ int store_reload(dv_emulator *e)
             a->required = sqlite3_column_int(st, 4);
             a->target = dupn(sqlite3_column_text(st, 5));
         }
+        drop_companions(d);
         st = store_stmt(e,
                         "SELECT logical, display, attrs FROM ekey WHERE entity = ?1 ORDER BY ord");
         sqlite3_bind_text(st, 1, d->logical_name, -1, SQLITE_STATIC);
@@ -253,6 +292,30 @@ static int add_attr(dv_emulator *e, const char *entity, const dv_attribute_def *
     return sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
 }
 
+/* The columns every user-owned table has, maintained by the server (required levels as
+ * Dataverse's own definitions give them). */
+static const dv_attribute_def system_columns[] = {
+    {"createdon", "Created On", DV_ATTR_DATETIME, 0, 0, NULL},
+    {"modifiedon", "Modified On", DV_ATTR_DATETIME, 0, 0, NULL},
+    {"versionnumber", "Version Number", DV_ATTR_BIGINT, 0, 0, NULL},
+    {"statecode", "Status", DV_ATTR_STATE, 0, 2, NULL},
+    {"statuscode", "Status Reason", DV_ATTR_STATUS, 0, 0, NULL},
+    {"ownerid", "Owner", DV_ATTR_OWNER, 0, 2, "systemuser"},
+    {"createdby", "Created By", DV_ATTR_LOOKUP, 0, 0, "systemuser"},
+    {"modifiedby", "Modified By", DV_ATTR_LOOKUP, 0, 0, "systemuser"},
+    {"owninguser", "Owning User", DV_ATTR_LOOKUP, 0, 0, "systemuser"},
+    {"owningbusinessunit", "Owning Business Unit", DV_ATTR_LOOKUP, 0, 0, "businessunit"},
+};
+
+/* Adds the system columns a table lacks, numbered from ord (a column the table already
+ * has, from its solution, keeps its definition). */
+static int add_system_columns(dv_emulator *e, const char *entity, int ord)
+{
+    for (size_t i = 0; i < sizeof system_columns / sizeof system_columns[0]; i++)
+        if (add_attr(e, entity, &system_columns[i], ord++)) return -1;
+    return 0;
+}
+
 int store_add_entity(dv_emulator *e, const dv_entity_def *d, const char *solution_id, double now,
                      char *err, size_t errlen)
 {
@@ -293,16 +356,7 @@ int store_add_entity(dv_emulator *e, const dv_entity_def *d, const char *solutio
         dv_attribute_def pn = {d->primary_name, NULL, DV_ATTR_STRING, 100, 1, NULL};
         if (add_attr(e, d->logical_name, &pn, ord++)) return -1;
     }
-    static dv_attribute_def sys[] = {
-        {"createdon", "Created On", DV_ATTR_DATETIME, 0, 0, NULL},
-        {"modifiedon", "Modified On", DV_ATTR_DATETIME, 0, 0, NULL},
-        {"versionnumber", "Version Number", DV_ATTR_BIGINT, 0, 0, NULL},
-        {"statecode", "Status", DV_ATTR_STATE, 0, 2, NULL},
-        {"statuscode", "Status Reason", DV_ATTR_STATUS, 0, 0, NULL},
-        {"ownerid", "Owner", DV_ATTR_OWNER, 0, 2, "systemuser"},
-    };
-    for (size_t i = 0; i < sizeof sys / sizeof sys[0]; i++)
-        if (add_attr(e, d->logical_name, &sys[i], ord++)) return -1;
+    if (add_system_columns(e, d->logical_name, ord)) return -1;
     for (int i = 0; i < d->n_keys; i++) {
         const dv_key_def *k = &d->keys[i];
         sbuf attrs = {0};
@@ -591,6 +645,21 @@ int store_open(dv_emulator *e, char *err, size_t errlen)
                 return -1;
             }
         }
+        /* ... and every table the system columns added since. */
+        sqlite3_stmt *ents = NULL;
+        sqlite3_prepare_v2(e->db,
+                           "SELECT logical, (SELECT max(ord) + 1 FROM attr WHERE entity = logical) "
+                           "FROM ent",
+                           -1, &ents, NULL);
+        while (ents && sqlite3_step(ents) == SQLITE_ROW)
+            if (add_system_columns(e, (const char *)sqlite3_column_text(ents, 0),
+                                   sqlite3_column_int(ents, 1))) {
+                sqlite3_finalize(ents);
+                store_rollback(e);
+                snprintf(err, errlen, "cannot update the system columns in %s", path);
+                return -1;
+            }
+        sqlite3_finalize(ents);
         if (store_commit(e)) {
             snprintf(err, errlen, "cannot update the built-in tables in %s: %s", path,
                      sqlite3_errmsg(e->db));
