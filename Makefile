@@ -85,16 +85,51 @@ check-sanitize: check-deps dvlua-san
 	  echo "check-sanitize: sanitizer reports:"; cat build-san/report.*; exit 1; fi; \
 	exit $$status
 
-# libFuzzer target for the JSON decoder (docs/JSON.md); needs clang, skipped without it.
-FUZZ_CC ?= clang
-JSON_SRC := src/json.c src/json_decode.c src/json_encode.c
+# libFuzzer targets for every parser that faces untrusted input (docs/FUZZ.md): the JSON
+# decoder, the OData $filter/$orderby compiler, solution zips, and the emulator's router and
+# handlers with bodies ($select/$expand, alternate keys, delta tokens, $batch, metadata).
+# Built with clang into build/fuzz/; `make fuzz-short` runs each for FUZZ_SECONDS from its
+# committed corpus in fuzz/corpus/<target>/ (new inputs go to build/fuzz/work/, not the repo).
+FUZZ_CC      ?= clang
+FUZZ_SECONDS ?= 15
+FUZZ_FLAGS   := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
+FUZZ_TARGETS := json query solution http
+JSON_SRC     := src/json.c src/json_decode.c src/json_encode.c
+EMU_SRC      := $(wildcard src/emulator/*.c) src/base64.c src/solution_zip.c
+
+build/fuzz/json_fuzz: fuzz/json_fuzz.c $(JSON_SRC)
+	@mkdir -p build/fuzz
+	$(FUZZ_CC) $(FUZZ_FLAGS) $(DV_CFLAGS) $$(pkg-config --cflags lua5.4) -o $@ $^ \
+	  $$(pkg-config --libs lua5.4) -lm
+
+build/fuzz/query_fuzz: fuzz/query_fuzz.c src/emulator/query.c src/emulator/sbuf.c
+	@mkdir -p build/fuzz
+	$(FUZZ_CC) $(FUZZ_FLAGS) $(DV_CFLAGS) -Isrc/emulator -o $@ $^ -lsqlite3 -lm
+
+build/fuzz/solution_fuzz: fuzz/solution_fuzz.c src/emulator/solution_parse.c
+	@mkdir -p build/fuzz
+	$(FUZZ_CC) $(FUZZ_FLAGS) $(DV_CFLAGS) -Isrc/emulator -o $@ $^ \
+	  $$(pkg-config --cflags --libs libzip expat)
+
+build/fuzz/http_fuzz: fuzz/http_fuzz.c $(EMU_SRC)
+	@mkdir -p build/fuzz
+	$(FUZZ_CC) $(FUZZ_FLAGS) $(DV_CFLAGS) $(PKG_CFLAGS) -o $@ $^ $(PKG_LIBS) -lm -lpthread
+
 fuzz: check-deps
-	@if command -v $(FUZZ_CC) >/dev/null 2>&1; then \
-	  mkdir -p build && \
-	  echo "$(FUZZ_CC) -fsanitize=fuzzer,address,undefined -o build/json_fuzz ..." && \
-	  $(FUZZ_CC) -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -Isrc $$(pkg-config --cflags lua5.4) \
-	    -o build/json_fuzz fuzz/json_fuzz.c $(JSON_SRC) $$(pkg-config --libs lua5.4) -lm; \
-	else echo "make fuzz: $(FUZZ_CC) not found, fuzz target not built"; fi
+	@command -v $(FUZZ_CC) >/dev/null 2>&1 || \
+	  { echo "make fuzz: $(FUZZ_CC) not found (Debian: clang libclang-rt-dev)"; exit 1; }
+	$(MAKE) $(patsubst %,build/fuzz/%_fuzz,$(FUZZ_TARGETS))
+
+fuzz-short: fuzz
+	@for t in $(FUZZ_TARGETS); do \
+	  mkdir -p build/fuzz/work/$$t; \
+	  echo "fuzz-short: $$t for $(FUZZ_SECONDS) s"; \
+	  LSAN_OPTIONS=suppressions=$(CURDIR)/fuzz/lsan.supp:print_suppressions=0 \
+	  build/fuzz/$${t}_fuzz -max_total_time=$(FUZZ_SECONDS) -timeout=20 -max_len=65536 \
+	    -print_final_stats=1 build/fuzz/work/$$t fuzz/corpus/$$t 2>build/fuzz/$$t.log || \
+	    { tail -60 build/fuzz/$$t.log; echo "fuzz-short: $$t FAILED"; exit 1; }; \
+	  grep -E "stat::number_of_executed_units" build/fuzz/$$t.log; \
+	done
 
 install: dvlua
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/dvlua/scripts

@@ -267,6 +267,17 @@ static enum MHD_Result answer(void *cls, struct MHD_Connection *conn, const char
         pthread_mutex_lock(&e->mu);
         router_route(&r, path);
         store_rollback(e); /* a handler that failed midway leaves nothing behind */
+        if (r.status == 0 || (r.status >= 400 && r.out.n == 0)) {
+            /* A handler path that ended without an answer, or refused without saying why,
+             * is a bug: it gets a Dataverse-shaped 500 (which specs and fuzzing look for),
+             * and a line on stderr naming the request. */
+            fprintf(stderr, "dvlua emulator: bug: %s %s ended with status %d and no body\n", method,
+                    url, r.status);
+            sb_free(&r.out);
+            r.content_type = NULL;
+            emu_error(&r, 500, "0x80040216",
+                      "An unexpected error occurred: the request ended without an answer.");
+        }
         pthread_mutex_unlock(&e->mu);
         free(path);
     }
