@@ -125,7 +125,7 @@ fuzz-short: fuzz
 	  mkdir -p build/fuzz/work/$$t; \
 	  echo "fuzz-short: $$t for $(FUZZ_SECONDS) s"; \
 	  LSAN_OPTIONS=suppressions=$(CURDIR)/fuzz/lsan.supp:print_suppressions=0 \
-	  build/fuzz/$${t}_fuzz -max_total_time=$(FUZZ_SECONDS) -timeout=20 -max_len=65536 \
+	  build/fuzz/$${t}_fuzz -max_total_time=$(FUZZ_SECONDS) -timeout=20 -artifact_prefix=build/fuzz/ \
 	    -print_final_stats=1 build/fuzz/work/$$t fuzz/corpus/$$t 2>build/fuzz/$$t.log || \
 	    { tail -60 build/fuzz/$$t.log; echo "fuzz-short: $$t FAILED"; exit 1; }; \
 	  grep -E "stat::number_of_executed_units" build/fuzz/$$t.log; \

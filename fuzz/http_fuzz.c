@@ -17,8 +17,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "base64.h"
@@ -30,6 +32,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv);
 
 static dv_emulator *emu;
 static int port;
+static long last_ms;
+static char last_request[8192]; /* the head of the last request, for failure reports */
 
 typedef struct {
     char *p;
@@ -53,34 +57,88 @@ static void puts_(buf *b, const char *s)
     put(b, s, strlen(s));
 }
 
-/* Sends one request, reads the whole answer (Connection: close). Returns the status, or 0 when
- * no answer arrived; *resp holds status line, headers and body. */
-static int exchange(const buf *req, buf *resp)
+static int conn_fd = -1; /* one keep-alive connection, opened again when the server closes it */
+
+static int open_conn(void)
 {
     struct sockaddr_in a;
-    struct timeval tv = {10, 0};
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    if (fd < 0) abort();
-    memset(&a, 0, sizeof a);
-    a.sin_family = AF_INET;
-    a.sin_port = htons((uint16_t)port);
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    if (connect(fd, (struct sockaddr *)&a, sizeof a)) abort();
+    struct timeval tv = {15, 0};
+    for (int tries = 0; tries < 50; tries++) {
+        int fd = socket(AF_INET, SOCK_STREAM, 0);
+        if (fd < 0) break;
+        memset(&a, 0, sizeof a);
+        a.sin_family = AF_INET;
+        a.sin_port = htons((uint16_t)port);
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+        if (connect(fd, (struct sockaddr *)&a, sizeof a) == 0) return fd;
+        perror("http_fuzz: connect");
+        close(fd);
+        usleep(100000);
+    }
+    abort();
+}
+
+static const char *find_header(const char *head, const char *name)
+{
+    size_t n = strlen(name);
+    for (const char *p = strstr(head, "\r\n"); p && p[2] != '\r'; p = strstr(p + 2, "\r\n"))
+        if (strncasecmp(p + 2, name, n) == 0 && p[2 + n] == ':') return p + 3 + n;
+    return NULL;
+}
+
+/* Sends one request and reads one answer (head, then Content-Length bytes of body). Returns
+ * the status, or 0 when no answer arrived; *resp holds status line, headers and body. */
+static int exchange_once(const buf *req, buf *resp, int *nothing)
+{
+    *nothing = 1;
+    resp->n = 0;
+    if (conn_fd < 0) conn_fd = open_conn();
     for (size_t off = 0; off < req->n;) {
-        ssize_t w = send(fd, req->p + off, req->n - off, MSG_NOSIGNAL);
+        ssize_t w = send(conn_fd, req->p + off, req->n - off, MSG_NOSIGNAL);
         if (w <= 0) break; /* the server may answer (413, 400) before reading everything */
         off += (size_t)w;
     }
-    shutdown(fd, SHUT_WR);
     char tmp[65536];
     ssize_t r;
-    resp->n = 0;
-    while ((r = recv(fd, tmp, sizeof tmp, 0)) > 0)
+    size_t head_end = 0, want = 0;
+    for (;;) {
+        if (head_end && resp->n >= head_end + want) break;
+        r = recv(conn_fd, tmp, sizeof tmp, 0);
+        if (r <= 0) break;
+        *nothing = 0;
         put(resp, tmp, (size_t)r);
-    close(fd);
-    if (resp->n < 12 || memcmp(resp->p, "HTTP/1.", 7) != 0) return 0;
+        if (!head_end) {
+            char *e = strstr(resp->p, "\r\n\r\n");
+            if (e) {
+                head_end = (size_t)(e - resp->p) + 4;
+                char save = resp->p[head_end];
+                resp->p[head_end] = 0;
+                const char *cl = find_header(resp->p, "Content-Length");
+                want = cl ? strtoul(cl, NULL, 10) : 0;
+                resp->p[head_end] = save;
+            }
+        }
+    }
+    int complete = head_end && resp->n >= head_end + want;
+    int closing =
+        !complete || (head_end && find_header(resp->p, "Connection") &&
+                      strncasecmp(find_header(resp->p, "Connection") + 1, "close", 5) == 0);
+    if (closing) {
+        close(conn_fd);
+        conn_fd = -1;
+    }
+    if (!complete || memcmp(resp->p, "HTTP/1.", 7) != 0) return 0;
     return atoi(resp->p + 9);
+}
+
+/* A kept-alive connection the server closed meanwhile gets one fresh try. */
+static int exchange(const buf *req, buf *resp)
+{
+    int nothing;
+    int st = exchange_once(req, resp, &nothing);
+    if (st == 0 && nothing) st = exchange_once(req, resp, &nothing);
+    return st;
 }
 
 static int request(const char *method, const char *path, const char *extra_headers,
@@ -91,13 +149,18 @@ static int request(const char *method, const char *path, const char *extra_heade
     puts_(&req, method);
     puts_(&req, " /api/data/v9.2/");
     puts_(&req, path);
-    puts_(&req, " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+    puts_(&req, " HTTP/1.1\r\nHost: 127.0.0.1\r\n"
                 "Authorization: Bearer fuzz\r\nAccept: application/json\r\n");
     puts_(&req, extra_headers);
     snprintf(line, sizeof line, "Content-Length: %zu\r\n\r\n", body_len);
     puts_(&req, line);
     put(&req, body, body_len);
+    snprintf(last_request, sizeof last_request, "%.*s", (int)(req.n < 8000 ? req.n : 8000), req.p);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     int status = exchange(&req, resp);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    last_ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
     free(req.p);
     return status;
 }
@@ -164,7 +227,9 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 static void check_answer(int status, const buf *resp, const char *what)
 {
     if (status == 0) {
-        fprintf(stderr, "http_fuzz: no answer to %s\n", what);
+        fprintf(stderr,
+                "http_fuzz: no answer after %ld ms to %s\n--- request:\n%s\n--- answer:\n%.*s\n",
+                last_ms, what, last_request, (int)resp->n, resp->p ? resp->p : "");
         abort();
     }
     if (status == 500) {
