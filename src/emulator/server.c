@@ -143,6 +143,7 @@ static int auth_ok(emu_req *r)
 typedef struct {
     sbuf body;
     int too_big;
+    int framing; /* conflicting Content-Length / Transfer-Encoding: refused, never routed */
 } conn_ctx;
 
 typedef struct {
@@ -167,6 +168,48 @@ static void drop_free(void *cls)
     free(d);
 }
 
+/* ---- request framing ---- */
+
+typedef struct {
+    int n_length, n_encoding, conflict;
+    unsigned long long length;
+} framing;
+
+static enum MHD_Result framing_header(void *cls, enum MHD_ValueKind kind, const char *key,
+                                      const char *value)
+{
+    framing *f = cls;
+    (void)kind;
+    if (strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0) f->n_encoding++;
+    if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) != 0) return MHD_YES;
+    /* "Content-Length: 5, 5" and repeated headers: every value must be the same number. */
+    const char *p = value ? value : "";
+    do {
+        p += strspn(p, " \t,");
+        if (!*p) break;
+        size_t digits = strspn(p, "0123456789");
+        unsigned long long v = strtoull(p, NULL, 10);
+        p += digits;
+        size_t ws = strspn(p, " \t");
+        if (digits == 0 || digits > 18 || (p[ws] && p[ws] != ',')) f->conflict = 1;
+        p += ws;
+        if (f->n_length++ && v != f->length) f->conflict = 1;
+        f->length = v;
+    } while (*p == ',');
+    return MHD_YES;
+}
+
+/* 1 when the headers leave where the body ends open to interpretation (RFC 9112, 6.3): two
+ * Content-Length values that differ or are not numbers, or Transfer-Encoding together with
+ * Content-Length. A proxy in front could read such a request differently, so the rest of the
+ * body could pass for a second request ("request smuggling"). */
+static int ambiguous_framing(struct MHD_Connection *conn)
+{
+    framing f = {0};
+    MHD_get_connection_values(conn, MHD_HEADER_KIND, framing_header, &f);
+    return f.conflict || (f.n_encoding && f.n_length) || f.n_encoding > 1;
+}
+
 static void base_from_host(emu_req *r, const char *version)
 {
     const char *host = emu_header(r, MHD_HTTP_HEADER_HOST);
@@ -186,11 +229,21 @@ static enum MHD_Result answer(void *cls, struct MHD_Connection *conn, const char
     if (!cc) {
         cc = calloc(1, sizeof *cc);
         *con_cls = cc;
-        const char *cl =
-            MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-        if (!cl || atoll(cl) <= e->max_body) return MHD_YES;
-        /* Too big by its Content-Length: answer now rather than read the body. */
-        cc->too_big = 1;
+        if (ambiguous_framing(conn)) {
+            /* Answer now, before any body byte is read, and close: where the body ends is
+             * unknown, so nothing after the headers may be taken for another request. */
+            cc->framing = 1;
+        } else {
+            const char *cl =
+                MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+            if (!cl || atoll(cl) <= e->max_body) return MHD_YES;
+            /* Too big by its Content-Length: answer now rather than read the body. */
+            cc->too_big = 1;
+        }
+    }
+    if (*upload_size && cc->framing) {
+        *upload_size = 0; /* never read: the connection closes after the 400 */
+        return MHD_YES;
     }
     if (*upload_size) {
         if (!cc->too_big) {
@@ -228,7 +281,11 @@ static enum MHD_Result answer(void *cls, struct MHD_Connection *conn, const char
     }
     base_from_host(&r, ver);
     const char *oauth = strstr(url, "/oauth2/");
-    if (cc->too_big) {
+    if (cc->framing) {
+        emu_error(&r, 400, "0x80060888",
+                  "The request's framing is ambiguous: it has Content-Length headers that "
+                  "disagree, or Transfer-Encoding together with Content-Length.");
+    } else if (cc->too_big) {
         emu_error(&r, 413, "0x80040216",
                   "The request body is larger than the limit of %ld "
                   "bytes.",
@@ -312,7 +369,8 @@ static enum MHD_Result answer(void *cls, struct MHD_Connection *conn, const char
         free(r.hdr_name[i]);
         free(r.hdr_val[i]);
     }
-    if (cc->too_big) MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
+    if (cc->too_big || cc->framing)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
     enum MHD_Result ret = MHD_queue_response(conn, (unsigned)(r.status ? r.status : 500), resp);
     MHD_destroy_response(resp);
     return ret;
