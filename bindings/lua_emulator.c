@@ -55,8 +55,10 @@ static int l_start(lua_State *L)
         lua_newtable(L);
     }
     luaL_checktype(L, 1, LUA_TTABLE);
-    static const char *known[] = {"db",       "host",      "port",      "token",   "faults",
-                                  "max_body", "retention", "key_delay", "timeout", NULL};
+    static const char *known[] = {"db",      "host",           "port",      "token",
+                                  "faults",  "max_body",       "retention", "key_delay",
+                                  "timeout", "header_timeout", "max_conns", "max_conns_per_client",
+                                  NULL};
     lua_pushnil(L);
     while (lua_next(L, 1)) {
         int ok = 0;
@@ -81,6 +83,9 @@ static int l_start(lua_State *L)
     o.retention = opt_number(L, "retention", 0);
     o.key_delay = opt_number(L, "key_delay", -1);
     o.conn_timeout = (unsigned)opt_number(L, "timeout", 0);
+    o.header_timeout = (unsigned)opt_number(L, "header_timeout", 0);
+    o.max_conns = (unsigned)opt_number(L, "max_conns", 0);
+    o.max_conns_per_client = (unsigned)opt_number(L, "max_conns_per_client", 0);
     lemu *u = lua_newuserdatauv(L, sizeof *u, 0);
     u->emu = NULL;
     luaL_setmetatable(L, EMU_MT);

@@ -16,6 +16,7 @@ struct dv_emulator {
     long max_body;
     double retention, key_delay;
     unsigned conn_timeout;
+    unsigned header_timeout;
     int faults_enabled;
 
     sqlite3 *db;

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -229,6 +230,7 @@ static enum MHD_Result answer(void *cls, struct MHD_Connection *conn, const char
     if (!cc) {
         cc = calloc(1, sizeof *cc);
         *con_cls = cc;
+        MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT, e->conn_timeout);
         if (ambiguous_framing(conn)) {
             /* Answer now, before any body byte is read, and close: where the body ends is
              * unknown, so nothing after the headers may be taken for another request. */
@@ -388,6 +390,30 @@ static void completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     *con_cls = NULL;
 }
 
+/* Every connection starts on the short clock; answer() moves it to conn_timeout once a
+ * whole request head has arrived. */
+static void connection_started(void *cls, struct MHD_Connection *conn, void **socket_context,
+                               enum MHD_ConnectionNotificationCode toe)
+{
+    dv_emulator *e = cls;
+    (void)socket_context;
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED)
+        MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT, e->header_timeout);
+}
+
+/* Each connection holds a socket (and a thread): stay under the descriptor limit. */
+static unsigned default_max_conns(void)
+{
+    struct rlimit rl;
+    rlim_t n = 1024;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
+        n = rl.rlim_cur;
+    else if (getrlimit(RLIMIT_NOFILE, &rl) == 0)
+        n = 4096 + 128;
+    n = n > 128 ? n - 128 : 16;
+    return n > 4096 ? 4096 : (unsigned)n;
+}
+
 dv_emulator *dv_emulator_start(const dv_emulator_options *opt, char *err, unsigned errlen)
 {
     dv_emulator_options o = {0};
@@ -400,6 +426,10 @@ dv_emulator *dv_emulator_start(const dv_emulator_options *opt, char *err, unsign
     e->retention = o.retention > 0 ? o.retention : 7 * 86400.0;
     e->key_delay = o.key_delay >= 0 ? o.key_delay : 0.6;
     e->conn_timeout = o.conn_timeout ? o.conn_timeout : 30;
+    e->header_timeout = o.header_timeout ? o.header_timeout : 5;
+    unsigned max_conns = o.max_conns ? o.max_conns : default_max_conns();
+    unsigned per_client = o.max_conns_per_client ? o.max_conns_per_client : max_conns / 4;
+    if (per_client < 1) per_client = 1;
     pthread_mutex_init(&e->mu, NULL);
     pthread_mutex_init(&e->fmu, NULL);
     if (o.faults) {
@@ -416,10 +446,16 @@ dv_emulator *dv_emulator_start(const dv_emulator_options *opt, char *err, unsign
         goto fail;
     }
     if (store_open(e, err, errlen)) goto fail;
+    /* poll() rather than select(): no FD_SETSIZE ceiling under the connection limit. One
+     * client address gets a quarter of the connections, so a flood of half-open connections
+     * from one place leaves room for everyone else, and connections that never finish a
+     * request head are closed after header_timeout instead of conn_timeout. */
     e->daemon = MHD_start_daemon(
-        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION, o.port, NULL, NULL, answer,
-        e, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa, MHD_OPTION_CONNECTION_TIMEOUT,
-        e->conn_timeout, MHD_OPTION_NOTIFY_COMPLETED, completed, e, MHD_OPTION_END);
+        MHD_USE_POLL_INTERNAL_THREAD | MHD_USE_THREAD_PER_CONNECTION, o.port, NULL, NULL, answer, e,
+        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa, MHD_OPTION_CONNECTION_TIMEOUT,
+        e->conn_timeout, MHD_OPTION_CONNECTION_LIMIT, max_conns, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+        per_client, MHD_OPTION_THREAD_STACK_SIZE, (size_t)2 << 20, MHD_OPTION_NOTIFY_CONNECTION,
+        connection_started, e, MHD_OPTION_NOTIFY_COMPLETED, completed, e, MHD_OPTION_END);
     if (!e->daemon) {
         snprintf(err, errlen, "cannot listen on %s:%u (address in use?)", e->host, o.port);
         goto fail;
