@@ -2,35 +2,74 @@
 PREFIX  ?= /usr/local
 CC      ?= cc
 PKGS    := lua5.4 lua5.4-cjson libcurl libmicrohttpd sqlite3 libzip expat
-# CFLAGS and LDFLAGS are the user's (`make CFLAGS=-O0`); what the build needs is in DV_*.
+# CFLAGS and LDFLAGS are the user's (`make CFLAGS=-O0`); the project's own flags live apart.
 CFLAGS  ?= -O2 -g
-DV_CFLAGS  := -std=gnu11 -Wall -Wextra -Isrc -Ibindings -Ibuild
+# -fPIC: the same objects go into dvlua and into the loadable module dataverse.so.
+DV_CFLAGS  := -std=gnu11 -Wall -Wextra -fPIC -Isrc -Ibindings -Ibuild $(if $(LUA_INCDIR),-I$(LUA_INCDIR))
 DV_LDFLAGS := -Wl,-E
+# The module takes its Lua symbols from the host interpreter (Debian's lua5.4 links Lua
+# statically), so it links everything but liblua. Line editing is the interpreter's alone.
+MOD_PKGS := lua5.4-cjson libcurl libmicrohttpd sqlite3 libzip expat
+EDIT_PKG := libedit
+
+# Installed layout (docs/dvlua.1, FILES).
+BINDIR  = $(PREFIX)/bin
+DATADIR = $(PREFIX)/share/dvlua
+DOCDIR  = $(PREFIX)/share/doc/dvlua
+MANDIR  = $(PREFIX)/share/man/man1
+# Where Debian's lua5.4 looks for C modules: its own directory for /usr, else the
+# /usr/local tree that package.cpath also searches.
+LUA_CMOD ?= $(or $(if $(filter /usr,$(PREFIX)),$(shell pkg-config --variable=INSTALL_CMOD lua5.4 2>/dev/null)),$(PREFIX)/lib/lua/5.4)
 
 # Resolved lazily so that `make deps` works before pkg-config has the packages.
-PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) $(EDIT_PKG) 2>/dev/null)
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+MOD_LIBS   = $(filter-out -llua5.4,$(shell pkg-config --libs $(MOD_PKGS) 2>/dev/null))
+EDIT_LIBS  = $(shell pkg-config --libs $(EDIT_PKG) 2>/dev/null)
 
 SRC  := $(wildcard src/*.c src/emulator/*.c bindings/*.c)
 LUA  := $(sort $(wildcard bindings/dataverse/*.lua))
 OBJ  := $(patsubst %.c,build/%.o,$(SRC)) build/embedded_lua.o
 DEPF := $(OBJ:.o=.d)
+# The interpreter's own files; everything else is the module.
+EXE_OBJ := build/src/main.o $(patsubst %.c,build/%.o,$(wildcard src/repl*.c))
+MOD_OBJ := $(filter-out $(EXE_OBJ),$(OBJ)) build/module_entries.o
 
-.PHONY: all deps test demo bench install uninstall clean format lint check-deps fuzz \
+.PHONY: all module deps test demo bench install uninstall clean format lint check-deps fuzz \
 	check-sanitize fuzz-short
 
-all: dvlua
+all: dvlua dataverse.so
+
+module: dataverse.so
 
 dvlua: $(OBJ)
-	$(CC) $(DV_LDFLAGS) $(LDFLAGS) -o $@ $(OBJ) $(PKG_LIBS) -lm -lpthread
+	$(CC) $(DV_LDFLAGS) $(LDFLAGS) -o $@ $(OBJ) $(PKG_LIBS) $(EDIT_LIBS) -lm -lpthread
 
-build/%.o: %.c | check-deps
+# `require "dataverse"` from any Lua 5.4 (LUA_CPATH=./?.so lua5.4 -e 'require "dataverse"').
+dataverse.so: $(MOD_OBJ)
+	$(CC) -shared $(LDFLAGS) -o $@ $(MOD_OBJ) $(MOD_LIBS) -lm -lpthread
+
+# Builds that manage their own dependencies (luarocks, packagers) pass CHECK_DEPS=.
+CHECK_DEPS ?= check-deps
+
+build/%.o: %.c | $(CHECK_DEPS)
 	@mkdir -p $(dir $@)
-	$(CC) $(DV_CFLAGS) $(CFLAGS) $(PKG_CFLAGS) -MMD -MP -c -o $@ $<
+	$(CC) $(DV_CFLAGS) $(PKG_CFLAGS) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c -o $@ $<
 
 # Lua helpers are compiled into the binary: no file lookups at run time.
 build/embedded_lua.c: $(LUA) build/bin2c
 	build/bin2c $(LUA) > $@
+
+# The module's luaopen_dataverse_<x> for each embedded helper: Lua's all-in-one C loader
+# finds them in dataverse.so when a submodule is required first (src/module.h).
+build/module_entries.c: $(LUA)
+	@mkdir -p build
+	{ echo '#include "module.h"'; for f in $(LUA); do n=$$(basename $$f .lua); \
+	  echo "int luaopen_dataverse_$$n(lua_State *L) { return dv_open_submodule(L, \"dataverse.$$n\"); }"; \
+	  done; } > $@
+
+build/module_entries.o: build/module_entries.c
+	$(CC) $(DV_CFLAGS) $(PKG_CFLAGS) $(CFLAGS) -c -o $@ $<
 
 build/embedded_lua.o: build/embedded_lua.c
 	$(CC) $(DV_CFLAGS) $(CFLAGS) -c -o $@ $<
@@ -46,7 +85,7 @@ check-deps:
 deps:
 	sh scripts/install-deps.sh
 
-test: check-deps dvlua
+test: check-deps dvlua dataverse.so
 	./dvlua spec/run.lua $(SPEC)
 
 demo: check-deps dvlua
@@ -68,7 +107,7 @@ SAN_ENV    = ASAN_OPTIONS=log_path=$(CURDIR)/build-san/report:detect_leaks=1:abo
 	DVLUA=$(CURDIR)/dvlua-san
 
 dvlua-san: $(SAN_OBJ)
-	$(SAN_CC) $(SAN_FLAGS) $(DV_LDFLAGS) $(LDFLAGS) -o $@ $(SAN_OBJ) $(PKG_LIBS) -lm -lpthread
+	$(SAN_CC) $(SAN_FLAGS) $(DV_LDFLAGS) $(LDFLAGS) -o $@ $(SAN_OBJ) $(PKG_LIBS) $(EDIT_LIBS) -lm -lpthread
 
 build-san/%.o: %.c | check-deps
 	@mkdir -p $(dir $@)
@@ -131,14 +170,31 @@ fuzz-short: fuzz
 	  grep -E "stat::number_of_executed_units" build/fuzz/$$t.log; \
 	done
 
-install: dvlua
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/dvlua/scripts
-	install -m 755 dvlua $(DESTDIR)$(PREFIX)/bin/dvlua
-	cp -R scripts/. $(DESTDIR)$(PREFIX)/share/dvlua/scripts/
+# Every scripts/*.lua is installed as the command dvlua-<name> with "_" written "-", except
+# two long names (docs/dvlua.1, COMMANDS): change_tracking_sample is dvlua-sample and
+# changes_jsonl is dvlua-changes. dvlua-sync is scripts/sync.lua, or sync_sqlite.lua in a
+# tree without it. The scripts start with `#!/usr/bin/env dvlua`; solution folders they
+# import go to $(DATADIR)/solutions, which they find relative to themselves.
+SCRIPTS := $(wildcard scripts/*.lua)
+cmdname = dvlua-$(subst _,-,$(patsubst change_tracking_sample,sample,$(patsubst changes_jsonl,changes,$(basename $(notdir $(1))))))
+DOCS    := README.md $(wildcard docs/*.md)
+
+install: dvlua dataverse.so
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LUA_CMOD) $(DESTDIR)$(MANDIR) \
+	  $(DESTDIR)$(DOCDIR) $(DESTDIR)$(DATADIR)/solutions
+	install -m 755 dvlua $(DESTDIR)$(BINDIR)/dvlua
+	install -m 644 dataverse.so $(DESTDIR)$(LUA_CMOD)/dataverse.so
+	install -m 644 docs/dvlua.1 $(DESTDIR)$(MANDIR)/dvlua.1
+	install -m 644 $(DOCS) $(DESTDIR)$(DOCDIR)/
+	for p in $(foreach s,$(SCRIPTS),$(s):$(call cmdname,$(s))); do \
+	  install -m 755 $${p%%:*} $(DESTDIR)$(BINDIR)/$${p#*:}; done
+	$(if $(wildcard scripts/sync.lua),,ln -sf dvlua-sync-sqlite $(DESTDIR)$(BINDIR)/dvlua-sync)
+	cp -R scripts/solutions/. $(DESTDIR)$(DATADIR)/solutions/
 
 uninstall:
-	rm -f $(DESTDIR)$(PREFIX)/bin/dvlua
-	rm -rf $(DESTDIR)$(PREFIX)/share/dvlua
+	rm -f $(DESTDIR)$(BINDIR)/dvlua $(DESTDIR)$(BINDIR)/dvlua-sync $(DESTDIR)$(LUA_CMOD)/dataverse.so \
+	  $(DESTDIR)$(MANDIR)/dvlua.1 $(foreach s,$(SCRIPTS),$(DESTDIR)$(BINDIR)/$(call cmdname,$(s)))
+	rm -rf $(DESTDIR)$(DATADIR) $(DESTDIR)$(DOCDIR)
 
 format:
 	clang-format -i $(SRC) $(wildcard src/*.h src/emulator/*.h bindings/*.h) tools/bin2c.c
@@ -150,6 +206,6 @@ lint: $(patsubst %.c,build/%.o,$(wildcard src/emulator/*.c))
 	sh scripts/check-layers.sh
 
 clean:
-	rm -rf build dvlua build-san dvlua-san
+	rm -rf build dvlua dataverse.so build-san dvlua-san
 
 -include $(DEPF) $(SAN_OBJ:.o=.d)

@@ -10,6 +10,10 @@
 #   BENCH_FRESH  set to 1 to reseed instead of using the cached seeded databases
 #   BENCH_SERVE  the command that serves the emulator (default "./dvlua --serve"); it gets
 #                --listen HOST:PORT --db FILE and must print its URL
+#
+# `sh bench/run.sh parallel` runs only the parallel bench (bench/parallel.lua: K change
+# streams under the emulator's latency model, sequential against org:parallel); a full run
+# ends with it. Its settings are PAR_* variables, listed in that file.
 set -eu
 
 cd "$(dirname "$0")/.."
@@ -33,6 +37,15 @@ die() {
 	say "$*"
 	exit 1
 }
+
+parallel_bench() {
+	say "parallel: K change streams, sequential and with org:parallel (bench/parallel.lua)"
+	PAR_WORK=$WORK "$DVLUA" bench/parallel.lua | tee "$WORK/parallel.txt"
+}
+if [ "${1:-}" = parallel ]; then
+	parallel_bench
+	exit 0
+fi
 
 # --- The bench's own tools, installed from Debian only when missing ---------------------
 as_root() {
@@ -239,3 +252,4 @@ cat >"$WORK/meta.json" <<EOF
  "elapsed_s":$(($(date +%s) - started))}
 EOF
 "$DVLUA" bench/report.lua "$SAMPLES" "$WORK/meta.json" "$WORK/decode.txt" bench/results.json
+parallel_bench || say "bench/parallel.lua failed"

@@ -1,6 +1,8 @@
 /* `dataverse.core`: the connection object (userdata over src/dataverse.c), the error object,
  * and the OData building blocks (keys, literals, percent-encoding) the Lua layer composes the
- * operations from (bindings/dataverse/init.lua). */
+ * operations from (bindings/dataverse/init.lua). A request made from a task of org:parallel
+ * (bindings/dataverse/parallel.lua) yields to its scheduler instead of blocking; everywhere
+ * else it drives the connection's transfers (src/multi.h) until its answer is in. */
 #include <lauxlib.h>
 #include <errno.h>
 #include <sys/stat.h>
@@ -130,6 +132,9 @@ static int l_open(lua_State *L)
     o.authority_host = opt_string_field(L, 1, "authority_host");
     o.timeout = (long)opt_int_field(L, 1, "timeout", 0);
     o.retries = (int)opt_int_field(L, 1, "retries", -1);
+    o.concurrency = (int)opt_int_field(L, 1, "concurrency", 0);
+    if (o.concurrency < 0 || o.concurrency > DV_MULTI_MAX)
+        luaL_error(L, "bad option 'concurrency' (1 to 52 expected)");
     lua_getfield(L, 1, "trace");
     o.trace = lua_toboolean(L, -1);
     lua_pop(L, 1);
@@ -239,34 +244,79 @@ static const char **collect_headers(lua_State *L, int t)
     return h;
 }
 
-/* Shared by send and call: method, target, body (string, table encoded as JSON, or nil),
- * headers. Leaves the response in *r. */
-static void do_send(lua_State *L, dv_conn *c, dv_http_resp *r, dv_error *e)
+/* ---- requests: blocking, or yielding inside org:parallel (bindings/dataverse/parallel.lua) ----
+ */
+
+/* What a task coroutine yields to its scheduler: this marker and the request id. */
+static const char waiting_marker = 0;
+
+/* Queues method, target, body (string, table encoded as JSON, or nil) and headers on the
+ * connection's multi driver; returns the request id (raises on bad input). */
+static uint64_t start_request(lua_State *L, dv_conn *c, const char *method, int target_idx,
+                              int body_idx, int headers_idx)
 {
-    const char *method = luaL_checkstring(L, 2);
-    const char *target = luaL_checkstring(L, 3);
+    const char *target = luaL_checkstring(L, target_idx);
     size_t blen = 0;
     const char *body = NULL;
-    if (lua_istable(L, 4)) {
-        push_json_text(L, 4);
-        lua_replace(L, 4);
+    if (body_idx) {
+        if (lua_istable(L, body_idx)) {
+            push_json_text(L, body_idx);
+            lua_replace(L, body_idx);
+        }
+        if (!lua_isnoneornil(L, body_idx)) body = luaL_checklstring(L, body_idx, &blen);
     }
-    if (!lua_isnoneornil(L, 4)) body = luaL_checklstring(L, 4, &blen);
-    const char **h = collect_headers(L, 5);
-    if (dv_conn_send(c, method, target, body, blen, h, r, e)) {
+    const char **h = collect_headers(L, headers_idx);
+    dv_error e;
+    uint64_t id = dv_conn_submit(c, method, target, body, blen, h, &e);
+    if (!id) raise_error(L, &e);
+    return id;
+}
+
+/* 1 when L runs one of org:parallel's tasks (registered in the connection state's "tasks"
+ * table) and may yield: then a request yields to the scheduler instead of blocking. */
+static int in_task(lua_State *L)
+{
+    if (!lua_isyieldable(L)) return 0;
+    lua_getiuservalue(L, 1, 1);
+    int yes = 0;
+    if (lua_getfield(L, -1, "tasks") == LUA_TTABLE) {
+        lua_pushthread(L);
+        yes = lua_rawget(L, -2) != LUA_TNIL && lua_toboolean(L, -1);
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 2);
+    return yes;
+}
+
+/* Waits for request id, by yielding to the scheduler or by driving the transfers here, then
+ * continues in k (which collects the answer). */
+static int await_request(lua_State *L, conn_box *b, uint64_t id, lua_KFunction k)
+{
+    if (in_task(L)) {
+        lua_pushlightuserdata(L, (void *)&waiting_marker);
+        lua_pushinteger(L, (lua_Integer)id);
+        return lua_yieldk(L, 2, (lua_KContext)id, k);
+    }
+    dv_multi_wait(dv_conn_multi(b->c), id);
+    return k(L, LUA_OK, (lua_KContext)id);
+}
+
+/* Takes the answer of request id; raises when no response arrived. */
+static void take_result(lua_State *L, lua_KContext ctx, dv_http_resp *r, dv_error *e)
+{
+    conn_box *b = check_conn(L, 1);
+    if (dv_conn_result(b->c, (uint64_t)ctx, r, e)) {
         dv_http_resp_free(r);
         raise_error(L, e);
     }
 }
 
-/* conn:send(method, target, body, headers) -> status, headers, body text (never raises on a
- * status; raises when no response arrived). */
-static int l_send(lua_State *L)
+static int send_k(lua_State *L, int status, lua_KContext ctx)
 {
-    conn_box *b = check_conn(L, 1);
+    (void)status;
     dv_http_resp r;
     dv_error e;
-    do_send(L, b->c, &r, &e);
+    take_result(L, ctx, &r, &e);
     lua_pushinteger(L, r.status);
     dv_lua_push_headers(L, &r);
     lua_pushlstring(L, r.body ? r.body : "", r.body_len);
@@ -274,21 +324,17 @@ static int l_send(lua_State *L)
     return 3;
 }
 
-/* conn:call(method, target, body, headers) -> status, headers, decoded body (nil when empty).
- * A status of 400 or more raises a dataverse.error. */
-static int l_call(lua_State *L)
+/* Pushes status, headers and the decoded body (nil when empty) of r, freeing r; a status of
+ * 400 or more raises e. */
+static int push_call_result(lua_State *L, dv_http_resp *r, dv_error *e)
 {
-    conn_box *b = check_conn(L, 1);
-    dv_http_resp r;
-    dv_error e;
-    do_send(L, b->c, &r, &e);
-    if (r.status >= 400) {
-        dv_http_resp_free(&r);
-        return raise_error(L, &e);
+    if (r->status >= 400) {
+        dv_http_resp_free(r);
+        return raise_error(L, e);
     }
-    lua_pushinteger(L, r.status);
-    dv_lua_push_headers(L, &r);
-    const char *s = r.body ? r.body : "";
+    lua_pushinteger(L, r->status);
+    dv_lua_push_headers(L, r);
+    const char *s = r->body ? r->body : "";
     while (*s == ' ' || *s == '\n' || *s == '\r' || *s == '\t')
         s++;
     if (!*s) {
@@ -296,18 +342,49 @@ static int l_call(lua_State *L)
     } else if (*s == '{' || *s == '[') {
         /* Decoded straight from the response buffer into Lua tables: no copy of the page. */
         char msg[256];
-        int bad = dv_json_decode(L, r.body, r.body_len, msg, sizeof msg);
-        dv_http_resp_free(&r);
+        int bad = dv_json_decode(L, r->body, r->body_len, msg, sizeof msg);
+        dv_http_resp_free(r);
         if (bad) {
-            dv_error_set(&e, 0, "json", "invalid JSON in the response: %s", msg);
-            return raise_error(L, &e);
+            dv_error_set(e, 0, "json", "invalid JSON in the response: %s", msg);
+            return raise_error(L, e);
         }
         return 3;
     } else {
-        lua_pushlstring(L, r.body, r.body_len);
+        lua_pushlstring(L, r->body, r->body_len);
     }
-    dv_http_resp_free(&r);
+    dv_http_resp_free(r);
     return 3;
+}
+
+static int call_k(lua_State *L, int status, lua_KContext ctx)
+{
+    (void)status;
+    dv_http_resp r;
+    dv_error e;
+    take_result(L, ctx, &r, &e);
+    return push_call_result(L, &r, &e);
+}
+
+/* conn:send(method, target, body, headers) -> status, headers, body text (never raises on a
+ * status; raises when no response arrived). */
+static int l_send(lua_State *L)
+{
+    conn_box *b = check_conn(L, 1);
+    const char *method = luaL_checkstring(L, 2);
+    lua_settop(L, 5);
+    uint64_t id = start_request(L, b->c, method, 3, 4, 5);
+    return await_request(L, b, id, send_k);
+}
+
+/* conn:call(method, target, body, headers) -> status, headers, decoded body (nil when empty).
+ * A status of 400 or more raises a dataverse.error. */
+static int l_call(lua_State *L)
+{
+    conn_box *b = check_conn(L, 1);
+    const char *method = luaL_checkstring(L, 2);
+    lua_settop(L, 5);
+    uint64_t id = start_request(L, b->c, method, 3, 4, 5);
+    return await_request(L, b, id, call_k);
 }
 
 static void push_buf(lua_State *L, dv_buf *b)
@@ -359,23 +436,15 @@ static void classify_rows(lua_State *L, int idx, const char *logical)
     }
 }
 
-/* conn:change_page(url, headers, logical) -> changes, next_link, data_token
- * One page of a change-tracking read: fetched, decoded straight from the response buffer,
- * and each row turned into its change in place. data_token (the deltaLink's $deltatoken,
- * decoded) comes only with the last page, i.e. when there is no next_link. */
-static int l_change_page(lua_State *L)
+static int change_page_k(lua_State *L, int status, lua_KContext ctx)
 {
-    const char *logical = luaL_checkstring(L, 4);
-    lua_settop(L, 4);
-    lua_pushcfunction(L, l_call);
-    lua_pushvalue(L, 1);
-    lua_pushliteral(L, "GET");
-    lua_pushvalue(L, 2);
-    lua_pushnil(L);
-    lua_pushvalue(L, 3);
-    lua_call(L, 5, 3);
-    int body = lua_gettop(L);
+    (void)status;
+    dv_http_resp r;
     dv_error e;
+    take_result(L, ctx, &r, &e);
+    push_call_result(L, &r, &e);
+    const char *logical = lua_tostring(L, 4);
+    int body = lua_gettop(L);
     dv_error_clear(&e);
     if (!lua_istable(L, body)) {
         dv_error_set(&e, 0, "response", "a change page was not a JSON object");
@@ -412,6 +481,97 @@ static int l_change_page(lua_State *L)
     }
     lua_pushnil(L);
     return 3;
+}
+
+/* conn:change_page(url, headers, logical) -> changes, next_link, data_token
+ * One page of a change-tracking read: fetched, decoded straight from the response buffer,
+ * and each row turned into its change in place. data_token (the deltaLink's $deltatoken,
+ * decoded) comes only with the last page, i.e. when there is no next_link. */
+static int l_change_page(lua_State *L)
+{
+    conn_box *b = check_conn(L, 1);
+    luaL_checkstring(L, 4);
+    lua_settop(L, 4);
+    uint64_t id = start_request(L, b->c, "GET", 2, 0, 3);
+    return await_request(L, b, id, change_page_k);
+}
+
+/* conn:_pump{id, …} -> {id, …}: drives every transfer of the connection until one of the
+ * given requests is finished; returns those that are (the scheduler of org:parallel). */
+static int l_pump(lua_State *L)
+{
+    conn_box *b = check_conn(L, 1);
+    luaL_checktype(L, 2, LUA_TTABLE);
+    lua_Integer n = luaL_len(L, 2);
+    uint64_t *ids = lua_newuserdatauv(L, sizeof *ids * (size_t)(n > 0 ? n : 1), 0);
+    for (lua_Integer i = 1; i <= n; i++) {
+        lua_rawgeti(L, 2, i);
+        ids[i - 1] = (uint64_t)luaL_checkinteger(L, -1);
+        lua_pop(L, 1);
+    }
+    dv_multi *m = dv_conn_multi(b->c);
+    dv_multi_wait_any(m, ids, (size_t)n);
+    lua_newtable(L);
+    lua_Integer k = 0;
+    for (lua_Integer i = 0; i < n; i++)
+        if (dv_multi_finished(m, ids[i]) != 0) {
+            lua_pushinteger(L, (lua_Integer)ids[i]);
+            lua_rawseti(L, -2, ++k);
+        }
+    return 1;
+}
+
+static void set_int(lua_State *L, const char *k, lua_Integer v)
+{
+    lua_pushinteger(L, v);
+    lua_setfield(L, -2, k);
+}
+
+/* conn:stats() -> {requests=, retries=, throttled=, waited=, concurrency=, cap=, hint=,
+ * in_flight=, queued=, peak=} */
+static int l_stats(lua_State *L)
+{
+    conn_box *b = check_conn(L, 1);
+    dv_multi_stats s;
+    dv_multi_stats_get(dv_conn_multi(b->c), &s);
+    lua_createtable(L, 0, 10);
+    set_int(L, "requests", s.requests);
+    set_int(L, "retries", s.retries);
+    set_int(L, "throttled", s.throttled);
+    lua_pushnumber(L, s.waited_s);
+    lua_setfield(L, -2, "waited");
+    set_int(L, "concurrency", s.concurrency);
+    set_int(L, "cap", s.cap);
+    set_int(L, "hint", s.hint);
+    set_int(L, "in_flight", s.in_flight);
+    set_int(L, "queued", s.queued);
+    set_int(L, "peak", s.peak);
+    return 1;
+}
+
+/* conn:set_concurrency(n): caps the budget at n (nil or 0: no cap of the caller's). */
+static int l_set_concurrency(lua_State *L)
+{
+    conn_box *b = check_conn(L, 1);
+    lua_Integer n = luaL_optinteger(L, 2, 0);
+    if (n < 0 || n > DV_MULTI_MAX)
+        return luaL_argerror(L, 2, "a concurrency from 1 to 52 expected (nil for no cap)");
+    dv_multi_set_cap(dv_conn_multi(b->c), (int)n);
+    return 0;
+}
+
+/* __index: the methods, then the live fields (org.concurrency). */
+static int l_index(lua_State *L)
+{
+    lua_pushvalue(L, 2);
+    if (lua_rawget(L, lua_upvalueindex(1)) != LUA_TNIL) return 1;
+    if (lua_type(L, 2) == LUA_TSTRING && strcmp(lua_tostring(L, 2), "concurrency") == 0) {
+        conn_box *b = check_conn(L, 1);
+        dv_multi_stats s;
+        dv_multi_stats_get(dv_conn_multi(b->c), &s);
+        lua_pushinteger(L, s.concurrency);
+    }
+    return 1;
 }
 
 /* ---- OData pieces ---- */
@@ -688,6 +848,9 @@ int luaopen_dataverse_core(lua_State *L)
         {"url", l_url},
         {"base", l_base},
         {"auth", l_auth},
+        {"stats", l_stats},
+        {"set_concurrency", l_set_concurrency},
+        {"_pump", l_pump},
         {NULL, NULL},
     };
     static const luaL_Reg meta[] = {
@@ -715,16 +878,21 @@ int luaopen_dataverse_core(lua_State *L)
         {NULL, NULL},
     };
     luaL_newlib(L, funcs);
+    lua_pushlightuserdata(L, (void *)&waiting_marker);
+    lua_setfield(L, -2, "waiting");
     if (luaL_newmetatable(L, CONN_MT)) {
         luaL_setfuncs(L, meta, 0);
         luaL_newlib(L, methods);
         lua_pushvalue(L, -1);
+        lua_pushcclosure(L, l_index, 1);
         lua_setfield(L, -3, "__index");
         /* the Lua layer adds the operations to this same table */
         lua_setfield(L, -3, "methods");
     } else {
         lua_getfield(L, -1, "__index");
-        lua_setfield(L, -3, "methods");
+        lua_getupvalue(L, -1, 1);
+        lua_setfield(L, -4, "methods");
+        lua_pop(L, 1);
     }
     lua_pop(L, 1);
     return 1;

@@ -3,6 +3,7 @@
 #include <lauxlib.h>
 
 #include "lua_modules.h"
+#include "preload.h"
 #include "version.h"
 
 static void require_module(lua_State *L, const char *name)
@@ -14,6 +15,13 @@ static void require_module(lua_State *L, const char *name)
 
 int luaopen_dataverse(lua_State *L)
 {
+    /* Loaded as dataverse.so by another Lua: the submodules and the embedded Lua helpers
+     * are not in package.preload yet (dvlua registers them at start). */
+    lua_getfield(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
+    int have = lua_istable(L, -1) && lua_getfield(L, -1, "dataverse.init") != LUA_TNIL;
+    lua_settop(L, 1);
+    if (!have) dv_preload(L);
+
     lua_newtable(L);
     lua_pushliteral(L, DV_VERSION);
     lua_setfield(L, -2, "version");

@@ -48,6 +48,74 @@ static double opt_number(lua_State *L, const char *key, double dflt)
     return v;
 }
 
+/* A number field of the table at the top, at least min; def when absent. */
+static double sub_number(lua_State *L, const char *opt, const char *key, double min, double def)
+{
+    lua_getfield(L, -1, key);
+    double v = def;
+    if (!lua_isnil(L, -1)) {
+        if (!lua_isnumber(L, -1) || lua_tonumber(L, -1) < min)
+            luaL_error(L, "bad option '%s.%s' to 'start' (number of at least %f expected)", opt,
+                       key, (lua_Number)min);
+        v = lua_tonumber(L, -1);
+    }
+    lua_pop(L, 1);
+    return v;
+}
+
+/* Refuses keys of the table at the top that are not in known. */
+static void sub_known(lua_State *L, const char *opt, const char *const *known)
+{
+    lua_pushnil(L);
+    while (lua_next(L, -2)) {
+        int ok = 0;
+        if (lua_type(L, -2) == LUA_TSTRING)
+            for (int i = 0; known[i]; i++)
+                ok |= strcmp(known[i], lua_tostring(L, -2)) == 0;
+        if (!ok)
+            luaL_error(L, "bad option '%s' to 'start' (unknown setting '%s')", opt,
+                       lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "?");
+        lua_pop(L, 1);
+    }
+}
+
+/* limits = true | {requests=, execution_ms=, concurrent=, window=} */
+static void read_limits(lua_State *L, dv_emulator_options *o)
+{
+    static const char *const known[] = {"requests", "execution_ms", "concurrent", "window", NULL};
+    int t = lua_getfield(L, 1, "limits");
+    if (t == LUA_TBOOLEAN) {
+        o->limits = lua_toboolean(L, -1);
+    } else if (t == LUA_TTABLE) {
+        sub_known(L, "limits", known);
+        o->limits = 1;
+        o->limit_requests = (long)sub_number(L, "limits", "requests", 1, 0);
+        o->limit_execution_ms = (long)sub_number(L, "limits", "execution_ms", 1, 0);
+        o->limit_concurrent = (int)sub_number(L, "limits", "concurrent", 1, 0);
+        o->limit_window = sub_number(L, "limits", "window", 0.001, 0);
+    } else if (t != LUA_TNIL) {
+        luaL_error(L, "bad option 'limits' to 'start' (boolean or table expected, got %s)",
+                   luaL_typename(L, -1));
+    }
+    lua_pop(L, 1);
+}
+
+/* latency = {request_ms=, per_row_ms=} */
+static void read_latency(lua_State *L, dv_emulator_options *o)
+{
+    static const char *const known[] = {"request_ms", "per_row_ms", NULL};
+    int t = lua_getfield(L, 1, "latency");
+    if (t == LUA_TTABLE) {
+        sub_known(L, "latency", known);
+        o->latency_request_ms = sub_number(L, "latency", "request_ms", 0, 0);
+        o->latency_per_row_ms = sub_number(L, "latency", "per_row_ms", 0, 0);
+    } else if (t != LUA_TNIL && !(t == LUA_TBOOLEAN && !lua_toboolean(L, -1))) {
+        luaL_error(L, "bad option 'latency' to 'start' (table expected, got %s)",
+                   luaL_typename(L, -1));
+    }
+    lua_pop(L, 1);
+}
+
 static int l_start(lua_State *L)
 {
     if (lua_isnoneornil(L, 1)) {
@@ -55,10 +123,10 @@ static int l_start(lua_State *L)
         lua_newtable(L);
     }
     luaL_checktype(L, 1, LUA_TTABLE);
-    static const char *known[] = {"db",      "host",           "port",      "token",
-                                  "faults",  "max_body",       "retention", "key_delay",
-                                  "timeout", "header_timeout", "max_conns", "max_conns_per_client",
-                                  NULL};
+    static const char *known[] = {"db",       "host",           "port",      "token",
+                                  "faults",   "max_body",       "retention", "key_delay",
+                                  "timeout",  "limits",         "latency",   "dop_hint",
+                                  "header_timeout", "max_conns", "max_conns_per_client", NULL};
     lua_pushnil(L);
     while (lua_next(L, 1)) {
         int ok = 0;
@@ -86,6 +154,12 @@ static int l_start(lua_State *L)
     o.header_timeout = (unsigned)opt_number(L, "header_timeout", 0);
     o.max_conns = (unsigned)opt_number(L, "max_conns", 0);
     o.max_conns_per_client = (unsigned)opt_number(L, "max_conns_per_client", 0);
+    read_limits(L, &o);
+    read_latency(L, &o);
+    double dop = opt_number(L, "dop_hint", 0);
+    if (dop < 0 || dop > 10000)
+        return luaL_error(L, "bad option 'dop_hint' to 'start' (1 or more)");
+    o.dop_hint = (int)dop;
     lemu *u = lua_newuserdatauv(L, sizeof *u, 0);
     u->emu = NULL;
     luaL_setmetatable(L, EMU_MT);
@@ -177,11 +251,35 @@ static int l_fail_key(lua_State *L)
     return 0;
 }
 
+/* emu:stats([reset]) -> {requests=, throttled=, peak_concurrent=, concurrent=, busy_ms=} */
+static int l_stats(lua_State *L)
+{
+    lemu *u = check(L);
+    dv_emulator_stats s;
+    dv_emulator_get_stats(u->emu, &s, lua_toboolean(L, 2));
+    lua_createtable(L, 0, 5);
+    lua_pushinteger(L, s.requests);
+    lua_setfield(L, -2, "requests");
+    lua_pushinteger(L, s.throttled);
+    lua_setfield(L, -2, "throttled");
+    lua_pushinteger(L, s.peak_concurrent);
+    lua_setfield(L, -2, "peak_concurrent");
+    lua_pushinteger(L, s.concurrent);
+    lua_setfield(L, -2, "concurrent");
+    lua_pushnumber(L, s.busy_ms);
+    lua_setfield(L, -2, "busy_ms");
+    return 1;
+}
+
 int luaopen_dataverse_emulator(lua_State *L)
 {
-    static const luaL_Reg methods[] = {{"stop", l_stop},         {"faults", l_faults},
-                                       {"advance", l_advance},   {"retention", l_retention},
-                                       {"fail_key", l_fail_key}, {NULL, NULL}};
+    static const luaL_Reg methods[] = {{"stop", l_stop},
+                                       {"faults", l_faults},
+                                       {"advance", l_advance},
+                                       {"retention", l_retention},
+                                       {"fail_key", l_fail_key},
+                                       {"stats", l_stats},
+                                       {NULL, NULL}};
     static const luaL_Reg meta[] = {{"__index", l_index},
                                     {"__gc", l_stop},
                                     {"__close", l_stop},

@@ -1,3 +1,4 @@
+#!/usr/bin/env dvlua
 -- Microsoft's change tracking sample ("Synchronize data with external systems using change
 -- tracking", RetrieveEntityChanges), step by step, with dvlua:
 --
@@ -53,9 +54,18 @@ do
   end
 end
 
--- The solution source sits next to this script: solutions/ChangeTrackingSample/.
+-- The solution source sits next to this script (solutions/ChangeTrackingSample/ in the
+-- source tree), or, installed as <prefix>/bin/dvlua-sample, in <prefix>/share/dvlua/solutions.
 local here = arg[0]:match("^(.*)/[^/]*$") or "."
 local solution_dir = here .. "/solutions/" .. SOLUTION
+for _, dir in ipairs { solution_dir, here .. "/../share/dvlua/solutions/" .. SOLUTION } do
+  local f = io.open(dir .. "/solution.xml", "rb")
+  if f then
+    f:close()
+    solution_dir = dir
+    break
+  end
+end
 
 local function say(fmt, ...) io.write(fmt:format(...), "\n") io.flush() end
 local function heading(title) say("\n%s", title) end
@@ -144,7 +154,7 @@ local function main()
     local f = io.open(solution_dir .. "/solution.xml", "rb")
     if not f then
       error(("cannot find the solution source %s/solution.xml (the script looks for "
-        .. "solutions/%s next to itself)"):format(solution_dir, SOLUTION), 0)
+        .. "solutions/%s next to itself and in ../share/dvlua/solutions)"):format(solution_dir, SOLUTION), 0)
     end
     f:close()
     org:import_solution(solution_dir, { overwrite = false, publish_workflows = false })

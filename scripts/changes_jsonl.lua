@@ -1,3 +1,4 @@
+#!/usr/bin/env dvlua
 -- Write a Dataverse table's change feed to stdout as JSON lines, for piping elsewhere.
 --
 --   dvlua changes_jsonl.lua --table account [--columns name,revenue] [--since TOKEN_FILE]

@@ -15,8 +15,8 @@ router
 rows queries changes metadata solutions oauth
 row_write row_select row_address
 store
-request clock entity builtin solution_parse query
-sbuf
+request clock entity builtin solution_parse query limits
+sbuf latency
 '
 
 rank() { # layer number of a file stem (higher is lower down), or nothing

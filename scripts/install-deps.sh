@@ -6,9 +6,10 @@ set -eu
 PACKAGES="
 make gcc pkgconf ca-certificates curl
 liblua5.4-dev lua5.4 lua-cjson-dev
-libcurl4-openssl-dev libmicrohttpd-dev libsqlite3-dev libzip-dev libexpat1-dev
+libcurl4-openssl-dev libmicrohttpd-dev libsqlite3-dev libzip-dev libexpat1-dev libedit-dev
 lua-busted lua-filesystem lua-sql-sqlite3 lua-sql-postgres sqlite3
-lua-socket openssl
+lua-socket openssl luarocks
+bsdutils man-db groff-base
 clang libclang-rt-dev
 postgresql
 "

@@ -1,3 +1,4 @@
+#!/usr/bin/env dvlua
 -- Mirror a Dataverse table into PostgreSQL, run after run, through change tracking.
 --
 --   dvlua sync_postgres.lua --table account [--dsn "host=… dbname=…"] [--columns name,revenue]

@@ -1,3 +1,4 @@
+#!/usr/bin/env dvlua
 -- Mirror a Dataverse table into a SQLite database, run after run, through change tracking.
 --
 --   dvlua sync_sqlite.lua --table account --db mirror.sqlite [--columns name,revenue]

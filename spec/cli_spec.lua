@@ -110,10 +110,14 @@ describe("dvlua command line", function()
     assert.equals(0, r.status)
     assert.matches("^dvlua %d+%.%d+%.%d+ %(Lua 5%.4", r.stdout)
     assert.matches("^dvlua ", dv.run({ "--version" }).stdout)
-    r = dv.run({ "-h" })
-    assert.equals(0, r.status)
-    assert.matches("usage:", r.stderr)
-    assert.matches("%-%-serve", r.stderr)
+    for _, opt in ipairs { "-h", "--help" } do
+      r = dv.run({ opt })
+      assert.equals(0, r.status)
+      assert.matches("^usage:", r.stdout)
+      assert.matches("%-%-serve", r.stdout)
+      assert.matches("DATAVERSE_URL", r.stdout)
+      assert.equals("", r.stderr)
+    end
   end)
 
   it("rejects unknown options with usage and status 1", function()

@@ -167,7 +167,7 @@ describe("change_tracking_sample.lua", function()
     assert.is_not.equals(0, r.status)
     assert.equals("change_tracking_sample: cannot find the solution source " .. dir
       .. "/solutions/ChangeTrackingSample/solution.xml (the script looks for "
-      .. "solutions/ChangeTrackingSample next to itself)\n", r.stderr)
+      .. "solutions/ChangeTrackingSample next to itself and in ../share/dvlua/solutions)\n", r.stderr)
   end)
 
   it("ends with the server's refusal and a non-zero status", function()

@@ -6,9 +6,11 @@
 
 #include "auth.h"
 #include "urlsafe.h"
+#include "multi.h"
 
 struct dv_conn {
-    dv_http *http; /* one keep-alive connection object, owning the token provider */
+    dv_http *http;   /* one keep-alive connection object, owning the token provider */
+    dv_multi *multi; /* every request of the connection: one concurrency budget */
     char *url;
     char *base;
 };
@@ -101,6 +103,11 @@ dv_conn *dv_conn_open(const dv_conn_options *opt, dv_error *err)
         dv_conn_close(c);
         return NULL;
     }
+    c->multi = dv_multi_new(c->http, opt->concurrency, err);
+    if (!c->multi) {
+        dv_conn_close(c);
+        return NULL;
+    }
     dv_error_clear(err);
     dv_auth *a = make_auth(opt, c->url, err);
     if (!a && err->code[0]) {
@@ -115,6 +122,7 @@ dv_conn *dv_conn_open(const dv_conn_options *opt, dv_error *err)
 void dv_conn_close(dv_conn *c)
 {
     if (!c) return;
+    dv_multi_free(c->multi);
     dv_http_free(c->http);
     free(c->url);
     free(c->base);
@@ -166,20 +174,25 @@ static char *target_url(const dv_conn *c, const char *target, dv_error *err)
     return u;
 }
 
-int dv_conn_send(dv_conn *c, const char *method, const char *target, const char *body,
-                 size_t body_len, const char *const *headers, dv_http_resp *out, dv_error *err)
+dv_multi *dv_conn_multi(dv_conn *c)
+{
+    return c->multi;
+}
+
+uint64_t dv_conn_submit(dv_conn *c, const char *method, const char *target, const char *body,
+                        size_t body_len, const char *const *headers, dv_error *err)
 {
     dv_error_clear(err);
-    memset(out, 0, sizeof *out);
     char *url = target_url(c, target, err);
-    if (!url) return -1;
+    if (!url) return 0;
     size_t n = 0;
     while (headers && headers[n])
         n++;
     const char **h = malloc(sizeof *h * (n + 5));
     if (!h) {
         free(url);
-        return dv_error_set(err, 0, "memory", "out of memory");
+        dv_error_set(err, 0, "memory", "out of memory");
+        return 0;
     }
     size_t k = 0;
     h[k++] = "Accept: application/json";
@@ -190,9 +203,30 @@ int dv_conn_send(dv_conn *c, const char *method, const char *target, const char 
         h[k++] = headers[i];
     h[k] = NULL;
     dv_http_req req = {method, url, h, body, body ? body_len : 0, 0};
-    int rc = dv_http_request(c->http, &req, out, err);
+    uint64_t id = dv_multi_submit(c->multi, &req, err);
     free(h);
     free(url);
+    return id;
+}
+
+int dv_conn_result(dv_conn *c, uint64_t id, dv_http_resp *out, dv_error *err)
+{
+    int rc = dv_multi_result(c->multi, id, out, err);
+    if (rc == -2) {
+        memset(out, 0, sizeof *out);
+        return dv_error_set(err, 0, "usage", "no finished request %llu on this connection",
+                            (unsigned long long)id);
+    }
     if (rc == 0) return 0;
     return out->status >= 400 ? 0 : -1;
+}
+
+int dv_conn_send(dv_conn *c, const char *method, const char *target, const char *body,
+                 size_t body_len, const char *const *headers, dv_http_resp *out, dv_error *err)
+{
+    memset(out, 0, sizeof *out);
+    uint64_t id = dv_conn_submit(c, method, target, body, body_len, headers, err);
+    if (!id) return -1;
+    dv_multi_wait(c->multi, id);
+    return dv_conn_result(c, id, out, err);
 }

@@ -4,9 +4,11 @@
 #ifndef DV_DATAVERSE_H
 #define DV_DATAVERSE_H
 #include <stddef.h>
+#include <stdint.h>
 
 #include "error.h"
 #include "http.h"
+#include "multi.h"
 
 #define DV_API_PATH "/api/data/v9.2/"
 
@@ -24,6 +26,7 @@ typedef struct {
     int retries;                /* extra tries for throttling; negative means the default */
     int trace;                  /* 1: trace requests on stderr (secrets redacted) */
     int allow_insecure_http;    /* 1: plain http:// to a host that is not loopback is fine */
+    int concurrency;            /* > 0 caps the concurrency budget (src/multi.h) */
 } dv_conn_options;
 
 /* Returns NULL with err filled when the options are unusable (no URL, partial credentials).
@@ -47,5 +50,13 @@ void dv_conn_describe_auth(const dv_conn *c, char *out, size_t outsz);
  * response arrived. Free out with dv_http_resp_free in both cases. */
 int dv_conn_send(dv_conn *c, const char *method, const char *target, const char *body,
                  size_t body_len, const char *const *headers, dv_http_resp *out, dv_error *err);
+
+/* The same exchange without waiting: queues the request on the connection's multi driver
+ * (src/multi.h) and returns its id (0 with err filled on failure). Drive it with
+ * dv_multi_wait on dv_conn_multi(c); dv_conn_result then gives what dv_conn_send would have. */
+uint64_t dv_conn_submit(dv_conn *c, const char *method, const char *target, const char *body,
+                        size_t body_len, const char *const *headers, dv_error *err);
+int dv_conn_result(dv_conn *c, uint64_t id, dv_http_resp *out, dv_error *err);
+dv_multi *dv_conn_multi(dv_conn *c);
 
 #endif

@@ -23,7 +23,6 @@ struct dv_http {
     char *user_agent;
     dv_auth *auth;
     uint64_t rng; /* jitter only; per object so that two connections share nothing */
-    char errbuf[CURL_ERROR_SIZE];
 };
 
 static pthread_once_t global_once = PTHREAD_ONCE_INIT;
@@ -420,14 +419,14 @@ static void wipe_slist(struct curl_slist *list)
     curl_slist_free_all(list);
 }
 
-static void setup(dv_http *h, const dv_http_req *req, struct curl_slist *headers, collect *c)
+static void setup(dv_http *h, CURL *e, char *errbuf, const dv_http_req *req,
+                  struct curl_slist *headers, collect *c)
 {
-    CURL *e = h->curl;
     /* Reset keeps the connection cache, so keep-alive survives; every option is set afresh. */
     curl_easy_reset(e);
     curl_easy_setopt(e, CURLOPT_URL, req->url);
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, h->errbuf);
+    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, errbuf);
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, h->opt.connect_timeout_ms);
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, h->opt.timeout_ms);
     curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
@@ -438,6 +437,8 @@ static void setup(dv_http *h, const dv_http_req *req, struct curl_slist *headers
     curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+    /* Several transfers of one driver share a connection (HTTP/2) rather than open more. */
+    curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, headers);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, c);
@@ -458,153 +459,212 @@ static void setup(dv_http *h, const dv_http_req *req, struct curl_slist *headers
     }
 }
 
-typedef struct try_result {
-    CURLcode rc;
-    int sent; /* the request may have left this process */
-} try_result;
+struct dv_http_try {
+    CURL *easy;
+    struct curl_slist *headers;
+    collect c;
+    const dv_http_req *req;
+    char errbuf[CURL_ERROR_SIZE];
+};
 
-static try_result perform_once(dv_http *h, const dv_http_req *req, const char *token,
-                               dv_http_resp *resp, dv_error *err)
+dv_http_try *dv_http_try_begin(dv_http *h, void *easy, const dv_http_req *req, const char *token,
+                               dv_http_progress *p, dv_http_resp *resp, dv_error *err)
 {
-    try_result tr = {CURLE_OK, 0};
-    collect c = {resp, 0, 0, 0};
+    dv_http_try *t = calloc(1, sizeof *t);
     int failed;
-    struct curl_slist *headers = build_headers(req, token, &failed);
-    if (failed) {
-        tr.rc = CURLE_OUT_OF_MEMORY;
-        dv_error_set(err, 0, "memory", "out of memory building request headers");
-        return tr;
+    if (!t) {
+        dv_error_set(err, 0, "memory", "out of memory starting a request");
+        return NULL;
     }
+    t->headers = build_headers(req, token, &failed);
+    if (failed) {
+        free(t);
+        dv_error_set(err, 0, "memory", "out of memory building request headers");
+        return NULL;
+    }
+    t->easy = easy;
+    t->req = req;
+    t->c.resp = resp;
     resp_reset(resp);
     resp->tries++;
-    h->errbuf[0] = 0;
-    setup(h, req, headers, &c);
-    if (h->opt.trace) dv_trace_request(req, headers, resp->tries, h->opt.max_tries);
-    tr.rc = curl_easy_perform(h->curl);
+    setup(h, easy, t->errbuf, req, t->headers, &t->c);
+    if (h->opt.trace) dv_trace_request(req, t->headers, p->retry + 1, h->opt.max_tries);
+    return t;
+}
+
+/* Releases a try's headers (wiping the token) once its transfer is over. */
+static void try_release(dv_http_try *t)
+{
     /* Clear the header pointer before the list (and the token in it) goes away. */
-    curl_easy_setopt(h->curl, CURLOPT_HTTPHEADER, (struct curl_slist *)NULL);
-    wipe_slist(headers);
-    if (c.failed) {
-        tr.rc = CURLE_OUT_OF_MEMORY;
+    curl_easy_setopt(t->easy, CURLOPT_HTTPHEADER, (struct curl_slist *)NULL);
+    wipe_slist(t->headers);
+    free(t);
+}
+
+void dv_http_try_abort(dv_http_try *t)
+{
+    if (t) try_release(t);
+}
+
+dv_http_verdict dv_http_try_end(dv_http *h, dv_http_try *t, int curl_code, dv_http_progress *p,
+                                dv_http_resp *resp, dv_error *err)
+{
+    const dv_http_req *req = t->req;
+    CURLcode rc = (CURLcode)curl_code;
+    int sent = 0;
+    char where[256];
+    url_for_message(req->url, where, sizeof where);
+    p->wait_ms = 0;
+    p->throttled = 0;
+    p->retry_after = -1;
+    if (t->c.failed) {
+        try_release(t);
         dv_error_set(err, 0, "memory", "out of memory reading the response");
-        return tr;
+        return DV_HTTP_FAILED;
     }
-    if (tr.rc == CURLE_OK) {
-        curl_easy_getinfo(h->curl, CURLINFO_RESPONSE_CODE, &resp->status);
-        if (!resp->body) {
-            resp->body = calloc(1, 1);
-            if (!resp->body) {
-                tr.rc = CURLE_OUT_OF_MEMORY;
-                dv_error_set(err, 0, "memory", "out of memory reading the response");
-                return tr;
-            }
+    if (rc == CURLE_OK) {
+        curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &resp->status);
+        if (!resp->body && !(resp->body = calloc(1, 1))) {
+            try_release(t);
+            dv_error_set(err, 0, "memory", "out of memory reading the response");
+            return DV_HTTP_FAILED;
         }
         if (h->opt.trace) dv_trace_response(req, resp);
     } else {
         curl_off_t pre = 0;
         long reqsize = 0;
-        char where[256];
-        url_for_message(req->url, where, sizeof where);
         /* Once libcurl reached "pre-transfer" the request may have been written. */
-        curl_easy_getinfo(h->curl, CURLINFO_PRETRANSFER_TIME_T, &pre);
-        curl_easy_getinfo(h->curl, CURLINFO_REQUEST_SIZE, &reqsize);
-        tr.sent = pre > 0 || reqsize > 0;
+        curl_easy_getinfo(t->easy, CURLINFO_PRETRANSFER_TIME_T, &pre);
+        curl_easy_getinfo(t->easy, CURLINFO_REQUEST_SIZE, &reqsize);
+        sent = pre > 0 || reqsize > 0;
         resp->status = 0;
-        /* Only the reason here: dv_http_request says what was being done. */
-        dv_error_set(err, 0, "transport", "%s%s%s", curl_easy_strerror(tr.rc),
-                     h->errbuf[0] ? ": " : "", h->errbuf);
+        dv_error_set(err, 0, "transport", "%s%s%s", curl_easy_strerror(rc),
+                     t->errbuf[0] ? ": " : "", t->errbuf);
         if (h->opt.trace) dv_trace_note("%s %s failed: %s", req->method, where, err->message);
     }
-    return tr;
+    try_release(t);
+
+    if (rc == CURLE_OK) {
+        int wants_auth = h->auth && !(req->flags & DV_HTTP_NO_AUTH);
+        if (resp->status < 400) return DV_HTTP_DONE;
+        if (resp->status == 401 && wants_auth && !p->refreshed && dv_auth_can_refresh(h->auth)) {
+            /* The token may have been revoked or expired early: one fresh token, one try. */
+            p->refreshed = 1;
+            if (h->opt.trace) dv_trace_note("401: refreshing the token and trying once more");
+            return DV_HTTP_REFRESH;
+        }
+        dv_http_error_from_response(resp, req->method, req->url, err);
+        if (!status_refused(resp->status) && !status_gateway(resp->status)) return DV_HTTP_FAILED;
+        if (status_gateway(resp->status) && !is_idempotent(req->method)) {
+            append_note(err, " (%s not repeated: the request may have been applied)", req->method);
+            return DV_HTTP_FAILED;
+        }
+        p->throttled = resp->status == 429;
+        p->retry_after = err->retry_after;
+    } else {
+        transport_kind k = classify(rc, sent);
+        char reason[sizeof err->message];
+        memcpy(reason, err->message, sizeof reason);
+        if (k == T_MAYBE_SENT && !is_idempotent(req->method)) {
+            dv_error_set(err, 0, "maybe_applied",
+                         "%s %s was sent but no answer arrived (%.700s); it may have "
+                         "been applied, so it was not repeated",
+                         req->method, where, reason);
+            return DV_HTTP_FAILED;
+        }
+        dv_error_set(err, 0, "transport", "%s %s: %.700s", req->method, where, reason);
+        if (k == T_FATAL) return DV_HTTP_FAILED;
+    }
+
+    int spare = p->throttled && p->spare_429 && p->spared < DV_HTTP_SPARE_429_MAX;
+    if (!spare && p->retry + 1 >= h->opt.max_tries) {
+        if (p->retry > 0) append_note(err, " (gave up after %d tries)", p->retry + 1);
+        return DV_HTTP_FAILED;
+    }
+    if (p->retry_after >= 0) {
+        double ms = p->retry_after * 1000.0;
+        p->wait_ms = ms > (double)h->opt.backoff_cap_ms ? h->opt.backoff_cap_ms : (long)ms;
+    } else {
+        p->wait_ms = backoff_ms(h, p->retry);
+    }
+    if (h->opt.trace) {
+        if (p->retry_after >= 0)
+            dv_trace_note("waiting %ld ms before try %d (Retry-After: %g s)", p->wait_ms,
+                          p->retry + 2, p->retry_after);
+        else
+            dv_trace_note("waiting %ld ms before try %d (backoff)", p->wait_ms, p->retry + 2);
+    }
+    if (spare)
+        p->spared++;
+    else
+        p->retry++;
+    return DV_HTTP_RETRY;
 }
 
-static const char *current_token(dv_http *h, const dv_http_req *req, int force, dv_error *err)
+/* A token or secret never goes over plain http:// to another machine (src/urlsafe.h). */
+static int refuse_cleartext(const dv_http *h, const dv_http_req *req, dv_error *err)
+{
+    char host[256];
+    int wants_auth = h->auth && !(req->flags & DV_HTTP_NO_AUTH);
+    if (h->opt.allow_insecure_http || !(wants_auth || (req->flags & DV_HTTP_SENSITIVE))) return 0;
+    if (!dv_url_cleartext_remote(req->url, host, sizeof host)) return 0;
+    return dv_error_set(err, 0, "insecure",
+                        "refusing to send %s to %s over plain http://: anyone on the network "
+                        "could read it; use https://, or set allow_insecure_http = true for a "
+                        "network you trust",
+                        wants_auth ? "a bearer token" : "credentials", host);
+}
+
+const char *dv_http_token(dv_http *h, const dv_http_req *req, int force, dv_error *err)
 {
     if (!h->auth || (req->flags & DV_HTTP_NO_AUTH)) return NULL;
+    if (refuse_cleartext(h, req, err)) return NULL; /* before a token is even fetched */
     return dv_auth_token(h->auth, h, force, err);
+}
+
+int dv_http_wants_auth(const dv_http *h, const dv_http_req *req)
+{
+    return h->auth && !(req->flags & DV_HTTP_NO_AUTH);
+}
+
+long dv_http_auth_generation(const dv_http *h)
+{
+    return h->auth ? dv_auth_fetch_count(h->auth) : 0;
+}
+
+const dv_http_options *dv_http_opts(const dv_http *h)
+{
+    return &h->opt;
 }
 
 int dv_http_request(dv_http *h, const dv_http_req *req, dv_http_resp *resp, dv_error *err)
 {
-    int refreshed = 0;
-    int wants_auth = h->auth && !(req->flags & DV_HTTP_NO_AUTH);
-    char where[256];
+    dv_http_progress p = {0};
+    int wants_auth = dv_http_wants_auth(h, req);
     memset(resp, 0, sizeof *resp);
     dv_error_clear(err);
     if (!req->method || !req->url) {
         return dv_error_set(err, 0, "usage", "an HTTP request needs a method and a URL");
     }
-    url_for_message(req->url, where, sizeof where);
-    if ((wants_auth || (req->flags & DV_HTTP_SENSITIVE)) && !h->opt.allow_insecure_http) {
-        char host[256];
-        if (dv_url_cleartext_remote(req->url, host, sizeof host))
-            return dv_error_set(err, 0, "insecure",
-                                "refusing to send %s to %s over plain http://: anyone on the "
-                                "network could read it; use https://, or set "
-                                "allow_insecure_http = true for a network you trust",
-                                wants_auth ? "a bearer token" : "credentials", host);
-    }
-
-    for (int retry = 0;; retry++) {
+    if (refuse_cleartext(h, req, err)) return -1;
+    for (;;) {
         const char *token = NULL;
-        try_result tr;
-        long wait;
-        double ra = -1;
-        if (wants_auth) {
-            token = current_token(h, req, 0, err);
-            if (!token) return -1;
-        }
-        tr = perform_once(h, req, token, resp, err);
-        if (tr.rc == CURLE_OUT_OF_MEMORY) return -1;
-
-        if (tr.rc == CURLE_OK) {
-            if (resp->status < 400) return 0;
-            if (resp->status == 401 && wants_auth && !refreshed && dv_auth_can_refresh(h->auth)) {
-                /* The token may have been revoked or expired early: one fresh token, one try. */
-                refreshed = 1;
-                dv_auth_invalidate(h->auth);
-                if (h->opt.trace) dv_trace_note("401: refreshing the token and trying once more");
-                retry--;
-                continue;
-            }
-            dv_http_error_from_response(resp, req->method, req->url, err);
-            if (!status_refused(resp->status) && !status_gateway(resp->status)) return -1;
-            if (status_gateway(resp->status) && !is_idempotent(req->method)) {
-                append_note(err, " (%s not repeated: the request may have been applied)",
-                            req->method);
-                return -1;
-            }
-            ra = err->retry_after;
-        } else {
-            transport_kind k = classify(tr.rc, tr.sent);
-            char reason[sizeof err->message];
-            memcpy(reason, err->message, sizeof reason);
-            if (k == T_MAYBE_SENT && !is_idempotent(req->method))
-                return dv_error_set(err, 0, "maybe_applied",
-                                    "%s %s was sent but no answer arrived (%.700s); it may have "
-                                    "been applied, so it was not repeated",
-                                    req->method, where, reason);
-            dv_error_set(err, 0, "transport", "%s %s: %.700s", req->method, where, reason);
-            if (k == T_FATAL) return -1;
-        }
-
-        if (retry + 1 >= h->opt.max_tries) {
-            if (retry > 0) append_note(err, " (gave up after %d tries)", retry + 1);
+        dv_http_try *t;
+        if (wants_auth && !(token = dv_http_token(h, req, 0, err))) return -1;
+        if (!(t = dv_http_try_begin(h, h->curl, req, token, &p, resp, err))) return -1;
+        CURLcode rc = curl_easy_perform(h->curl);
+        switch (dv_http_try_end(h, t, (int)rc, &p, resp, err)) {
+        case DV_HTTP_DONE:
+            dv_error_clear(err);
+            return 0;
+        case DV_HTTP_FAILED:
             return -1;
+        case DV_HTTP_REFRESH:
+            dv_auth_invalidate(h->auth);
+            break;
+        case DV_HTTP_RETRY:
+            if (p.wait_ms > 0) sleep_ms(p.wait_ms);
+            break;
         }
-        if (ra >= 0) {
-            double ms = ra * 1000.0;
-            wait = ms > (double)h->opt.backoff_cap_ms ? h->opt.backoff_cap_ms : (long)ms;
-        } else {
-            wait = backoff_ms(h, retry);
-        }
-        if (h->opt.trace) {
-            if (ra >= 0)
-                dv_trace_note("waiting %ld ms before try %d (Retry-After: %g s)", wait, retry + 2,
-                              ra);
-            else
-                dv_trace_note("waiting %ld ms before try %d (backoff)", wait, retry + 2);
-        }
-        if (wait > 0) sleep_ms(wait);
     }
 }

@@ -10,6 +10,8 @@
  *   dv_http_resp_header   look up a response header, case-insensitively
  *   dv_http_resp_free     release what a response holds
  *   dv_http_error_from_response  map a Dataverse error body onto a dv_error
+ *   dv_http_try_begin / end / abort  one try on a caller's easy handle, and the retry
+ *                         policy's verdict on it: for drivers of many transfers (src/multi.c)
  *
  * A dv_http is not thread-safe: use one per thread. The only process-wide state is
  * curl_global_init, run once through pthread_once. */
@@ -115,5 +117,53 @@ void dv_http_resp_free(dv_http_resp *resp);
  * the status line. Also sets retry_after and request_id from the headers. Returns -1. */
 int dv_http_error_from_response(const dv_http_resp *resp, const char *method, const char *url,
                                 dv_error *err);
+
+/* ---- one try at a time, for a driver of many transfers (src/multi.c) ----
+ * dv_http_request is a loop over these; a driver that runs several requests at once keeps
+ * one dv_http_progress per logical request and applies the same verdicts. */
+
+typedef struct dv_http_try dv_http_try;
+
+/* Where a logical request stands between tries. Zero it before the first try. */
+typedef struct dv_http_progress {
+    int retry;          /* tries made so far minus one, once a try ended with DV_HTTP_RETRY */
+    int refreshed;      /* the one forced token refresh after a 401 was used */
+    long wait_ms;       /* DV_HTTP_RETRY: how long to wait before the next try */
+    int throttled;      /* DV_HTTP_RETRY: the answer was 429 */
+    double retry_after; /* DV_HTTP_RETRY: the server's Retry-After in seconds, or negative */
+    int spare_429;      /* set by a driver before ending a try: a 429 answer to it does not
+                           count against max_tries (DV_HTTP_SPARE_429_MAX at most) */
+    int spared;         /* 429 answers not counted so far */
+} dv_http_progress;
+
+#define DV_HTTP_SPARE_429_MAX 50
+
+typedef enum {
+    DV_HTTP_DONE,    /* a response with status < 400 */
+    DV_HTTP_FAILED,  /* final: err filled (resp holds a final error response, if any) */
+    DV_HTTP_RETRY,   /* try again after p->wait_ms */
+    DV_HTTP_REFRESH, /* 401: invalidate the token, then try again at once */
+} dv_http_verdict;
+
+/* Prepares easy (a CURL *) for one try of req with token (NULL: none) and resets resp.
+ * req must stay valid until the try ends. Returns NULL with err filled when out of memory. */
+dv_http_try *dv_http_try_begin(dv_http *h, void *easy, const dv_http_req *req, const char *token,
+                               dv_http_progress *p, dv_http_resp *resp, dv_error *err);
+
+/* Ends a try whose transfer finished with curl_code (a CURLcode) and frees t; returns what
+ * the retry policy says next (see dv_http_request). */
+dv_http_verdict dv_http_try_end(dv_http *h, dv_http_try *t, int curl_code, dv_http_progress *p,
+                                dv_http_resp *resp, dv_error *err);
+
+/* Frees a try that will not be ended (its transfer was abandoned). NULL is fine. */
+void dv_http_try_abort(dv_http_try *t);
+
+/* The token for req (NULL when req carries none or it could not be had: err tells). */
+const char *dv_http_token(dv_http *h, const dv_http_req *req, int force, dv_error *err);
+int dv_http_wants_auth(const dv_http *h, const dv_http_req *req);
+/* Changes whenever the attached provider fetched a new token: one refresh serves every
+ * transfer that was refused with the old one. */
+long dv_http_auth_generation(const dv_http *h);
+const dv_http_options *dv_http_opts(const dv_http *h);
 
 #endif

@@ -12,18 +12,20 @@
 
 #include "emulator/serve.h"
 #include "preload.h"
+#include "repl.h"
 #include "version.h"
 
 static const char *progname = "dvlua";
 static lua_State *globalL = NULL; /* only for the SIGINT hook, as lua.c does */
 
-static void print_usage(const char *badoption)
+/* Asked for (--help), the usage goes to stdout; after a bad option, to stderr. */
+static void print_usage(FILE *out, const char *badoption)
 {
     if (badoption[0] && (badoption[1] == 'e' || badoption[1] == 'l'))
         fprintf(stderr, "%s: '%s' needs argument\n", progname, badoption);
     else if (badoption[0])
         fprintf(stderr, "%s: unrecognized option '%s'\n", progname, badoption);
-    fprintf(stderr,
+    fprintf(out,
             "usage: %s [options] [script [args]]\n"
             "Available options are:\n"
             "  -e stat   execute string 'stat'\n"
@@ -38,13 +40,20 @@ static void print_usage(const char *badoption)
             "  --serve [--listen HOST:PORT] [--db FILE|:memory:] [--token-file F] [--faults SPEC]\n"
             "            run the Dataverse Web API emulator in the foreground\n"
             "  --help    show this help\n"
-            "  --version show version information\n",
+            "  --version show version information\n"
+            "With no script and stdin a terminal, dvlua starts the interactive mode, where\n"
+            "'dataverse' is a global and 'org' connects on first use.\n"
+            "Environment: DATAVERSE_URL, DATAVERSE_TOKEN, AZURE_TENANT_ID, AZURE_CLIENT_ID,\n"
+            "AZURE_CLIENT_SECRET, DVLUA_TRACE=1, DVLUA_QUIET=1, XDG_DATA_HOME, LUA_INIT.\n"
+            "See dvlua(1).\n",
             progname);
 }
 
+/* In the REPL progname is NULL: messages start with the chunk's place ("stdin:1:"). */
 static void message(const char *msg)
 {
-    fprintf(stderr, "%s: %s\n", progname, msg);
+    if (progname) fprintf(stderr, "%s: ", progname);
+    fprintf(stderr, "%s\n", msg ? msg : "(error object is not a string)");
     fflush(stderr);
 }
 
@@ -260,85 +269,11 @@ static int handle_luainit(lua_State *L)
     return dostring(L, init, name);
 }
 
-/* The REPL: an expression is printed, a statement run; incomplete input continues. */
-static int incomplete(lua_State *L, int status)
-{
-    if (status == LUA_ERRSYNTAX) {
-        size_t lmsg;
-        const char *msg = lua_tolstring(L, -1, &lmsg);
-        if (lmsg >= 5 && strcmp(msg + lmsg - 5, "<eof>") == 0) {
-            lua_pop(L, 1);
-            return 1;
-        }
-    }
-    return 0;
-}
-
-static int readline_into(lua_State *L, const char *prompt)
-{
-    char buf[4096];
-    fputs(prompt, stdout);
-    fflush(stdout);
-    if (fgets(buf, sizeof buf, stdin) == NULL) return 0;
-    size_t l = strlen(buf);
-    if (l > 0 && buf[l - 1] == '\n') buf[--l] = '\0';
-    lua_pushlstring(L, buf, l);
-    return 1;
-}
-
-static int loadline(lua_State *L)
-{
-    lua_settop(L, 0);
-    if (!readline_into(L, "> ")) return -1;
-    const char *line = lua_tostring(L, 1);
-    const char *ret = lua_pushfstring(L, "return %s;", line);
-    int status = luaL_loadbuffer(L, ret, strlen(ret), "=stdin");
-    if (status == LUA_OK) {
-        lua_remove(L, -2);
-        lua_remove(L, 1);
-        return status;
-    }
-    lua_pop(L, 2);
-    for (;;) {
-        size_t len;
-        const char *code = lua_tolstring(L, 1, &len);
-        status = luaL_loadbuffer(L, code, len, "=stdin");
-        if (!incomplete(L, status) || !readline_into(L, ">> ")) break;
-        lua_pushliteral(L, "\n");
-        lua_insert(L, -2);
-        lua_concat(L, 3);
-    }
-    lua_remove(L, 1);
-    return status;
-}
-
-static void print_results(lua_State *L)
-{
-    int n = lua_gettop(L);
-    if (n > 0) {
-        luaL_checkstack(L, LUA_MINSTACK, "too many results to print");
-        lua_getglobal(L, "print");
-        lua_insert(L, 1);
-        if (lua_pcall(L, n, 0, 0) != LUA_OK)
-            message(lua_pushfstring(L, "error calling 'print' (%s)", lua_tostring(L, -1)));
-    }
-}
-
 static void doREPL(lua_State *L)
 {
-    int status;
     const char *old = progname;
     progname = NULL;
-    while ((status = loadline(L)) != -1) {
-        if (status == LUA_OK) status = docall(L, 0, LUA_MULTRET);
-        if (status == LUA_OK)
-            print_results(L);
-        else
-            report(L, status);
-    }
-    lua_settop(L, 0);
-    fputs("\n", stdout);
-    fflush(stdout);
+    dv_repl(L, docall, report);
     progname = old;
 }
 
@@ -351,7 +286,7 @@ static int pmain(lua_State *L)
     luaL_checkversion(L);
     if (argv[0] && argv[0][0]) progname = argv[0];
     if (args == has_error) {
-        print_usage(argv[script]);
+        print_usage(stderr, argv[script]);
         return 0;
     }
     if (args & has_v) print_version();
@@ -383,8 +318,8 @@ int main(int argc, char **argv)
 {
     if (argc > 1 && strcmp(argv[1], "--serve") == 0) return dv_serve_main(argc, argv);
     if (argc > 1 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
-        print_usage("");
-        return EXIT_SUCCESS;
+        print_usage(stdout, "");
+        return fflush(stdout) == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
     }
     if (argc > 1 && strcmp(argv[1], "--version") == 0) {
         print_version();

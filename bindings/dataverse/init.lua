@@ -9,7 +9,8 @@ local announced = false -- the built-in emulator is announced once per process
 local OPTIONS = {
   url = "string", token = "string", tenant_id = "string", client_id = "string",
   client_secret = "string", authority_host = "string", timeout = "number", retries = "number",
-  page_size = "number", trace = "boolean", allow_insecure_http = "boolean",
+  page_size = "number", trace = "boolean", concurrency = "number",
+  allow_insecure_http = "boolean",
 }
 
 local function env(name)
@@ -26,11 +27,30 @@ local function data_home()
   return base .. "/dvlua"
 end
 
+-- The banner is for the first run against a data directory: a marker file there remembers
+-- it was shown. DVLUA_QUIET=1 silences it altogether.
+local BANNER_MARKER = "emulator-banner-shown"
+
+local function announce(dir, url, db)
+  if env("DVLUA_QUIET") == "1" then return end
+  local marker = dir .. "/" .. BANNER_MARKER
+  local f = io.open(marker, "r")
+  if f then return f:close() end
+  io.stderr:write(("dvlua: no DATAVERSE_URL set; using the built-in emulator at %s (data in %s);"
+    .. " shown once per data directory, DVLUA_QUIET=1 hides it\n"):format(url, db))
+  f = io.open(marker, "w")
+  if f then
+    f:write("The built-in emulator's banner was shown for this directory; delete to see it again.\n")
+    f:close()
+  end
+end
+
 return function(M)
   local methods = core.methods
   require "dataverse.rows" (methods)
   require "dataverse.changes".install(methods)
   require "dataverse.admin".install(methods)
+  require "dataverse.parallel".install(methods)
 
   local function start_emulator(opts)
     if type(M.emulator) ~= "table" or type(M.emulator.start) ~= "function" then
@@ -76,8 +96,7 @@ return function(M)
         owned = true
         if e == nil and not announced then
           announced = true
-          io.stderr:write(("dvlua: no DATAVERSE_URL set; using the built-in emulator at %s (data in %s)\n")
-            :format(emu.url, eo.db))
+          announce(data_home(), emu.url, eo.db)
         end
       end
       url = emu.url
@@ -91,6 +110,7 @@ return function(M)
       url = url, token = token, tenant_id = opts.tenant_id, client_id = opts.client_id,
       client_secret = opts.client_secret, authority_host = opts.authority_host,
       timeout = opts.timeout, retries = opts.retries, trace = trace,
+      concurrency = opts.concurrency,
       allow_insecure_http = opts.allow_insecure_http,
     }
     local st = org:state()
@@ -111,6 +131,8 @@ return function(M)
     return code == EXPIRED or code == "-2147204270" or code == -2147204270
   end
 
+  M.pretty = require "dataverse.pretty"
+  M.data_dir = data_home -- where the built-in emulator and `dvlua -i` keep their files
   M.connection = methods -- the connection methods, for scripts that want to add their own
   M.odata = { literal = core.literal, key = core.key, pct = core.pct, is_guid = core.is_guid }
   return M

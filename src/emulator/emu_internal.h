@@ -9,6 +9,7 @@
 #include "entity.h"
 
 typedef struct emu_fault emu_fault;
+typedef struct emu_guard emu_guard; /* limits.h */
 
 struct dv_emulator {
     char *db_path, *host, *token;
@@ -29,6 +30,8 @@ struct dv_emulator {
     pthread_mutex_t fmu; /* guards the fault list */
     emu_fault *faults;
     unsigned long requests;
+
+    emu_guard *guard; /* service protection, latency model, dop hint, counters */
 
     struct MHD_Daemon *daemon;
     char url[128];

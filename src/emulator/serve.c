@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "emulator.h"
+#include "limits.h"
 
 static volatile sig_atomic_t stop_requested;
 
@@ -24,6 +25,8 @@ static int usage(const char *prog, const char *why)
             "%s: --serve: %s\n"
             "usage: %s --serve [--listen HOST:PORT] [--db FILE|:memory:] [--token-file FILE] "
             "[--faults SPEC] [--retention SECONDS] [--max-body BYTES]\n"
+            "       [--limits [requests=N,execution_ms=N,concurrent=N,window=SECONDS]]\n"
+            "       [--latency request_ms=N,per_row_ms=N] [--dop-hint N]\n"
             "  the token may also come from the environment: DVLUA_EMULATOR_TOKEN\n",
             prog, why, prog);
     return 2;
@@ -89,11 +92,29 @@ int dv_serve_main(int argc, char **argv)
     static char token[4096];
     const char *env_token = getenv("DVLUA_EMULATOR_TOKEN");
     if (env_token && *env_token) o.token = env_token;
+    emu_guard_opts go;
+    memset(&go, 0, sizeof go);
+    char perr[256];
     for (int i = 2; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (strcmp(a, "--limits") == 0) {
+            /* The value is optional: alone, the flag switches on Dataverse's defaults. */
+            go.limits = 1;
+            if (v && strncmp(v, "--", 2) != 0) {
+                if (emu_guard_parse(v, 0, &go, perr, sizeof perr)) return usage(argv[0], perr);
+                i++;
+            }
+            continue;
+        }
         if (!v) return usage(argv[0], "an option is missing its value");
-        if (strcmp(a, "--listen") == 0) {
+        if (strcmp(a, "--latency") == 0) {
+            if (emu_guard_parse(v, 1, &go, perr, sizeof perr)) return usage(argv[0], perr);
+        } else if (strcmp(a, "--dop-hint") == 0) {
+            long d = strtol(v, NULL, 10);
+            if (d < 1 || d > 10000) return usage(argv[0], "--dop-hint wants a number from 1");
+            o.dop_hint = (int)d;
+        } else if (strcmp(a, "--listen") == 0) {
             const char *colon = strrchr(v, ':');
             if (!colon || (size_t)(colon - v) >= sizeof host)
                 return usage(argv[0], "--listen wants HOST:PORT");
@@ -128,6 +149,13 @@ int dv_serve_main(int argc, char **argv)
         }
         i++;
     }
+    o.limits = go.limits;
+    o.limit_requests = go.requests;
+    o.limit_execution_ms = go.execution_ms;
+    o.limit_concurrent = go.concurrent;
+    o.limit_window = go.window_s;
+    o.latency_request_ms = go.latency.request_ms;
+    o.latency_per_row_ms = go.latency.per_row_ms;
     char err[512];
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);

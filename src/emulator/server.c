@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "emu_internal.h"
+#include "limits.h"
 #include "oauth.h"
 #include "request.h"
 #include "router.h"
@@ -270,6 +271,8 @@ static enum MHD_Result answer(void *cls, struct MHD_Connection *conn, const char
     emu_fault fault;
     memset(&fault, 0, sizeof fault);
     int faulted = 0;
+    emu_ticket ticket;
+    emu_refusal refusal;
 
     const char *api = NULL, *ver = "v9.2";
     static const char *versions[] = {"v9.2", "v9.1", "v9.0"};
@@ -320,6 +323,11 @@ static enum MHD_Result answer(void *cls, struct MHD_Connection *conn, const char
                  e->url, e->url);
         emu_add_header(&r, "WWW-Authenticate", wa);
         r.status = 401;
+    } else if (emu_guard_enter(e->guard, &ticket, &refusal)) {
+        char ra[32];
+        snprintf(ra, sizeof ra, "%ld", refusal.retry_after);
+        emu_add_header(&r, "Retry-After", ra);
+        emu_error(&r, 429, refusal.code, "%s", refusal.message);
     } else {
         if (faulted && fault.kind == F_DELAY) usleep((useconds_t)fault.arg * 1000);
         char *path = strdup(api);
@@ -339,6 +347,7 @@ static enum MHD_Result answer(void *cls, struct MHD_Connection *conn, const char
         }
         pthread_mutex_unlock(&e->mu);
         free(path);
+        emu_guard_leave(e->guard, &ticket, r.out.p, r.out.n); /* latency, outside the lock */
     }
 
     struct MHD_Response *resp;
@@ -361,6 +370,7 @@ static enum MHD_Result answer(void *cls, struct MHD_Connection *conn, const char
         r.out.p = NULL;
     }
     if (api) MHD_add_response_header(resp, "OData-Version", "4.0");
+    if (api) emu_guard_headers(e->guard, resp);
     if (r.content_type && r.out.n + 1 > 0 && (r.status != 204))
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, r.content_type);
     char rid[37];
@@ -432,6 +442,14 @@ dv_emulator *dv_emulator_start(const dv_emulator_options *opt, char *err, unsign
     if (per_client < 1) per_client = 1;
     pthread_mutex_init(&e->mu, NULL);
     pthread_mutex_init(&e->fmu, NULL);
+    emu_guard_opts go = {
+        o.limits,           o.limit_requests, o.limit_execution_ms,
+        o.limit_concurrent, o.limit_window,   {o.latency_request_ms, o.latency_per_row_ms},
+        o.dop_hint};
+    if (!(e->guard = emu_guard_new(&go))) {
+        snprintf(err, errlen, "out of memory setting up the service protection limits");
+        goto fail;
+    }
     if (o.faults) {
         e->faults_enabled = 1;
         if (parse_faults(e, o.faults, err, errlen)) goto fail;
@@ -485,10 +503,16 @@ void dv_emulator_stop(dv_emulator *e)
         free(e->faults);
         e->faults = n;
     }
+    emu_guard_free(e->guard);
     pthread_mutex_destroy(&e->mu);
     pthread_mutex_destroy(&e->fmu);
     free(e->db_path), free(e->host), free(e->token);
     free(e);
+}
+
+void dv_emulator_get_stats(dv_emulator *emu, dv_emulator_stats *s, int reset)
+{
+    emu_guard_stats(emu->guard, s, reset);
 }
 
 void dv_emulator_advance(dv_emulator *emu, double seconds)
