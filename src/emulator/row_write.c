@@ -376,7 +376,7 @@ int write_row(emu_req *r, const emu_entity *t, const char *id, fieldset *fs, int
     int rc = store_row_put(e, t, id, sb_str(&data), v, &dup);
     sb_free(&data);
     if (rc == 1) return dup_key_error(r, t, dup);
-    if (rc) return emu_error(r, 500, "0x80040216", "The store failed: %s", sqlite3_errmsg(e->db));
+    if (rc) return emu_error(r, 500, "0x80040216", "The store failed: %s", sqlite3_errmsg(store_db(e)));
     return 0;
 }
 

@@ -170,6 +170,56 @@ static void drop_free(void *cls)
     free(d);
 }
 
+/* ---- which requests run at once ---- */
+
+static int is_read(const char *method)
+{
+    return strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
+}
+
+/* Takes the lock a request needs; returns 1 when it holds the store alone. A ":memory:"
+ * store has one connection: every request takes mu. A file store lets reads, and writes of
+ * rows, share the schema lock (SQLite orders the writes); anything else (imports, metadata,
+ * $batch, solution uninstalls) may change the entity cache and takes it exclusively. */
+static int lock_request(dv_emulator *e, const char *method, const char *path)
+{
+    if (!e->per_thread) {
+        pthread_mutex_lock(&e->mu);
+        return 1;
+    }
+    pthread_rwlock_rdlock(&e->schema);
+    if (is_read(method)) return 0;
+    size_t n = strcspn(path, "(/?");
+    emu_entity *t = n ? store_by_set(e, path, n) : NULL;
+    if (t && strcmp(t->def.logical_name, "solution") != 0) return 0;
+    pthread_rwlock_unlock(&e->schema);
+    pthread_rwlock_wrlock(&e->schema);
+    return 1;
+}
+
+static void unlock_request(dv_emulator *e, int excl)
+{
+    (void)excl;
+    if (!e->per_thread)
+        pthread_mutex_unlock(&e->mu);
+    else
+        pthread_rwlock_unlock(&e->schema);
+}
+
+/* The test hooks change what every request reads (clock, retention, key state). */
+static void lock_all(dv_emulator *e)
+{
+    if (e->per_thread)
+        pthread_rwlock_wrlock(&e->schema);
+    else
+        pthread_mutex_lock(&e->mu);
+}
+
+static void unlock_all(dv_emulator *e)
+{
+    unlock_request(e, 1);
+}
+
 /* ---- request framing ---- */
 
 typedef struct {
@@ -331,9 +381,13 @@ static enum MHD_Result answer(void *cls, struct MHD_Connection *conn, const char
     } else {
         if (faulted && fault.kind == F_DELAY) usleep((useconds_t)fault.arg * 1000);
         char *path = strdup(api);
-        pthread_mutex_lock(&e->mu);
+        int excl = lock_request(e, method, path);
+        int snapshot = e->per_thread && !excl && is_read(method);
+        /* A read sees one state of the store, whatever commits meanwhile: a delta token and
+         * the changes it covers come from the same snapshot. */
+        if (snapshot) store_exec(e, "BEGIN");
         router_route(&r, path);
-        store_rollback(e); /* a handler that failed midway leaves nothing behind */
+        store_end_request(e); /* a handler that failed midway leaves nothing behind */
         if (r.status == 0 || (r.status >= 400 && r.out.n == 0)) {
             /* A handler path that ended without an answer, or refused without saying why,
              * is a bug: it gets a Dataverse-shaped 500 (which specs and fuzzing look for),
@@ -345,7 +399,7 @@ static enum MHD_Result answer(void *cls, struct MHD_Connection *conn, const char
             emu_error(&r, 500, "0x80040216",
                       "An unexpected error occurred: the request ended without an answer.");
         }
-        pthread_mutex_unlock(&e->mu);
+        unlock_request(e, excl);
         free(path);
         emu_guard_leave(e->guard, &ticket, r.out.p, r.out.n); /* latency, outside the lock */
     }
@@ -517,30 +571,30 @@ void dv_emulator_get_stats(dv_emulator *emu, dv_emulator_stats *s, int reset)
 
 void dv_emulator_advance(dv_emulator *emu, double seconds)
 {
-    pthread_mutex_lock(&emu->mu);
+    lock_all(emu);
     emu->clock_offset += seconds;
-    pthread_mutex_unlock(&emu->mu);
+    unlock_all(emu);
 }
 
 void dv_emulator_set_retention(dv_emulator *emu, double seconds)
 {
-    pthread_mutex_lock(&emu->mu);
+    lock_all(emu);
     emu->retention = seconds;
-    pthread_mutex_unlock(&emu->mu);
+    unlock_all(emu);
 }
 
 int dv_emulator_fail_key(dv_emulator *emu, const char *entity, const char *key, char *err,
                          unsigned errlen)
 {
-    pthread_mutex_lock(&emu->mu);
+    lock_all(emu);
     sqlite3_stmt *st = store_stmt(emu, "UPDATE ekey SET failed = 1 WHERE entity=?1 AND logical=?2");
     int changed = 0;
     if (st) {
         sqlite3_bind_text(st, 1, entity, -1, SQLITE_TRANSIENT);
         sqlite3_bind_text(st, 2, key, -1, SQLITE_TRANSIENT);
-        if (sqlite3_step(st) == SQLITE_DONE) changed = sqlite3_changes(emu->db);
+        if (sqlite3_step(st) == SQLITE_DONE) changed = sqlite3_changes(store_db(emu));
     }
-    pthread_mutex_unlock(&emu->mu);
+    unlock_all(emu);
     if (!changed) {
         snprintf(err, errlen, "no key '%s' on table '%s'", key, entity);
         return -1;
