@@ -1,7 +1,8 @@
 # dvlua: a Lua 5.4 interpreter that speaks Microsoft Dataverse.
 PREFIX  ?= /usr/local
 CC      ?= cc
-PKGS    := lua5.4 lua5.4-cjson libcurl libmicrohttpd sqlite3 libzip expat
+# libedit: line editing in `dvlua -i` (README says why not readline).
+PKGS    := lua5.4 lua5.4-cjson libcurl libmicrohttpd sqlite3 libzip expat libedit
 # CFLAGS and LDFLAGS are the user's (`make CFLAGS=-O0`); the project's own flags live apart.
 CFLAGS  ?= -O2 -g
 # -fPIC: the same objects go into dvlua and into the loadable module dataverse.so.
@@ -10,7 +11,6 @@ DV_LDFLAGS := -Wl,-E
 # The module takes its Lua symbols from the host interpreter (Debian's lua5.4 links Lua
 # statically), so it links everything but liblua. Line editing is the interpreter's alone.
 MOD_PKGS := lua5.4-cjson libcurl libmicrohttpd sqlite3 libzip expat
-EDIT_PKG := libedit
 
 # Installed layout (docs/dvlua.1, FILES).
 BINDIR  = $(PREFIX)/bin
@@ -22,10 +22,9 @@ MANDIR  = $(PREFIX)/share/man/man1
 LUA_CMOD ?= $(or $(if $(filter /usr,$(PREFIX)),$(shell pkg-config --variable=INSTALL_CMOD lua5.4 2>/dev/null)),$(PREFIX)/lib/lua/5.4)
 
 # Resolved lazily so that `make deps` works before pkg-config has the packages.
-PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) $(EDIT_PKG) 2>/dev/null)
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 MOD_LIBS   = $(filter-out -llua5.4,$(shell pkg-config --libs $(MOD_PKGS) 2>/dev/null))
-EDIT_LIBS  = $(shell pkg-config --libs $(EDIT_PKG) 2>/dev/null)
 
 SRC  := $(wildcard src/*.c src/emulator/*.c bindings/*.c)
 LUA  := $(sort $(wildcard bindings/dataverse/*.lua))
@@ -43,7 +42,7 @@ all: dvlua dataverse.so
 module: dataverse.so
 
 dvlua: $(OBJ)
-	$(CC) $(DV_LDFLAGS) $(LDFLAGS) -o $@ $(OBJ) $(PKG_LIBS) $(EDIT_LIBS) -lm -lpthread
+	$(CC) $(DV_LDFLAGS) $(LDFLAGS) -o $@ $(OBJ) $(PKG_LIBS) -lm -lpthread
 
 # `require "dataverse"` from any Lua 5.4 (LUA_CPATH=./?.so lua5.4 -e 'require "dataverse"').
 dataverse.so: $(MOD_OBJ)
@@ -54,7 +53,7 @@ CHECK_DEPS ?= check-deps
 
 build/%.o: %.c | $(CHECK_DEPS)
 	@mkdir -p $(dir $@)
-	$(CC) $(DV_CFLAGS) $(PKG_CFLAGS) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c -o $@ $<
+	$(CC) $(DV_CFLAGS) $(CFLAGS) $(PKG_CFLAGS) -MMD -MP -c -o $@ $<
 
 # Lua helpers are compiled into the binary: no file lookups at run time.
 build/embedded_lua.c: $(LUA) build/bin2c
@@ -69,7 +68,7 @@ build/module_entries.c: $(LUA)
 	  done; } > $@
 
 build/module_entries.o: build/module_entries.c
-	$(CC) $(DV_CFLAGS) $(PKG_CFLAGS) $(CFLAGS) -c -o $@ $<
+	$(CC) $(DV_CFLAGS) $(CFLAGS) $(PKG_CFLAGS) -c -o $@ $<
 
 build/embedded_lua.o: build/embedded_lua.c
 	$(CC) $(DV_CFLAGS) $(CFLAGS) -c -o $@ $<
@@ -132,7 +131,7 @@ check-sanitize: check-deps dvlua-san
 FUZZ_CC      ?= clang
 FUZZ_SECONDS ?= 15
 FUZZ_FLAGS   := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
-FUZZ_TARGETS := json query solution http
+FUZZ_TARGETS := json query multipart solution http
 JSON_SRC     := src/json.c src/json_decode.c src/json_encode.c
 EMU_SRC      := $(wildcard src/emulator/*.c) src/base64.c src/solution_zip.c
 
@@ -144,6 +143,10 @@ build/fuzz/json_fuzz: fuzz/json_fuzz.c $(JSON_SRC)
 build/fuzz/query_fuzz: fuzz/query_fuzz.c src/emulator/query.c src/emulator/sbuf.c
 	@mkdir -p build/fuzz
 	$(FUZZ_CC) $(FUZZ_FLAGS) $(DV_CFLAGS) -Isrc/emulator -o $@ $^ -lsqlite3 -lm
+
+build/fuzz/multipart_fuzz: fuzz/multipart_fuzz.c src/emulator/multipart.c
+	@mkdir -p build/fuzz
+	$(FUZZ_CC) $(FUZZ_FLAGS) $(DV_CFLAGS) -Isrc/emulator -o $@ $^
 
 build/fuzz/solution_fuzz: fuzz/solution_fuzz.c src/emulator/solution_parse.c
 	@mkdir -p build/fuzz
@@ -173,7 +176,8 @@ fuzz-short: fuzz
 # Every scripts/*.lua is installed as the command dvlua-<name> with "_" written "-", except
 # two long names (docs/dvlua.1, COMMANDS): change_tracking_sample is dvlua-sample and
 # changes_jsonl is dvlua-changes. dvlua-sync is scripts/sync.lua, or sync_sqlite.lua in a
-# tree without it. The scripts start with `#!/usr/bin/env dvlua`; solution folders they
+# tree without it. The commands start with `#!/usr/bin/env dvlua` (added where a script
+# has no #! line of its own); solution folders they
 # import go to $(DATADIR)/solutions, which they find relative to themselves.
 SCRIPTS := $(wildcard scripts/*.lua)
 cmdname = dvlua-$(subst _,-,$(patsubst change_tracking_sample,sample,$(patsubst changes_jsonl,changes,$(basename $(notdir $(1))))))
@@ -187,7 +191,9 @@ install: dvlua dataverse.so
 	install -m 644 docs/dvlua.1 $(DESTDIR)$(MANDIR)/dvlua.1
 	install -m 644 $(DOCS) $(DESTDIR)$(DOCDIR)/
 	for p in $(foreach s,$(SCRIPTS),$(s):$(call cmdname,$(s))); do \
-	  install -m 755 $${p%%:*} $(DESTDIR)$(BINDIR)/$${p#*:}; done
+	  src=$${p%%:*}; dst=$(DESTDIR)$(BINDIR)/$${p#*:}; \
+	  { head -n 1 $$src | grep -q '^#!' || echo '#!/usr/bin/env dvlua'; cat $$src; } > $$dst && \
+	  chmod 755 $$dst || exit 1; done
 	$(if $(wildcard scripts/sync.lua),,ln -sf dvlua-sync-sqlite $(DESTDIR)$(BINDIR)/dvlua-sync)
 	cp -R scripts/solutions/. $(DESTDIR)$(DATADIR)/solutions/
 

@@ -12,6 +12,7 @@
 
 #include "base64.h"
 #include "dataverse.h"
+#include "interrupt.h"
 #include "json.h"
 #include "lua_error.h"
 #include "lua_http.h"
@@ -23,6 +24,7 @@
 
 typedef struct {
     dv_conn *c;
+    lua_State *L; /* while this connection's transfers are driven: for the event hooks */
 } conn_box;
 
 /* ---- errors (the shared dataverse.error object, bindings/lua_error.c) ---- */
@@ -37,6 +39,7 @@ static int l_new_error(lua_State *L)
 {
     luaL_checktype(L, 1, LUA_TTABLE);
     lua_settop(L, 1);
+    dv_lua_error_where(L);
     dv_lua_error_meta(L);
     lua_setmetatable(L, 1);
     return 1;
@@ -71,7 +74,7 @@ static void push_json_text(lua_State *L, int idx)
     char msg[256];
     if (dv_json_encode(L, idx, &b, msg, sizeof msg)) {
         dv_json_buf_free(&b);
-        luaL_error(L, "cannot send this value as JSON (%s)", msg);
+        dv_lua_usage_error(L, "cannot send this value as JSON (%s)", msg);
     }
     lua_pushlstring(L, b.data ? b.data : "", b.len);
     dv_json_buf_free(&b);
@@ -89,7 +92,7 @@ static int l_json_encode(lua_State *L)
 static conn_box *check_conn(lua_State *L, int i)
 {
     conn_box *b = luaL_checkudata(L, i, CONN_MT);
-    if (!b->c) luaL_argerror(L, i, "the connection is closed");
+    if (!b->c) dv_lua_usage_error(L, "the connection is closed");
     return b;
 }
 
@@ -119,7 +122,86 @@ static lua_Integer opt_int_field(lua_State *L, int t, const char *k, lua_Integer
     return v;
 }
 
-/* core.open{url=, token=, timeout=, retries=, trace=} -> connection */
+static void set_number(lua_State *L, const char *k, double v)
+{
+    lua_pushnumber(L, v);
+    lua_setfield(L, -2, k);
+}
+
+/* Hands a try ("request") or a retry wait ("retry") to the script's on_request / on_retry
+ * hook as a table. Runs inside a request, so the hook runs protected: its error is kept in
+ * the state table and raised once the request has been cleaned up (do_send). After a hook
+ * failed, the hooks stay quiet until then. */
+static void on_event(void *ud, const dv_http_event *ev)
+{
+    conn_box *b = ud;
+    lua_State *L = b->L;
+    if (!L) return;
+    int retry = strcmp(ev->kind, "retry") == 0;
+    lua_getiuservalue(L, 1, 1);
+    int failed = lua_getfield(L, -1, "hook_error") != LUA_TNIL;
+    lua_pop(L, 1);
+    if (failed || lua_getfield(L, -1, retry ? "on_retry" : "on_request") != LUA_TFUNCTION) {
+        lua_settop(L, lua_gettop(L) - (failed ? 1 : 2));
+        return;
+    }
+    lua_createtable(L, 0, 9);
+    lua_pushstring(L, ev->method);
+    lua_setfield(L, -2, "method");
+    lua_pushstring(L, ev->url);
+    lua_setfield(L, -2, "url");
+    lua_pushinteger(L, ev->status);
+    lua_setfield(L, -2, "status");
+    lua_pushinteger(L, ev->attempt);
+    lua_setfield(L, -2, "attempt");
+    if (!retry) set_number(L, "elapsed", ev->elapsed);
+    if (ev->retry_after >= 0) set_number(L, "retry_after", ev->retry_after);
+    if (retry) set_number(L, "wait", ev->wait);
+    if (ev->error) {
+        lua_pushstring(L, ev->error);
+        lua_setfield(L, -2, "error");
+    }
+    if (lua_pcall(L, 1, 0, 0) != LUA_OK) lua_setfield(L, -2, "hook_error");
+    lua_pop(L, 1);
+}
+
+/* Raises "<script line>: interrupted!", delivering the interrupt once: the flag is cleared,
+ * and the interpreter's stop hook (lua.c's: every event, count 1) is removed so that it does
+ * not fire again inside the error handler and replace this message with one that has no
+ * position. */
+static int raise_interrupt(lua_State *L)
+{
+    int all = LUA_MASKCALL | LUA_MASKRET | LUA_MASKLINE | LUA_MASKCOUNT;
+    dv_interrupt_clear();
+    if (lua_gethookmask(L) == all && lua_gethookcount(L) == 1) lua_sethook(L, NULL, 0, 0);
+    dv_lua_where(L);
+    lua_pushfstring(L, "%sinterrupted!", lua_tostring(L, -1));
+    return lua_error(L);
+}
+
+static int hook_failed(lua_State *L)
+{
+    lua_getiuservalue(L, 1, 1);
+    int failed = lua_getfield(L, -1, "hook_error") != LUA_TNIL;
+    lua_pop(L, 2);
+    return failed;
+}
+
+/* Raises the error a hook raised during the request that just ended, if any. */
+static void raise_hook_error(lua_State *L)
+{
+    lua_getiuservalue(L, 1, 1);
+    if (lua_getfield(L, -1, "hook_error") == LUA_TNIL) {
+        lua_pop(L, 2);
+        return;
+    }
+    lua_pushnil(L);
+    lua_setfield(L, -3, "hook_error");
+    lua_error(L);
+}
+
+/* core.open{url=, token=, timeout=, retries=, trace=, concurrency=, device_code=,
+ * on_request=, on_retry=} -> connection */
 static int l_open(lua_State *L)
 {
     luaL_checktype(L, 1, LUA_TTABLE);
@@ -137,7 +219,9 @@ static int l_open(lua_State *L)
         luaL_error(L, "bad option 'concurrency' (1 to 52 expected)");
     lua_getfield(L, 1, "trace");
     o.trace = lua_toboolean(L, -1);
-    lua_pop(L, 1);
+    lua_getfield(L, 1, "device_code");
+    o.device_code = lua_toboolean(L, -1);
+    lua_pop(L, 2);
     lua_getfield(L, 1, "allow_insecure_http");
     o.allow_insecure_http = lua_toboolean(L, -1);
     lua_pop(L, 1);
@@ -145,12 +229,21 @@ static int l_open(lua_State *L)
 
     conn_box *b = lua_newuserdatauv(L, sizeof *b, 1);
     b->c = NULL;
+    b->L = NULL;
     luaL_setmetatable(L, CONN_MT);
     lua_newtable(L); /* per-connection state for the Lua layer (entity set cache, emulator) */
+    for (int i = 0; i < 2; i++) {
+        const char *hook = i ? "on_retry" : "on_request";
+        if (lua_getfield(L, 1, hook) == LUA_TFUNCTION)
+            lua_setfield(L, -2, hook);
+        else
+            lua_pop(L, 1);
+    }
     lua_setiuservalue(L, -2, 1);
     dv_error e;
     b->c = dv_conn_open(&o, &e);
     if (!b->c) return raise_error(L, &e);
+    dv_conn_set_events(b->c, on_event, b);
     return 1;
 }
 
@@ -224,12 +317,13 @@ static const char **collect_headers(lua_State *L, int t)
         } else if (lua_type(L, -2) == LUA_TSTRING &&
                    (lua_type(L, -1) == LUA_TSTRING || lua_type(L, -1) == LUA_TNUMBER)) {
             const char *k = lua_tostring(L, -2);
-            if (strpbrk(k, ":\r\n")) luaL_error(L, "bad header name '%s'", k);
+            if (strpbrk(k, ":\r\n")) dv_lua_usage_error(L, "bad header name '%s'", k);
             lua_pushfstring(L, "%s: %s", k, lua_tostring(L, -1));
         } else {
-            luaL_error(L, "bad header (name = string value expected)");
+            dv_lua_usage_error(L, "bad header (name = string value expected)");
         }
-        if (strpbrk(lua_tostring(L, -1), "\r\n")) luaL_error(L, "bad header (line break in value)");
+        if (strpbrk(lua_tostring(L, -1), "\r\n"))
+            dv_lua_usage_error(L, "bad header (line break in value)");
         lua_rawseti(L, keep, ++n);
         lua_pop(L, 1);
     }
@@ -255,6 +349,10 @@ static const char waiting_marker = 0;
 static uint64_t start_request(lua_State *L, dv_conn *c, const char *method, int target_idx,
                               int body_idx, int headers_idx)
 {
+    /* Only a hook runs while this connection's transfers are driven (src/http.h: the event
+     * callback must not start requests). */
+    if (((conn_box *)lua_touserdata(L, 1))->L)
+        dv_lua_usage_error(L, "an event hook cannot send requests on its own connection");
     const char *target = luaL_checkstring(L, target_idx);
     size_t blen = 0;
     const char *body = NULL;
@@ -297,7 +395,17 @@ static int await_request(lua_State *L, conn_box *b, uint64_t id, lua_KFunction k
         lua_pushinteger(L, (lua_Integer)id);
         return lua_yieldk(L, 2, (lua_KContext)id, k);
     }
+    b->L = L;
     dv_multi_wait(dv_conn_multi(b->c), id);
+    b->L = NULL;
+    /* Ctrl-C while waiting ends the call here, at the script's line, whatever the answer. */
+    if (dv_interrupted()) {
+        dv_http_resp r;
+        dv_error e;
+        dv_conn_result(b->c, id, &r, &e); /* dropped, so that the driver forgets it */
+        dv_http_resp_free(&r);
+        raise_interrupt(L);
+    }
     return k(L, LUA_OK, (lua_KContext)id);
 }
 
@@ -305,8 +413,13 @@ static int await_request(lua_State *L, conn_box *b, uint64_t id, lua_KFunction k
 static void take_result(lua_State *L, lua_KContext ctx, dv_http_resp *r, dv_error *e)
 {
     conn_box *b = check_conn(L, 1);
-    if (dv_conn_result(b->c, (uint64_t)ctx, r, e)) {
+    int rc = dv_conn_result(b->c, (uint64_t)ctx, r, e);
+    /* An interrupt during the wait after an error status still leaves that status in r. */
+    if (rc || hook_failed(L) || strcmp(e->code, "interrupted") == 0) {
         dv_http_resp_free(r);
+        raise_hook_error(L);
+        /* Ctrl-C: the interpreter's message, never what a cut-off answer looks like. */
+        if (strcmp(e->code, "interrupted") == 0) raise_interrupt(L);
         raise_error(L, e);
     }
 }
@@ -496,6 +609,30 @@ static int l_change_page(lua_State *L)
     return await_request(L, b, id, change_page_k);
 }
 
+static int sleep_k(lua_State *L, int status, lua_KContext ctx)
+{
+    (void)status;
+    dv_http_resp r;
+    dv_error e;
+    take_result(L, ctx, &r, &e); /* raises for Ctrl-C, like a request */
+    dv_http_resp_free(&r);
+    return 0;
+}
+
+/* conn:sleep(seconds): in a task of org:parallel, lets the other tasks run meanwhile;
+ * elsewhere blocks, still driving the connection's transfers. */
+static int l_conn_sleep(lua_State *L)
+{
+    conn_box *b = check_conn(L, 1);
+    double s = luaL_checknumber(L, 2);
+    luaL_argcheck(L, s >= 0 && s < 1e9, 2, "seconds from 0 expected");
+    dv_error e;
+    uint64_t id = dv_multi_submit_timer(dv_conn_multi(b->c), s, &e);
+    if (!id) return raise_error(L, &e);
+    lua_settop(L, 2);
+    return await_request(L, b, id, sleep_k);
+}
+
 /* conn:_pump{id, …} -> {id, …}: drives every transfer of the connection until one of the
  * given requests is finished; returns those that are (the scheduler of org:parallel). */
 static int l_pump(lua_State *L)
@@ -510,7 +647,11 @@ static int l_pump(lua_State *L)
         lua_pop(L, 1);
     }
     dv_multi *m = dv_conn_multi(b->c);
+    b->L = L;
     dv_multi_wait_any(m, ids, (size_t)n);
+    b->L = NULL;
+    /* Ctrl-C ends the scheduler, and with it every task, at the script's line. */
+    if (dv_interrupted()) raise_interrupt(L);
     lua_newtable(L);
     lua_Integer k = 0;
     for (lua_Integer i = 0; i < n; i++)
@@ -797,11 +938,8 @@ static int l_read_solution(lua_State *L)
 static int l_sleep(lua_State *L)
 {
     double s = luaL_checknumber(L, 1);
-    if (s > 0) {
-        struct timespec ts = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
-        while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-        }
-    }
+    /* Ends early on Ctrl-C, reported at the script's line like an interrupted request. */
+    if (s > 0 && dv_interrupt_sleep(s)) return raise_interrupt(L);
     return 0;
 }
 
@@ -850,6 +988,7 @@ int luaopen_dataverse_core(lua_State *L)
         {"auth", l_auth},
         {"stats", l_stats},
         {"set_concurrency", l_set_concurrency},
+        {"sleep", l_conn_sleep},
         {"_pump", l_pump},
         {NULL, NULL},
     };

@@ -6,6 +6,7 @@
 
 #include "emulator/emulator.h"
 #include "emulator/shared.h"
+#include "lua_error.h"
 #include "lua_modules.h"
 
 #define EMU_MT "dataverse.emulator"
@@ -73,9 +74,12 @@ static void sub_known(lua_State *L, const char *opt, const char *const *known)
         if (lua_type(L, -2) == LUA_TSTRING)
             for (int i = 0; known[i]; i++)
                 ok |= strcmp(known[i], lua_tostring(L, -2)) == 0;
-        if (!ok)
-            luaL_error(L, "bad option '%s' to 'start' (unknown setting '%s')", opt,
-                       lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "?");
+        if (!ok) {
+            lua_pushfstring(L, "emulator.start{%s=}", opt);
+            dv_lua_unknown_option(L, lua_tostring(L, -1),
+                                  lua_type(L, -3) == LUA_TSTRING ? lua_tostring(L, -3) : "?",
+                                  known);
+        }
         lua_pop(L, 1);
     }
 }
@@ -124,7 +128,7 @@ static int l_start(lua_State *L)
         lua_newtable(L);
     }
     luaL_checktype(L, 1, LUA_TTABLE);
-    static const char *known[] = {
+    static const char *const known[] = {
         "db",       "host",      "port",           "token",     "faults",
         "max_body", "retention", "key_delay",      "timeout",   "limits",
         "latency",  "dop_hint",  "header_timeout", "max_conns", "max_conns_per_client",
@@ -136,8 +140,9 @@ static int l_start(lua_State *L)
             for (int i = 0; known[i]; i++)
                 ok |= strcmp(known[i], lua_tostring(L, -2)) == 0;
         if (!ok)
-            return luaL_error(L, "bad argument #1 to 'start' (unknown option '%s')",
-                              lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "?");
+            return dv_lua_unknown_option(L, "emulator.start",
+                                         lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "?",
+                                         known);
         lua_pop(L, 1);
     }
     dv_emulator_options o;
@@ -253,7 +258,8 @@ static int l_fail_key(lua_State *L)
     return 0;
 }
 
-/* emu:stats([reset]) -> {requests=, throttled=, peak_concurrent=, concurrent=, busy_ms=} */
+/* emu:stats([reset]) -> {requests=, throttled=, peak_concurrent=, concurrent=, busy_ms=,
+ * lock_wait_ms=} */
 static int l_stats(lua_State *L)
 {
     lemu *u = check(L);
@@ -270,6 +276,8 @@ static int l_stats(lua_State *L)
     lua_setfield(L, -2, "concurrent");
     lua_pushnumber(L, s.busy_ms);
     lua_setfield(L, -2, "busy_ms");
+    lua_pushnumber(L, s.lock_wait_ms);
+    lua_setfield(L, -2, "lock_wait_ms");
     return 1;
 }
 

@@ -66,8 +66,7 @@ static void check_known(lua_State *L, int t)
         }
         if (!ok) {
             lua_pushvalue(L, -2);
-            luaL_argerror(L, 1,
-                          lua_pushfstring(L, "unknown option '%s'", luaL_tolstring(L, -1, NULL)));
+            dv_lua_unknown_option(L, "http.new", luaL_tolstring(L, -1, NULL), known_options);
         }
         lua_pop(L, 1);
     }
@@ -375,6 +374,13 @@ int luaopen_dataverse_http(lua_State *L)
     }
     lua_pop(L, 1);
     luaL_newlib(L, funcs);
+    /* The option names, for scripts and for the spec that holds docs/CONFIG.md to them. */
+    lua_newtable(L);
+    for (int i = 0; known_options[i]; i++) {
+        lua_pushboolean(L, 1);
+        lua_setfield(L, -2, known_options[i]);
+    }
+    lua_setfield(L, -2, "_options");
     dv_lua_error_meta(L);
     lua_setfield(L, -2, "error_meta");
     return 1;

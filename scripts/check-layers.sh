@@ -12,11 +12,12 @@ layers='
 serve shared
 server
 router
-rows queries changes metadata solutions oauth
-row_write row_select row_address
+rows queries changes metadata solutions oauth functions batch bulk csdl
+row_put
+row_write row_select row_address components
 store
 request clock entity builtin solution_parse query limits
-sbuf latency
+sbuf latency multipart
 '
 
 rank() { # layer number of a file stem (higher is lower down), or nothing

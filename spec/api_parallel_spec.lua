@@ -204,6 +204,23 @@ describe("org:parallel", function()
     assert.equals(s.throttled, e.throttled)
   end)
 
+  it("grows the budget back slowly after a halving: one per 20 successful answers", function()
+    emu = dataverse.emulator.start { db = ":memory:", dop_hint = 8, latency = { request_ms = 30 },
+      limits = { concurrent = 1 } }
+    org = dataverse.connect { emulator = emu }
+    org:whoami()
+    local tasks = {}
+    for i = 1, 8 do tasks[i] = function() org:call("GET", "WhoAmI") return i end end
+    for _, r in ipairs(org:parallel(tasks)) do assert.is_true(r.ok) end
+    local c0 = org.concurrency
+    assert.truthy(c0 < 8 and org:stats().throttled > 0)
+    -- one request at a time from here: the concurrency limit is never met again
+    for _ = 1, 20 do org:call("GET", "WhoAmI") end
+    assert.equals(c0 + 1, org.concurrency)
+    for _ = 1, 40 do org:call("GET", "WhoAmI") end
+    assert.equals(math.min(8, c0 + 3), org.concurrency)
+  end)
+
   it("refuses misuse", function()
     emu = dataverse.emulator.start { db = ":memory:" }
     org = dataverse.connect { emulator = emu }
@@ -265,6 +282,34 @@ describe("org:parallel and authentication", function()
     assert.equals(2, tokens) -- the first token, then one refresh shared by the four tasks
     org:close()
     srv:stop()
+  end)
+end)
+
+describe("org:sleep", function()
+  it("lets the other tasks run while one sleeps", function()
+    local emu = dataverse.emulator.start { db = ":memory:" }
+    local org = dataverse.connect { emulator = emu }
+    org:whoami()
+    emu:stats(true)
+    local r = org:parallel {
+      function()
+        org:sleep(2)
+        return emu:stats().requests -- what the other task did meanwhile
+      end,
+      function()
+        for _ = 1, 3 do org:call("GET", "WhoAmI") end
+        return "done"
+      end,
+    }
+    assert.same({ ok = true, value = 3 }, r[1])
+    assert.same({ ok = true, value = "done" }, r[2])
+    org:sleep(0) -- outside a task it simply waits
+    assert.equals(0, org:stats().queued)
+    local ok, err = pcall(org.sleep, org, -1)
+    assert.is_false(ok)
+    assert.matches("seconds", err)
+    org:close()
+    emu:stop()
   end)
 end)
 

@@ -190,9 +190,10 @@ describe("rows", function()
     end)
 
     it("sends a body and headers", function()
-      local status, headers = org:request("POST", "accounts", { name = "Raw" }, { Prefer = "return=representation" })
+      local status, headers, body = org:request("POST", "accounts", { name = "Raw" }, { Prefer = "return=representation" })
       assert.equals(201, status)
-      assert.matches("accounts%(", headers["odata-entityid"])
+      assert.equals("return=representation", headers["preference-applied"])
+      assert.equals("Raw", body.name)
     end)
   end)
 
@@ -211,7 +212,7 @@ describe("rows", function()
       assert.matches("bad argument #3 to 'retrieve' %(option 'columns'", msg(org.retrieve, org, "account",
         "00000000-0000-0000-0000-00000000abcd", { columns = 5 }))
       assert.matches("bad argument #2 to 'query' %(option 'top'", msg(org.query, org, "account", { top = "x" }))
-      assert.matches("bad argument #1 to 'connect' %(unknown option 'nope'%)", msg(dataverse.connect, { nope = 1 }))
+      assert.matches("connect: unknown option 'nope' %(valid options: authority_host, ", msg(dataverse.connect, { nope = 1 }))
       assert.matches("bad argument #1 to 'request'", msg(org.request, org, nil, "WhoAmI"))
     end)
 

@@ -72,14 +72,21 @@ describe("make install", function()
       assert.equals("#!/usr/bin/env dvlua", first_line(path), name)
       assert.equals("755", mode(path), name)
     end
-    -- one command per script, nothing left out
+    -- a command for every script, each one a dvlua script
     local p = io.popen("ls scripts/*.lua | wc -l")
     local scripts = tonumber(p:read("l"))
     p:close()
-    p = io.popen("ls " .. q(usr .. "/bin") .. " | grep -c '^dvlua-'")
-    local commands = tonumber(p:read("l"))
+    p = io.popen("ls " .. q(usr .. "/bin") .. " | grep '^dvlua-'")
+    local commands = 0
+    for name in p:lines() do
+      commands = commands + 1
+      assert.equals("#!/usr/bin/env dvlua", first_line(usr .. "/bin/" .. name), name)
+      assert.equals("755", mode(usr .. "/bin/" .. name), name)
+    end
     p:close()
     assert.is_true(commands >= scripts)
+    -- the installed script is the script: line for line after the #! line
+    assert.equals(dv.read_file("scripts/changes_jsonl.lua"), dv.read_file(usr .. "/bin/dvlua-changes"))
   end)
 
   it("runs the installed sample from PATH, away from the source tree, with its solution found", function()

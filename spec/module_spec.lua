@@ -74,6 +74,38 @@ describe("the dataverse module", function()
     assert.equals("true\tnew_or_updated From lua5.4\tFrom lua5.4\ttrue\t{ n = null }\n", out)
   end)
 
+  it("works in a C program that embeds Lua", function()
+    local dir = os.tmpname()
+    os.remove(dir)
+    os.execute("mkdir -p " .. q(dir))
+    dv.write_file(dir .. "/host.c", [[
+#include <lauxlib.h>
+#include <lualib.h>
+int main(void)
+{
+    lua_State *L = luaL_newstate();
+    luaL_openlibs(L);
+    int rc = luaL_dostring(L,
+        "local d = require 'dataverse'\n"
+        "local emu = d.emulator.start { db = ':memory:' }\n"
+        "local org = d.connect { emulator = emu }\n"
+        "org:create('account', { name = 'embedded' })\n"
+        "print(d.pretty(org:query('account', { columns = { 'name' } })().name))\n"
+        "org:close() emu:stop()");
+    if (rc != LUA_OK) fprintf(stderr, "%s\n", lua_tostring(L, -1));
+    lua_close(L);
+    return rc;
+}
+]])
+    local status, out = sh(("cc -o %s %s $(pkg-config --cflags --libs lua5.4)")
+      :format(q(dir .. "/host"), q(dir .. "/host.c")))
+    assert.equals(0, status, out)
+    status, out = sh("env LUA_CPATH=" .. q(CPATH) .. " " .. q(dir .. "/host"))
+    os.execute("rm -rf " .. q(dir))
+    assert.equals(0, status, out)
+    assert.equals('"embedded"\n', out)
+  end)
+
   it("passes the API specs (connect, rows, changes, OData helpers) under plain lua5.4", function()
     local status, out = sh("env LUA_CPATH=" .. q(CPATH) .. " lua5.4 spec/run.lua"
       .. " spec/api_connect_spec.lua spec/api_rows_spec.lua spec/api_changes_spec.lua spec/api_odata_spec.lua")

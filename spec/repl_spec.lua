@@ -64,14 +64,21 @@ describe("dvlua -i", function()
     assert.matches("\norg:whoami\tnil\n", out, 1, true) -- completing did not connect
   end)
 
-  it("stops a running statement on Ctrl-C and goes on with the next", function()
+  -- A session typed into as it goes: returns the keyboard (a file) and the screen's path.
+  local function live()
     local fifo, out = os.tmpname(), os.tmpname()
     os.remove(fifo)
     assert(os.execute("mkfifo " .. q(fifo)))
     os.execute(("env XDG_DATA_HOME=%s TERM=dumb DVLUA_QUIET=1 timeout 60 script -qfec %s /dev/null <%s >%s 2>&1 &")
       :format(q(data), q(q(dv.bin) .. " -i"), q(fifo), q(out)))
-    local typing = assert(io.open(fifo, "w"))
-    typing:setvbuf("no")
+    local keyboard = assert(io.open(fifo, "w"))
+    keyboard:setvbuf("no")
+    os.remove(fifo) -- both ends are open
+    return keyboard, out
+  end
+
+  it("stops a running statement on Ctrl-C and goes on with the next", function()
+    local typing, out = live()
     -- the statement says when it is running; the echo of what was typed does not match
     typing:write('io.write("loop", "ing\\n") io.flush() while true do end\n')
     assert.matches("\nlooping\n", wait_for(out, "\nlooping\n"), 1, true)
@@ -80,10 +87,27 @@ describe("dvlua -i", function()
     typing:write('print("still " .. "alive")\n')
     typing:close()
     local text = wait_for(out, "\nstill alive\n")
-    os.remove(fifo)
     os.remove(out)
     assert.matches("looping\n.*interrupted.*\nstill alive\n", text)
     assert.matches("\nstill alive\n", text, 1, true)
+  end)
+
+  it("drops the line (or the statement) being typed on Ctrl-C, not the session", function()
+    local typing, out = live()
+    wait_for(out, "\n> $")
+    typing:write("abc\3")
+    wait_for(out, "\n> [^\n]*\n> $") -- a fresh prompt
+    typing:write("for i = 1, 2 do\n")
+    wait_for(out, "\n>> $")
+    typing:write("\3")
+    wait_for(out, ">> \n> $")
+    typing:write('print("still " .. "here")\n')
+    typing:close()
+    local text = wait_for(out, "\nstill here\n")
+    os.remove(out)
+    assert.matches("\nstill here\n", text, 1, true)
+    assert.is_nil(text:find("\nnil\n", 1, true)) -- `abc` was never run
+    assert.is_nil(text:find("'end' expected", 1, true))
   end)
 
   it("keeps history in the data directory, across sessions, readable by its owner only", function()
@@ -106,10 +130,21 @@ describe("dvlua -i", function()
   end)
 
   it("reports errors as lua5.4 does, starting with stdin:1:", function()
-    local out = session("x = = 1\nerror('boom')\nlocal t = nil; t.x = 1\n", { data = data })
+    local out = session(table.concat({
+      "x = = 1",
+      "error('boom')",
+      "local t = nil; t.x = 1",
+      -- the API's errors too, though a call typed alone is the value to print
+      "org:query('account', { filtr = 'x' })",
+      "org:create('no_such_table', {})",
+      "",
+    }, "\n"), { data = data, env = { DVLUA_QUIET = "1" } })
     assert.matches("\nstdin:1: unexpected symbol near '='", out, 1, true)
     assert.matches("\nstdin:1: boom", out, 1, true)
     assert.matches("\nstdin:1: attempt to index a nil value", out, 1, true)
+    assert.matches("\nstdin:1: query: unknown option 'filtr'", out, 1, true)
+    assert.matches("\nstdin:1: HTTP 404 ", out, 1, true)
+    assert.is_nil(out:find("tail calls", 1, true))
     assert.is_nil(out:find("(null)", 1, true))
   end)
 
@@ -173,7 +208,7 @@ describe("dataverse.pretty", function()
       "{ self = <cycle> }",
       "{\n  1,\n  2,\n  -- ... 2 more (4 in all)\n}",
       '{ "\u{e9}\u{e9}"... (20 bytes) }',
-      "false\tbad argument #2 to 'pretty' (unknown option 'dept' (did you mean 'depth'?))",
+      "false\tpretty: unknown option 'dept' (did you mean 'depth'?)",
       "",
     }, "\n"), r.stdout)
   end)

@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "http.h"
+#include "interrupt.h"
 #include "jscan.h"
 #include "urlsafe.h"
 
@@ -394,14 +395,10 @@ static int refresh_with_refresh_token(dv_auth *a, dv_http *h, dv_error *err)
     return rc;
 }
 
+/* The wait between polls ends early on Ctrl-C; the next poll then reports the interrupt. */
 static void sleep_s(double s)
 {
-    struct timespec ts;
-    if (s <= 0) return;
-    ts.tv_sec = (time_t)s;
-    ts.tv_nsec = (long)((s - (double)ts.tv_sec) * 1e9);
-    while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
-        ;
+    dv_interrupt_sleep(s);
 }
 
 static int fetch_device_code(dv_auth *a, dv_http *h, dv_error *err)

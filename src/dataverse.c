@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "auth.h"
 #include "urlsafe.h"
@@ -32,18 +33,23 @@ static dv_auth *make_auth(const dv_conn_options *o, const char *url, dv_error *e
     if (o->token && *o->token) {
         ao.kind = DV_AUTH_STATIC;
         ao.token = o->token;
-    } else if (o->client_id || o->client_secret || o->tenant_id) {
+    } else if (o->client_secret || o->device_code) {
         if (dv_auth_scope_for_url(url, scope, sizeof scope)) {
             dv_error_set(err, 0, "config", "cannot derive a token scope from the URL");
             return NULL;
         }
-        ao.kind = o->client_secret ? DV_AUTH_CLIENT_CREDENTIALS : DV_AUTH_DEVICE_CODE;
+        ao.kind = o->device_code ? DV_AUTH_DEVICE_CODE : DV_AUTH_CLIENT_CREDENTIALS;
         ao.tenant_id = o->tenant_id;
         ao.client_id = o->client_id;
         ao.client_secret = o->client_secret;
         ao.authority_host = o->authority_host;
         ao.allow_insecure_http = o->allow_insecure_http;
         ao.scope = scope;
+    } else if (o->client_id || o->tenant_id) {
+        dv_error_set(err, 0, "config",
+                     "a client id needs a client secret (client credentials) or device code "
+                     "sign-in");
+        return NULL;
     } else {
         return dv_auth_from_env(url, o->allow_insecure_http, err);
     }
@@ -139,6 +145,11 @@ const char *dv_conn_base(const dv_conn *c)
     return c->base;
 }
 
+void dv_conn_set_events(dv_conn *c, dv_http_event_fn fn, void *ud)
+{
+    dv_http_set_events(c->http, fn, ud);
+}
+
 void dv_conn_describe_auth(const dv_conn *c, char *out, size_t outsz)
 {
     dv_auth *a = dv_http_auth(c->http);
@@ -198,7 +209,11 @@ uint64_t dv_conn_submit(dv_conn *c, const char *method, const char *target, cons
     h[k++] = "Accept: application/json";
     h[k++] = "OData-MaxVersion: 4.0";
     h[k++] = "OData-Version: 4.0";
-    if (body) h[k++] = "Content-Type: application/json; charset=utf-8";
+    /* A caller's own Content-Type (a $batch body is multipart/mixed) replaces the JSON one. */
+    int own_type = 0;
+    for (size_t i = 0; i < n; i++)
+        own_type |= strncasecmp(headers[i], "Content-Type:", 13) == 0;
+    if (body && !own_type) h[k++] = "Content-Type: application/json; charset=utf-8";
     for (size_t i = 0; i < n; i++)
         h[k++] = headers[i];
     h[k] = NULL;

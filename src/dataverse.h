@@ -18,8 +18,8 @@ typedef struct dv_conn dv_conn;
 typedef struct {
     const char *url;            /* organization URL, e.g. "https://org.crm.dynamics.com" */
     const char *token;          /* a bearer token obtained elsewhere */
-    const char *tenant_id;      /* with client_id + client_secret: client credentials; */
-    const char *client_id;      /* with client_id and no secret: device code sign-in */
+    const char *tenant_id;      /* with client_id + client_secret: client credentials */
+    const char *client_id;      /* with device_code: device code sign-in */
     const char *client_secret;  /* never printed */
     const char *authority_host; /* Entra ID host; NULL: env or the public cloud */
     long timeout;               /* seconds per try; 0 means 120 */
@@ -27,6 +27,7 @@ typedef struct {
     int trace;                  /* 1: trace requests on stderr (secrets redacted) */
     int allow_insecure_http;    /* 1: plain http:// to a host that is not loopback is fine */
     int concurrency;            /* > 0 caps the concurrency budget (src/multi.h) */
+    int device_code;            /* 1: sign in at a terminal (client_id, optional tenant_id) */
 } dv_conn_options;
 
 /* Returns NULL with err filled when the options are unusable (no URL, partial credentials).
@@ -37,6 +38,9 @@ void dv_conn_close(dv_conn *c);
 /* The organization URL (no trailing slash) and the Web API base (ending in '/'). */
 const char *dv_conn_url(const dv_conn *c);
 const char *dv_conn_base(const dv_conn *c);
+
+/* Hands every try and every retry wait to fn (src/http.h dv_http_set_events). */
+void dv_conn_set_events(dv_conn *c, dv_http_event_fn fn, void *ud);
 
 /* A secret-free description of how the connection signs in. */
 void dv_conn_describe_auth(const dv_conn *c, char *out, size_t outsz);

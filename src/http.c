@@ -13,6 +13,7 @@
 
 #include "auth.h"
 #include "urlsafe.h"
+#include "interrupt.h"
 #include "jscan.h"
 #include "trace.h"
 #include "version.h"
@@ -23,6 +24,8 @@ struct dv_http {
     char *user_agent;
     dv_auth *auth;
     uint64_t rng; /* jitter only; per object so that two connections share nothing */
+    dv_http_event_fn on_event;
+    void *event_ud;
 };
 
 static pthread_once_t global_once = PTHREAD_ONCE_INIT;
@@ -101,6 +104,12 @@ void dv_http_set_auth(dv_http *h, dv_auth *a)
 {
     if (h->auth != a) dv_auth_free(h->auth);
     h->auth = a;
+}
+
+void dv_http_set_events(dv_http *h, dv_http_event_fn fn, void *ud)
+{
+    h->on_event = fn;
+    h->event_ud = ud;
 }
 
 dv_auth *dv_http_auth(dv_http *h)
@@ -362,11 +371,39 @@ static long backoff_ms(dv_http *h, int retry)
     return (long)(next_rand(h) % (uint64_t)(ceil + 1));
 }
 
-static void sleep_ms(long ms)
+static double now_s(void)
 {
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
-        ;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Tells the hook about a try (kind "request") or a wait (kind "retry"). */
+static void emit_event(dv_http *h, const char *kind, const dv_http_req *req,
+                       const dv_http_resp *resp, double elapsed, double retry_after, long wait_ms,
+                       const dv_error *err)
+{
+    if (!h->on_event) return;
+    char url[1024];
+    dv_trace_redact_text(req->url, strlen(req->url), url, sizeof url);
+    dv_http_event ev = {kind,
+                        req->method,
+                        url,
+                        resp->status,
+                        resp->tries,
+                        elapsed,
+                        retry_after,
+                        (double)wait_ms / 1000.0,
+                        err && err->message[0] ? err->message : NULL};
+    h->on_event(h->event_ud, &ev);
+}
+
+/* A transfer in progress ends (CURLE_ABORTED_BY_CALLBACK) once Ctrl-C was pressed. */
+static int on_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+                       curl_off_t ulnow)
+{
+    (void)ud, (void)dltotal, (void)dlnow, (void)ultotal, (void)ulnow;
+    return dv_interrupted();
 }
 
 static void append_note(dv_error *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -444,6 +481,8 @@ static void setup(dv_http *h, CURL *e, char *errbuf, const dv_http_req *req,
     curl_easy_setopt(e, CURLOPT_WRITEDATA, c);
     curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(e, CURLOPT_HEADERDATA, c);
+    curl_easy_setopt(e, CURLOPT_NOPROGRESS, 0L);
+    curl_easy_setopt(e, CURLOPT_XFERINFOFUNCTION, on_progress);
     if (strcasecmp(req->method, "GET") == 0 && !req->body) {
         curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
     } else if (strcasecmp(req->method, "HEAD") == 0) {
@@ -464,6 +503,7 @@ struct dv_http_try {
     struct curl_slist *headers;
     collect c;
     const dv_http_req *req;
+    double t0; /* when the try began, for the event hook */
     char errbuf[CURL_ERROR_SIZE];
 };
 
@@ -484,6 +524,7 @@ dv_http_try *dv_http_try_begin(dv_http *h, void *easy, const dv_http_req *req, c
     }
     t->easy = easy;
     t->req = req;
+    t->t0 = now_s();
     t->c.resp = resp;
     resp_reset(resp);
     resp->tries++;
@@ -522,6 +563,14 @@ dv_http_verdict dv_http_try_end(dv_http *h, dv_http_try *t, int curl_code, dv_ht
         dv_error_set(err, 0, "memory", "out of memory reading the response");
         return DV_HTTP_FAILED;
     }
+    double elapsed = now_s() - t->t0;
+    if (rc == CURLE_ABORTED_BY_CALLBACK && dv_interrupted()) {
+        try_release(t);
+        resp->status = 0;
+        dv_error_set(err, 0, "interrupted", "%s %s: interrupted", req->method, where);
+        emit_event(h, "request", req, resp, elapsed, -1, 0, err);
+        return DV_HTTP_FAILED;
+    }
     if (rc == CURLE_OK) {
         curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &resp->status);
         if (!resp->body && !(resp->body = calloc(1, 1))) {
@@ -543,6 +592,7 @@ dv_http_verdict dv_http_try_end(dv_http *h, dv_http_try *t, int curl_code, dv_ht
         if (h->opt.trace) dv_trace_note("%s %s failed: %s", req->method, where, err->message);
     }
     try_release(t);
+    emit_event(h, "request", req, resp, elapsed, -1, 0, rc == CURLE_OK ? NULL : err);
 
     if (rc == CURLE_OK) {
         int wants_auth = h->auth && !(req->flags & DV_HTTP_NO_AUTH);
@@ -594,6 +644,7 @@ dv_http_verdict dv_http_try_end(dv_http *h, dv_http_try *t, int curl_code, dv_ht
         else
             dv_trace_note("waiting %ld ms before try %d (backoff)", p->wait_ms, p->retry + 2);
     }
+    emit_event(h, "retry", req, resp, 0, p->retry_after, p->wait_ms, err);
     if (spare)
         p->spared++;
     else
@@ -650,6 +701,11 @@ int dv_http_request(dv_http *h, const dv_http_req *req, dv_http_resp *resp, dv_e
     for (;;) {
         const char *token = NULL;
         dv_http_try *t;
+        if (dv_interrupted()) {
+            char where[256];
+            url_for_message(req->url, where, sizeof where);
+            return dv_error_set(err, 0, "interrupted", "%s %s: interrupted", req->method, where);
+        }
         if (wants_auth && !(token = dv_http_token(h, req, 0, err))) return -1;
         if (!(t = dv_http_try_begin(h, h->curl, req, token, &p, resp, err))) return -1;
         CURLcode rc = curl_easy_perform(h->curl);
@@ -663,7 +719,8 @@ int dv_http_request(dv_http *h, const dv_http_req *req, dv_http_resp *resp, dv_e
             dv_auth_invalidate(h->auth);
             break;
         case DV_HTTP_RETRY:
-            if (p.wait_ms > 0) sleep_ms(p.wait_ms);
+            /* Ends early on Ctrl-C; the next round reports it. */
+            if (p.wait_ms > 0) dv_interrupt_sleep((double)p.wait_ms / 1000.0);
             break;
         }
     }

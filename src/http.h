@@ -69,6 +69,21 @@ typedef struct dv_http_resp {
     int tries; /* how many tries were made */
 } dv_http_resp;
 
+/* One try, as a caller's logging hook sees it (dv_http_set_events). */
+typedef struct dv_http_event {
+    const char *kind; /* "request": a try ended (answer or failure); "retry": a wait begins */
+    const char *method;
+    const char *url;    /* secret query values redacted */
+    long status;        /* 0 when no answer arrived */
+    int attempt;        /* 1 for the first try */
+    double elapsed;     /* seconds the try took */
+    double retry_after; /* seconds the server asked for; -1 when it did not */
+    double wait;        /* "retry": seconds until the next try */
+    const char *error;  /* what went wrong, or NULL */
+} dv_http_event;
+
+typedef void (*dv_http_event_fn)(void *ud, const dv_http_event *ev);
+
 /* Fills o with the defaults (all zero, which the functions below read as defaults). */
 void dv_http_options_init(dv_http_options *o);
 
@@ -83,6 +98,11 @@ void dv_http_free(dv_http *h);
  * Requests then carry "Authorization: Bearer <token>"; a 401 answer leads to one forced
  * token refresh and one more try. NULL detaches. */
 void dv_http_set_auth(dv_http *h, dv_auth *a);
+
+/* Calls fn(ud, event) after every try and before every wait between tries, whichever
+ * driver runs them (dv_http_request or src/multi.h); NULL turns it off. fn must not start
+ * requests on h. */
+void dv_http_set_events(dv_http *h, dv_http_event_fn fn, void *ud);
 
 /* The attached provider, or NULL. */
 dv_auth *dv_http_auth(dv_http *h);
@@ -100,7 +120,8 @@ dv_auth *dv_http_auth(dv_http *h);
  *     Dataverse JSON error body (code "http" when the body has none), retry_after and
  *     request_id; resp still holds that response so callers can inspect it;
  *   - no response arrived: code "transport" (message names the host and curl's reason),
- *     "maybe_applied" (see above) or "auth" (the token could not be obtained);
+ *     "maybe_applied" (see above), "auth" (the token could not be obtained) or
+ *     "interrupted" (Ctrl-C, src/interrupt.h: a transfer or a wait in progress ends);
  *   - the request would carry a token or a secret (an attached auth, DV_HTTP_SENSITIVE) over
  *     plain http:// to a host that is not a loopback address and allow_insecure_http is
  *     not set: code "insecure", nothing is sent. */

@@ -11,12 +11,14 @@
 #include <lualib.h>
 
 #include "emulator/serve.h"
+#include "interrupt.h"
 #include "preload.h"
 #include "repl.h"
 #include "version.h"
 
 static const char *progname = "dvlua";
 static lua_State *globalL = NULL; /* only for the SIGINT hook, as lua.c does */
+static int got_interrupt = 0;     /* an "interrupted!" error ended a chunk: exit status 130 */
 
 /* Asked for (--help), the usage goes to stdout; after a bad option, to stderr. */
 static void print_usage(FILE *out, const char *badoption)
@@ -60,6 +62,9 @@ static void message(const char *msg)
 static int report(lua_State *L, int status)
 {
     if (status != LUA_OK) {
+        const char *m = lua_tostring(L, -1);
+        /* (the REPL goes on after an interrupt; a script or -e chunk ends with it) */
+        if (m && progname && strstr(m, "interrupted!")) got_interrupt = 1;
         message(lua_tostring(L, -1));
         lua_pop(L, 1);
     }
@@ -78,6 +83,9 @@ static void on_sigint(int sig)
     int mask = LUA_MASKCALL | LUA_MASKRET | LUA_MASKLINE | LUA_MASKCOUNT;
     signal(sig, SIG_DFL); /* a second Ctrl-C kills the process */
     lua_sethook(globalL, stop_hook, mask, 1);
+    /* Then end a transfer or a wait in progress (src/http.c); after the hook, so that the
+     * binding that reports the interrupt finds the hook to take back. */
+    dv_interrupt_set();
 }
 
 /* Errors may be tables (Dataverse errors); __tostring gives them a readable message. */
@@ -85,8 +93,11 @@ static int msghandler(lua_State *L)
 {
     const char *msg = lua_tostring(L, 1);
     if (msg == NULL) {
-        if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING) return 1;
-        msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
+        /* A Dataverse error's text starts with the script line that made the call. */
+        if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING)
+            msg = lua_tostring(L, -1);
+        else
+            msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
     }
     luaL_traceback(L, L, msg, 1);
     return 1;
@@ -98,9 +109,11 @@ static int docall(lua_State *L, int narg, int nres)
     lua_pushcfunction(L, msghandler);
     lua_insert(L, base);
     globalL = L;
+    dv_interrupt_clear();
     signal(SIGINT, on_sigint);
     int status = lua_pcall(L, narg, nres, base);
     signal(SIGINT, SIG_DFL);
+    lua_sethook(L, NULL, 0, 0); /* an interrupt already reported must not stop later code */
     lua_remove(L, base);
     return status;
 }
@@ -337,5 +350,6 @@ int main(int argc, char **argv)
     int result = lua_toboolean(L, -1);
     report(L, status);
     lua_close(L);
+    if (got_interrupt) return 130; /* 128 + SIGINT, as shells report a Ctrl-C */
     return (result && status == LUA_OK) ? EXIT_SUCCESS : EXIT_FAILURE;
 }

@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "auth.h"
+#include "interrupt.h"
 #include "trace.h"
 
 enum { X_QUEUED, X_RUNNING, X_FINISHED };
@@ -24,6 +25,7 @@ typedef struct xfer {
     dv_http_resp resp;
     dv_error err;
     int rc;
+    int timer;     /* a wait without a transfer: finishes at not_before, takes no slot */
     int launched;  /* tries launched (a refresh try included) */
     long auth_gen; /* the token generation the running try carries */
     long epoch;    /* the budget epoch the running try was launched in */
@@ -183,6 +185,26 @@ uint64_t dv_multi_submit(dv_multi *m, const dv_http_req *req, dv_error *err)
     return x->id;
 }
 
+uint64_t dv_multi_submit_timer(dv_multi *m, double seconds, dv_error *err)
+{
+    xfer *x = calloc(1, sizeof *x);
+    if (!x) {
+        dv_error_set(err, 0, "memory", "out of memory queueing a wait");
+        return 0;
+    }
+    x->timer = 1;
+    x->not_before = now_s() + (seconds > 0 ? seconds : 0);
+    x->id = m->next_id++;
+    x->state = X_QUEUED;
+    x->prev = m->tail;
+    if (m->tail)
+        m->tail->next = x;
+    else
+        m->head = x;
+    m->tail = x;
+    return x->id;
+}
+
 static xfer *find(const dv_multi *m, uint64_t id)
 {
     for (xfer *x = m->head; x; x = x->next)
@@ -239,9 +261,11 @@ static void launch(dv_multi *m, xfer *x)
 /* Starts queued requests while the budget, the pause and their backoffs allow. */
 static void launch_ready(dv_multi *m, double now)
 {
+    for (xfer *x = m->head; x; x = x->next)
+        if (x->timer && x->state == X_QUEUED && x->not_before <= now) finish(x, 0);
     if (now < m->pause_until) return;
     for (xfer *x = m->head; x && m->active < m->limit; x = x->next)
-        if (x->state == X_QUEUED && x->not_before <= now) launch(m, x);
+        if (x->state == X_QUEUED && !x->timer && x->not_before <= now) launch(m, x);
 }
 
 static void note_hint(dv_multi *m, const dv_http_resp *r)
@@ -342,15 +366,34 @@ static int any_done(const dv_multi *m, const uint64_t *ids, size_t n)
 /* How long nothing can start: until the pause ends or the earliest backoff expires. */
 static long idle_ms(const dv_multi *m, double now)
 {
-    double soonest = -1;
-    for (const xfer *x = m->head; x; x = x->next)
-        if (x->state == X_QUEUED && (soonest < 0 || x->not_before < soonest))
+    double soonest = -1, timer = -1;
+    for (const xfer *x = m->head; x; x = x->next) {
+        if (x->state != X_QUEUED) continue;
+        if (x->timer) {
+            if (timer < 0 || x->not_before < timer) timer = x->not_before;
+        } else if (soonest < 0 || x->not_before < soonest) {
             soonest = x->not_before;
-    if (soonest < 0 || m->active >= m->limit) return 1000;
-    if (soonest < m->pause_until) soonest = m->pause_until;
+        }
+    }
+    if (soonest >= 0 && soonest < m->pause_until) soonest = m->pause_until;
+    if (m->active >= m->limit) soonest = -1; /* a slot frees only when a transfer ends */
+    if (timer >= 0 && (soonest < 0 || timer < soonest)) soonest = timer;
+    if (soonest < 0) return 1000;
     double ms = (soonest - now) * 1000.0;
     if (ms <= 0) return 0;
     return ms > 1000 ? 1000 : (long)ms + 1;
+}
+
+/* Ctrl-C: requests not yet running end as interrupted; running transfers are aborted by
+ * their progress callback (src/http.c) and end the same way. */
+static void interrupt_queued(dv_multi *m)
+{
+    for (xfer *x = m->head; x; x = x->next) {
+        if (x->state != X_QUEUED) continue;
+        dv_error_set(&x->err, 0, "interrupted", "%s: interrupted",
+                     x->req.method ? x->req.method : "a wait");
+        finish(x, -1);
+    }
 }
 
 void dv_multi_wait_any(dv_multi *m, const uint64_t *ids, size_t n)
@@ -359,6 +402,7 @@ void dv_multi_wait_any(dv_multi *m, const uint64_t *ids, size_t n)
         int running = 0;
         long t, ct = -1;
         double now = now_s();
+        if (dv_interrupted()) interrupt_queued(m);
         launch_ready(m, now);
         if (any_done(m, ids, n)) return;
         curl_multi_perform(m->cm, &running);
@@ -369,6 +413,7 @@ void dv_multi_wait_any(dv_multi *m, const uint64_t *ids, size_t n)
         curl_multi_timeout(m->cm, &ct);
         if (m->active > 0 && ct >= 0 && ct < t) t = ct;
         if (t == 0) continue;
+        if (t > 100) t = 100; /* a Ctrl-C from another thread is noticed soon */
         if (m->active > 0) {
             curl_multi_poll(m->cm, NULL, 0, (int)t, NULL);
         } else {
@@ -418,5 +463,5 @@ void dv_multi_stats_get(const dv_multi *m, dv_multi_stats *s)
     s->in_flight = m->active;
     s->peak = m->peak;
     for (const xfer *x = m->head; x; x = x->next)
-        if (x->state == X_QUEUED) s->queued++;
+        if (x->state == X_QUEUED && !x->timer) s->queued++;
 }

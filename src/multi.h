@@ -5,12 +5,15 @@
  *   - a 429 halves it (not below 1; once per throttling episode, not once per refused
  *     transfer) and pauses every transfer of the connection until Retry-After has passed;
  *   - it then grows back by one per DV_MULTI_RECOVER_EVERY successful responses;
- *   - every request keeps dv_http_request's retry policy (src/http.h), and a 401 leads to one
- *     token refresh shared by all the transfers refused with the same token.
+ *   - every request keeps dv_http_request's retry policy (src/http.h), except that a 429 to
+ *     a transfer launched before the latest halving does not use up one of its tries (it
+ *     was refused for what the others did); a 401 leads to one token refresh shared by all
+ *     the transfers refused with the same token.
  *
  * Offers:
  *   dv_multi_new / free      a driver over an existing dv_http (which it does not own)
  *   dv_multi_submit          queue a request (copied); returns its id
+ *   dv_multi_submit_timer    queue a wait that finishes after some seconds (no transfer)
  *   dv_multi_wait            drive transfers until a given request is finished
  *   dv_multi_wait_any        drive transfers until one of several requests is finished
  *   dv_multi_result          the outcome of a finished request (and forget it)
@@ -56,6 +59,11 @@ void dv_multi_set_cap(dv_multi *m, int max_concurrency);
 /* Queues req; method, URL, headers and body are copied. Returns an id (> 0), or 0 with err
  * filled when out of memory. */
 uint64_t dv_multi_submit(dv_multi *m, const dv_http_req *req, dv_error *err);
+
+/* Queues a wait: an id that finishes, with result 0 and no response, once seconds have
+ * passed; it takes no slot of the budget. Lets a scheduler's task sleep while the others'
+ * transfers go on. Returns 0 with err filled when out of memory. */
+uint64_t dv_multi_submit_timer(dv_multi *m, double seconds, dv_error *err);
 
 /* Drives every transfer until request id is finished. Returns 0, or -1 when id is unknown. */
 int dv_multi_wait(dv_multi *m, uint64_t id);

@@ -1,6 +1,7 @@
 #include "repl.h"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -80,11 +81,44 @@ static void save_history(const struct repl *r)
     if (ok) write_history(r->history);
 }
 
-/* Pushes the next line without its newline; 0 at end of input. */
+/* Set by Ctrl-C at the prompt; only ever written by the handler below. */
+static volatile sig_atomic_t prompt_interrupted;
+
+static void on_prompt_sigint(int sig)
+{
+    (void)sig;
+    prompt_interrupted = 1;
+}
+
+/* Ctrl-C while a line is edited drops that line (and the statement it continues) rather
+ * than the session: the handler is installed without SA_RESTART, so libedit's read fails
+ * and readline returns NULL with the flag set. */
+static char *edit_line(const char *prompt, int *interrupted)
+{
+    struct sigaction sa, old;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_prompt_sigint;
+    sigemptyset(&sa.sa_mask);
+    prompt_interrupted = 0;
+    sigaction(SIGINT, &sa, &old);
+    char *line = readline(prompt);
+    sigaction(SIGINT, &old, NULL);
+    *interrupted = line == NULL && prompt_interrupted;
+    return line;
+}
+
+/* Pushes the next line without its newline: 1; 0 at end of input; -1 when Ctrl-C
+ * dropped the line being edited. */
 static int read_line(struct repl *r, const char *prompt)
 {
     if (r->tty) {
-        char *line = readline(prompt);
+        int interrupted;
+        char *line = edit_line(prompt, &interrupted);
+        if (interrupted) {
+            fputs("\n", stdout);
+            fflush(stdout);
+            return -1;
+        }
         if (line == NULL) return 0;
         lua_pushstring(r->L, line);
         free(line);
@@ -112,9 +146,9 @@ static int read_prompted(struct repl *r, int first)
     lua_State *L = r->L;
     lua_getglobal(L, first ? "_PROMPT" : "_PROMPT2");
     const char *prompt = lua_tostring(L, -1);
-    int ok = read_line(r, prompt ? prompt : first ? "> " : ">> ");
-    lua_remove(L, ok ? -2 : -1);
-    return ok;
+    int got = read_line(r, prompt ? prompt : first ? "> " : ">> ");
+    lua_remove(L, got > 0 ? -2 : -1);
+    return got;
 }
 
 static void remember(struct repl *r, const char *line)
@@ -143,10 +177,17 @@ static int incomplete(lua_State *L, int status)
 static int load_statement(struct repl *r)
 {
     lua_State *L = r->L;
+    int got;
     lua_settop(L, 0);
-    if (!read_prompted(r, 1)) return -1;
+    while ((got = read_prompted(r, 1)) < 0) {
+    }
+    if (got == 0) return -1;
     const char *line = lua_tostring(L, 1);
-    const char *ret = lua_pushfstring(L, "return %s;", line);
+    /* Not `return <line>;`, which makes a call a tail call: the function would replace
+     * this chunk on the stack, and an error it raises at its caller's level would name
+     * no line. Evaluated as an argument, the expression runs in the chunk, on stdin:1. */
+    const char *ret = lua_pushfstring(
+        L, "local function __dvlua_results(...) return ... end return __dvlua_results(%s);", line);
     int status = luaL_loadbuffer(L, ret, strlen(ret), "=stdin");
     if (status == LUA_OK) {
         remember(r, line);
@@ -159,7 +200,13 @@ static int load_statement(struct repl *r)
         size_t len;
         const char *code = lua_tolstring(L, 1, &len);
         status = luaL_loadbuffer(L, code, len, "=stdin");
-        if (!incomplete(L, status) || !read_prompted(r, 0)) break;
+        if (!incomplete(L, status)) break;
+        got = read_prompted(r, 0);
+        if (got < 0) { /* the statement was dropped: run nothing */
+            lua_settop(L, 0);
+            return luaL_loadstring(L, "");
+        }
+        if (got == 0) break;
         lua_pushliteral(L, "\n");
         lua_insert(L, -2);
         lua_concat(L, 3);
@@ -230,6 +277,7 @@ void dv_repl(lua_State *L, dv_repl_call call, dv_repl_report report)
     start(&r);
     if (r.tty) {
         rl_readline_name = "dvlua"; /* ~/.editrc lines "dvlua:..." apply */
+        rl_catch_signals = 0;       /* Ctrl-C is ours: see edit_line */
         stifle_history(HISTORY_LINES);
         completing = &r;
         rl_attempted_completion_function = complete;

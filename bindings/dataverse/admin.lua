@@ -2,6 +2,7 @@
 -- entity_keys, wait_for_key.
 local core = require "dataverse.core"
 local U = require "dataverse.util"
+local O = require "dataverse.options"
 
 local M = {}
 
@@ -22,10 +23,8 @@ end
 function M.install(methods)
   function methods:import_solution(path, opts)
     U.check_string(path, 1, "import_solution")
-    opts = U.opt_table(opts, 2, "import_solution")
-    local overwrite = U.opt(opts, "overwrite", "boolean", "import_solution", 2)
-    local publish = U.opt(opts, "publish_workflows", "boolean", "import_solution", 2)
-    local timeout = U.opt(opts, "timeout", "number", "import_solution", 2)
+    opts = U.check_options(opts, O.import_solution, "import_solution", 2)
+    local overwrite, publish, timeout = opts.overwrite, opts.publish_workflows, opts.timeout
     local data = solution_bytes(path)
     local job = U.new_guid()
     local body = core.json_encode {
@@ -80,10 +79,10 @@ function M.install(methods)
   function methods:wait_for_key(tbl, key_name, opts)
     local e = U.entity(self, tbl, "wait_for_key", 1)
     U.check_string(key_name, 2, "wait_for_key")
-    opts = U.opt_table(opts, 3, "wait_for_key")
-    local timeout = U.opt(opts, "timeout", "number", "wait_for_key", 3) or 300
-    local interval = U.opt(opts, "interval", "number", "wait_for_key", 3) or 0.25
-    local on_progress = U.opt(opts, "on_progress", "function", "wait_for_key", 3)
+    opts = U.check_options(opts, O.wait_for_key, "wait_for_key", 3)
+    local timeout = opts.timeout or 300
+    local interval = opts.interval or 0.25
+    local on_progress = opts.on_progress
     local t0 = core.now()
     local reactivated = false
     local pause = interval

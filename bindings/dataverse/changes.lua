@@ -2,27 +2,34 @@
 -- RetrieveEntityChangesRequest) and changes (a streaming iterator over every page). Each
 -- page is fetched, decoded and classified in C (conn:change_page); this file only drives
 -- the paging and decides when a token may be handed out.
+local core = require "dataverse.core"
 local U = require "dataverse.util"
+local O = require "dataverse.options"
 
 local M = {}
 
 -- The first URL and the Prefer header (repeated on every nextLink request).
 local function start(org, e, opts, fname)
-  local cols = U.opt(opts, "columns", "list", fname, 1)
-  local page_size = U.opt(opts, "page_size", "integer", fname, 1) or org:state().page_size or 5000
-  local token = U.opt(opts, fname == "changes" and "since" or "data_version", "string", fname, 1)
+  local cols = opts.columns
+  local page_size = opts.page_size or org:state().page_size or 5000
+  local token = opts[fname == "changes" and "since" or "data_version"]
   if token == "" then token = nil end
   local url = e.set .. U.query { { "$select", cols and U.columns(cols, fname, 1) }, { "$deltatoken", token } }
-  return url, { Prefer = "odata.track-changes,odata.maxpagesize=" .. math.tointeger(page_size) }
+  return url, U.request_headers(opts,
+    { Prefer = "odata.track-changes,odata.maxpagesize=" .. math.tointeger(page_size) }, fname, 1)
 end
 
 function M.install(methods)
   function methods:retrieve_entity_changes(opts)
     U.check_table(opts, 1, "retrieve_entity_changes")
+    U.check_options(opts, O.retrieve_entity_changes, "retrieve_entity_changes", 1)
     local e = U.entity(self, opts.entity, "retrieve_entity_changes", 1)
     local url, headers = start(self, e, opts, "retrieve_entity_changes")
-    local cookie = U.opt(opts, "paging_cookie", "string", "retrieve_entity_changes", 1)
+    local cookie = opts.paging_cookie
+    local t0 = core.now()
     local changes, next_link, token = self:change_page(cookie or url, headers, e.logical)
+    U.page_event(self, { table = e.logical, url = cookie or url, page = 1, rows = #changes,
+      more = next_link ~= nil, elapsed = core.now() - t0 })
     return {
       changes = changes,
       more_records = next_link ~= nil,
@@ -34,6 +41,7 @@ function M.install(methods)
   -- for change in it do … end; it.token holds the new token once every page was delivered.
   function methods:changes(opts)
     U.check_table(opts, 1, "changes")
+    U.check_options(opts, O.changes, "changes", 1)
     local e = U.entity(self, opts.entity, "changes", 1)
     local url, headers = start(self, e, opts, "changes")
     local org, logical = self, e.logical
@@ -55,9 +63,13 @@ function M.install(methods)
           it.token = pending
           return nil
         end
+        local t0 = core.now()
+        local from = url
         page, url, pending = org:change_page(url, headers, logical)
         i = 0
         it.pages = it.pages + 1
+        U.page_event(org, { table = logical, url = from, page = it.pages, rows = #page,
+          more = url ~= nil, elapsed = core.now() - t0 })
       end
     end
     return setmetatable(it, { __call = step })

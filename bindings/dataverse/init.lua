@@ -2,16 +2,10 @@
 -- (bindings/lua_dataverse.c) and adds connect, is_expired_token and the operations.
 local core = require "dataverse.core"
 local U = require "dataverse.util"
+local O = require "dataverse.options"
 
 local EXPIRED = "0x80044352"
 local announced = false -- the built-in emulator is announced once per process
-
-local OPTIONS = {
-  url = "string", token = "string", tenant_id = "string", client_id = "string",
-  client_secret = "string", authority_host = "string", timeout = "number", retries = "number",
-  page_size = "number", trace = "boolean", concurrency = "number",
-  allow_insecure_http = "boolean",
-}
 
 local function env(name)
   local v = os.getenv(name)
@@ -25,6 +19,28 @@ local function data_home()
     base = home .. "/.local/share"
   end
   return base .. "/dvlua"
+end
+
+-- How the connection signs in is settled before the first request: a URL with no way to
+-- get a token would only meet a bare 401.
+local function check_credentials(opts, token)
+  if token or opts.client_secret or opts.device_code then
+    if opts.device_code and not (opts.client_id or env("AZURE_CLIENT_ID")) then
+      U.raise(0, "config", "device code sign-in needs a client id: option 'client_id' or AZURE_CLIENT_ID")
+    end
+    return
+  end
+  if opts.tenant_id or opts.client_id then
+    U.raise(0, "config", "option 'client_id' needs option 'client_secret' (client credentials) " ..
+      "or option 'device_code = true' (sign-in at a terminal)")
+  end
+  if env("AZURE_TENANT_ID") or env("AZURE_CLIENT_ID") or env("AZURE_CLIENT_SECRET") then
+    return -- the environment names a way; core.open names whatever of it is missing
+  end
+  U.raise(0, "config", (opts.url and "option 'url'" or "DATAVERSE_URL") ..
+    " is set but no credentials are: set DATAVERSE_TOKEN (a bearer " ..
+    "token), or AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET (client credentials), or " ..
+    "pass { device_code = true, client_id = ... } to dataverse.connect (sign-in at a terminal)")
 end
 
 -- The banner is for the first run against a data directory: a marker file there remembers
@@ -51,6 +67,8 @@ return function(M)
   require "dataverse.changes".install(methods)
   require "dataverse.admin".install(methods)
   require "dataverse.parallel".install(methods)
+  require "dataverse.batch".install(methods)
+  require "dataverse.bulk".install(methods)
 
   local function start_emulator(opts)
     if type(M.emulator) ~= "table" or type(M.emulator.start) ~= "function" then
@@ -60,22 +78,13 @@ return function(M)
   end
 
   function M.connect(opts)
-    opts = U.opt_table(opts, 1, "connect")
-    for k, v in pairs(opts) do
-      local want = OPTIONS[k]
-      if k == "emulator" then
-        want = (type(v) == "table" or type(v) == "userdata") and type(v) or "table"
-      end
-      if not want then U.argerror(1, "connect", "unknown option '" .. tostring(k) .. "'") end
-      if type(v) ~= want then
-        U.argerror(1, "connect", ("option '%s': %s expected, got %s"):format(k, want, type(v)))
-      end
-    end
+    opts = U.check_options(opts, O.connect, "connect", 1)
     if opts.url and opts.emulator then
       U.argerror(1, "connect", "give either option 'url' or option 'emulator', not both")
     end
     local url = opts.url or (opts.emulator == nil and env("DATAVERSE_URL")) or nil
     local token = opts.token or env("DATAVERSE_TOKEN")
+    if url and not opts.emulator then check_credentials(opts, token) end
     local emu, owned
     local emu_token
     if not url then
@@ -113,14 +122,20 @@ return function(M)
     end
     local trace = opts.trace
     if trace == nil then trace = env("DVLUA_TRACE") == "1" end
+    local tenant_id, client_id = opts.tenant_id, opts.client_id
+    if opts.device_code then
+      tenant_id = tenant_id or env("AZURE_TENANT_ID")
+      client_id = client_id or env("AZURE_CLIENT_ID")
+    end
     local org = core.open {
-      url = url, token = token, tenant_id = opts.tenant_id, client_id = opts.client_id,
+      url = url, token = token, tenant_id = tenant_id, client_id = client_id,
       client_secret = opts.client_secret, authority_host = opts.authority_host,
-      timeout = opts.timeout, retries = opts.retries, trace = trace,
-      concurrency = opts.concurrency,
+      device_code = opts.device_code, timeout = opts.timeout, retries = opts.retries, trace = trace,
+      on_request = opts.on_request, on_retry = opts.on_retry, concurrency = opts.concurrency,
       allow_insecure_http = opts.allow_insecure_http,
     }
     local st = org:state()
+    st.on_page = opts.on_page
     st.page_size = opts.page_size and math.tointeger(opts.page_size) or nil
     st.emulator = emu -- keeps a given emulator alive as long as the connection
     if owned then
@@ -138,6 +153,7 @@ return function(M)
     return code == EXPIRED or code == "-2147204270" or code == -2147204270
   end
 
+  M._options = O
   M.pretty = require "dataverse.pretty"
   M.data_dir = data_home -- where the built-in emulator and `dvlua -i` keep their files
   M.connection = methods -- the connection methods, for scripts that want to add their own

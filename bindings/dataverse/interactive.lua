@@ -52,7 +52,7 @@ local function fields(v, out)
   for _ = 1, 10 do
     if type(v) == "table" then
       for k in next, v do
-        if type(k) == "string" and k:match("^[%a_][%w_]*$") then out[k] = out[k] or v[k] end
+        if type(k) == "string" and k:match("^[%a_][%w_]*$") then out[k] = out[k] or rawget(v, k) end
       end
     end
     local mt = getmetatable(v)
@@ -72,6 +72,7 @@ local function completer(G)
     if sep == "" then
       if head ~= "" then return {} end
       fields(G, names)
+      names.org = names.org or true -- there before its first use
       for _, k in ipairs(KEYWORDS) do names[k] = true end
     else
       local v

@@ -6,6 +6,7 @@
 -- number of tasks.
 local core = require "dataverse.core"
 local U = require "dataverse.util"
+local O = require "dataverse.options"
 
 local M = {}
 
@@ -41,6 +42,15 @@ local function add(g, key, fn)
 end
 
 local function settle(g, co, key, ok, a, b)
+  if not ok and U.is_interrupt(a) then
+    -- Ctrl-C ends the whole group and the script, not just this task.
+    for _, w in pairs(g.waiting) do
+      g.registry[w[1]] = nil
+      coroutine.close(w[1])
+    end
+    g.registry[co] = nil
+    error(a:find(":%d+: interrupted!$") and a or U.where() .. a, 0)
+  end
   if coroutine.status(co) == "dead" then
     g.registry[co] = nil
     g.running = g.running - 1
@@ -88,14 +98,8 @@ end
 function M.install(methods)
   function methods:parallel(tasks, opts)
     U.check_table(tasks, 1, "parallel")
-    opts = U.opt_table(opts, 2, "parallel")
-    for k in pairs(opts) do
-      if k ~= "concurrency" and k ~= "on_progress" then
-        U.argerror(2, "parallel", "unknown option '" .. tostring(k) .. "'")
-      end
-    end
-    local limit = U.opt(opts, "concurrency", "integer", "parallel", 2)
-    local on_progress = U.opt(opts, "on_progress", "function", "parallel", 2)
+    opts = U.check_options(opts, O.parallel, "parallel", 2)
+    local limit, on_progress = opts.concurrency, opts.on_progress
     if limit and limit < 1 then
       U.argerror(2, "parallel", "option 'concurrency': 1 or more expected")
     end
@@ -123,14 +127,8 @@ function M.install(methods)
 
   -- org:wait([{concurrency=}]) -> results of every spawned task, in spawn order.
   function methods:wait(opts)
-    opts = U.opt_table(opts, 1, "wait")
-    for k in pairs(opts) do
-      if k ~= "concurrency" and k ~= "on_progress" then
-        U.argerror(1, "wait", "unknown option '" .. tostring(k) .. "'")
-      end
-    end
-    local limit = U.opt(opts, "concurrency", "integer", "wait", 1)
-    local on_progress = U.opt(opts, "on_progress", "function", "wait", 1)
+    opts = U.check_options(opts, O.wait, "wait", 1)
+    local limit, on_progress = opts.concurrency, opts.on_progress
     if limit and limit < 1 then U.argerror(1, "wait", "option 'concurrency': 1 or more expected") end
     local st = self:state()
     local g = st.spawned

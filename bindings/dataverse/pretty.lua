@@ -11,8 +11,7 @@
 local NULL = require "dataverse.json".null
 
 local DEFAULTS = { depth = 4, items = 50, width = 80, indent = "  ", text = 1000 }
-local OPTION_TYPES = { depth = "number", items = "number", width = "number", indent = "string",
-  text = "number" }
+local OPTION_TYPES = require("dataverse.options").pretty
 
 local KEYWORDS = {}
 for w in ([[and break do else elseif end false for function goto if in local nil not or
@@ -111,45 +110,12 @@ local function render(v, o, level, seen, indent)
   return table.concat(out)
 end
 
-local function distance(a, b)
-  local prev = {}
-  for j = 0, #b do prev[j] = j end
-  for i = 1, #a do
-    local cur = { [0] = i }
-    for j = 1, #b do
-      local cost = a:byte(i) == b:byte(j) and 0 or 1
-      cur[j] = math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + cost)
-    end
-    prev = cur
-  end
-  return prev[#b]
-end
-
-local function unknown(k)
-  local best, bd = nil, 3
-  for name in pairs(OPTION_TYPES) do
-    local d = distance(tostring(k), name)
-    if d < bd or (d == bd and best and name < best) then best, bd = name, d end
-  end
-  local hint = best and (" (did you mean '%s'?)"):format(best) or ""
-  error(("bad argument #2 to 'pretty' (unknown option '%s'%s)"):format(tostring(k), hint), 3)
-end
-
 local function pretty(v, opts)
   local o = {}
   for k, d in pairs(DEFAULTS) do o[k] = d end
-  if opts ~= nil then
-    if type(opts) ~= "table" then
-      error(("bad argument #2 to 'pretty' (table expected, got %s)"):format(type(opts)), 2)
-    end
-    for k, x in pairs(opts) do
-      if not OPTION_TYPES[k] then unknown(k) end
-      if type(x) ~= OPTION_TYPES[k] then
-        error(("bad argument #2 to 'pretty' (option '%s': %s expected, got %s)")
-          :format(k, OPTION_TYPES[k], type(x)), 2)
-      end
-      o[k] = x
-    end
+  -- The API's one option checker: an unknown option names the closest valid one.
+  for k, x in pairs(require("dataverse.util").check_options(opts, OPTION_TYPES, "pretty", 2)) do
+    o[k] = x
   end
   return render(v, o, 0, {}, "")
 end

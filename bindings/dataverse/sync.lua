@@ -527,8 +527,12 @@ end
 
 -- Reads the table's metadata and picks the columns; raises on an unknown table or column and
 -- on a table without change tracking, so scripts can check before touching their store.
+local JOB = { table = "string", columns = "table", into = "string", full = "boolean",
+  page_size = "integer", progress = "boolean" }
+
 function M.plan(org, opts)
   assert(type(opts) == "table" and type(opts.table) == "string", "opts.table is required")
+  require("dataverse.util").check_options(opts, JOB, "sync", 2)
   local meta = M.describe(org, opts.table)
   if not meta.change_tracking then
     fail("table %q does not have change tracking enabled (ChangeTrackingEnabled is false)", meta.name)

@@ -1,5 +1,6 @@
 /* Collection queries: $filter, $orderby, $top, $count, $select/$expand and paging with
  * $skiptoken next links. */
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,9 +30,42 @@ static int query_kind(dv_attr_type t)
     }
 }
 
+typedef struct {
+    emu_req *r;
+    const emu_entity *t;
+} resolve_ctx;
+
+/* "<single-valued navigation>/<property>" ("Filter rows": primarycontactid/fullname): the
+ * related row's value through a correlated subquery on the outer row. */
+static int resolve_path(resolve_ctx *c, const char *name, size_t n, char *expr, size_t cap)
+{
+    const char *slash = memchr(name, '/', n);
+    char nav[128];
+    snprintf(nav, sizeof nav, "%.*s", (int)((size_t)(slash - name) < 127 ? slash - name : 127),
+             name);
+    const dv_attribute_def *a = store_attr(c->t, nav);
+    if (!a || a->type != DV_ATTR_LOOKUP || !a->target) return 0;
+    emu_entity *target = store_by_logical(c->r->emu, a->target, strlen(a->target));
+    const char *rest = slash + 1;
+    size_t rn = n - (size_t)(rest - name);
+    const dv_attribute_def *ta = target ? store_prop(target, rest, rn) : NULL;
+    if (!ta) return 0;
+    char lookup[160], prop[160];
+    emu_prop_name(a, lookup, sizeof lookup);
+    emu_prop_name(ta, prop, sizeof prop);
+    /* logical names are checked identifiers when a table is stored, so they may be inlined */
+    snprintf(expr, cap,
+             "(SELECT nav.data->>'$.%s' FROM row AS nav WHERE nav.entity='%s' AND "
+             "nav.id=(row.data->>'$.%s'))",
+             prop, target->def.logical_name, lookup);
+    return query_kind(ta->type);
+}
+
 static int resolve_prop(void *ud, const char *name, size_t n, char *expr, size_t cap)
 {
-    const emu_entity *t = ud;
+    resolve_ctx *c = ud;
+    const emu_entity *t = c->t;
+    if (memchr(name, '/', n)) return resolve_path(c, name, n, expr, cap);
     const dv_attribute_def *a = store_prop(t, name, n);
     if (!a) return 0;
     char prop[160];
@@ -51,6 +85,34 @@ static int count_rows(emu_req *r, const emu_entity *t, const query_filter *f)
     sqlite3_bind_text(st, 1, t->def.logical_name, -1, SQLITE_STATIC);
     if (f) query_filter_bind(f, st);
     return sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : -1;
+}
+
+/* Parameter aliases (@p1) in $filter replaced by their values from the query string
+ * ("Filter rows": In(PropertyName=@p1,PropertyValues=@p2)&@p1='lastname'&@p2=[…]). */
+static void expand_aliases(emu_req *r, const char *filter, sbuf *out)
+{
+    const char *p = filter;
+    while (*p) {
+        if (*p == '\'') {
+            const char *s = p++;
+            while (*p && !(*p == '\'' && p[1] != '\''))
+                p += *p == '\'' ? 2 : 1;
+            if (*p) p++;
+            sb_printf(out, "%.*s", (int)(p - s), s);
+            continue;
+        }
+        if (*p == '@') {
+            const char *s = p++;
+            while (isalnum((unsigned char)*p) || *p == '_')
+                p++;
+            char alias[64];
+            snprintf(alias, sizeof alias, "%.*s", (int)(p - s < 63 ? p - s : 63), s);
+            const char *v = emu_arg(r, alias);
+            sb_puts(out, v ? v : alias);
+            continue;
+        }
+        sb_putc(out, *p++);
+    }
 }
 
 int h_query_rows(emu_req *r, emu_entity *t, int count_only)
@@ -78,8 +140,17 @@ int h_query_rows(emu_req *r, emu_entity *t, int count_only)
     }
     query_filter f;
     int have_filter = filter != NULL;
-    if (have_filter && query_filter_compile(&f, filter, t->def.logical_name, resolve_prop, t, 3)) {
-        emu_error(r, 400, BAD_QUERY, "%s", f.err);
+    resolve_ctx rc = {r, t};
+    sbuf expanded = {0};
+    if (filter && strchr(filter, '@')) {
+        expand_aliases(r, filter, &expanded);
+        filter = sb_str(&expanded);
+    }
+    int bad =
+        have_filter && query_filter_compile(&f, filter, t->def.logical_name, resolve_prop, &rc, 3);
+    sb_free(&expanded);
+    if (bad) {
+        emu_error(r, f.unserved ? 501 : 400, BAD_QUERY, "%s", f.err);
         query_filter_free(&f);
         return -1;
     }
@@ -99,8 +170,8 @@ int h_query_rows(emu_req *r, emu_entity *t, int count_only)
     }
     sbuf order = {0};
     char err[512];
-    if (orderby && query_orderby_compile(&order, orderby, t->def.logical_name, resolve_prop, t, err,
-                                         sizeof err)) {
+    if (orderby && query_orderby_compile(&order, orderby, t->def.logical_name, resolve_prop, &rc,
+                                         err, sizeof err)) {
         if (have_filter) query_filter_free(&f);
         selection_free(&s);
         sb_free(&order);
@@ -150,19 +221,24 @@ int h_query_rows(emu_req *r, emu_entity *t, int count_only)
     sqlite3_bind_int64(st, sqlite3_bind_parameter_index(st, ":off"), offset);
 
     emu_json(r, 200);
+    emu_annotations_applied(r);
     sbuf ctx = {0};
     context_url(r, t, &s, &ctx);
     sb_puts(&r->out, "{\"@odata.context\":");
     sb_json_str(&r->out, sb_str(&ctx));
     sb_free(&ctx);
     const char *cnt = emu_arg(r, "$count");
-    if (cnt && strcmp(cnt, "true") == 0) {
-        int n = count_rows(r, t, have_filter ? &f : NULL);
-        /* count_rows reused the cache slot only if its SQL matched; re-bind is not needed */
-        sb_printf(&r->out, ",\"@odata.count\":%d", n > MAX_PAGE ? MAX_PAGE : n);
-        if (n > MAX_PAGE)
-            sb_puts(&r->out, ",\"@Microsoft.Dynamics.CRM.totalrecordcountlimitexceeded\":true");
-    }
+    int counted = cnt && strcmp(cnt, "true") == 0;
+    int total = counted ? count_rows(r, t, have_filter ? &f : NULL) : -1;
+    if (counted) sb_printf(&r->out, ",\"@odata.count\":%d", total > MAX_PAGE ? MAX_PAGE : total);
+    /* "Count rows": -1 without $count=true, else the count up to 5,000 */
+    if (emu_annotation_wanted(r, "Microsoft.Dynamics.CRM.totalrecordcount"))
+        sb_printf(&r->out, ",\"@Microsoft.Dynamics.CRM.totalrecordcount\":%d",
+                  total > MAX_PAGE ? MAX_PAGE : total);
+    if (total > MAX_PAGE ||
+        emu_annotation_wanted(r, "Microsoft.Dynamics.CRM.totalrecordcountlimitexceeded"))
+        sb_printf(&r->out, ",\"@Microsoft.Dynamics.CRM.totalrecordcountlimitexceeded\":%s",
+                  total > MAX_PAGE ? "true" : "false");
     sb_puts(&r->out, ",\"value\":[");
     long rows = 0;
     char last[37] = "";

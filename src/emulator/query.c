@@ -131,6 +131,13 @@ static void next(parser *ps)
 
 static int syntax(parser *ps)
 {
+    if (ps->tok == T_BAD && *ps->ts == '\'') {
+        /* the wording of "Filter rows" (Manage single quotes) */
+        snprintf(ps->q->err, sizeof ps->q->err,
+                 "There is an unterminated literal at position %d in '%s'.",
+                 (int)(ps->ts - ps->src) + 1, ps->src);
+        return -1;
+    }
     snprintf(ps->q->err, sizeof ps->q->err, "Syntax error at position %d in '%s'.",
              (int)(ps->ts - ps->src) + 1, ps->src);
     return -1;
@@ -246,6 +253,187 @@ static int compatible(int col, int lit)
 
 static int expr_or(parser *ps);
 
+#define CRM_NS "Microsoft.Dynamics.CRM."
+#define MAX_FN_VALUES 64
+
+/* One parameter value of a query function: an OData string ('a''b'), a JSON string
+ * ("a\"b", which may hold single quotes) or a bare number; returns its end or NULL. */
+static const char *fn_scalar(const char *p, sbuf *out)
+{
+    while (*p == ' ')
+        p++;
+    if (*p == '\'' || *p == '"') {
+        char q = *p++;
+        for (;; p++) {
+            if (!*p) return NULL;
+            if (q == '"' && *p == '\\' && p[1]) {
+                sb_putc(out, *++p);
+                continue;
+            }
+            if (*p == q) {
+                if (q == '\'' && p[1] == '\'') {
+                    sb_putc(out, *p++);
+                    continue;
+                }
+                return p + 1;
+            }
+            sb_putc(out, *p);
+        }
+    }
+    const char *s = p;
+    while (*p && *p != ',' && *p != ')' && *p != ']' && *p != ' ')
+        p++;
+    if (p == s) return NULL;
+    sb_printf(out, "%.*s", (int)(p - s), s);
+    return p;
+}
+
+/* Binds a function's value text as the property's kind; returns 0 or -1. */
+static int fn_value(parser *ps, int kind, const char *text)
+{
+    query_value *v = add_val(ps->q);
+    if (kind == QK_NUMBER || kind == QK_BOOL) {
+        char *end;
+        if (kind == QK_BOOL && (!strcmp(text, "true") || !strcmp(text, "false"))) {
+            v->type = SQLITE_INTEGER, v->i = text[0] == 't';
+            return 0;
+        }
+        double d = strtod(text, &end);
+        if (end == text || *end) {
+            snprintf(ps->q->err, sizeof ps->q->err, "The value '%s' is not a valid %s.", text,
+                     kind_name(kind));
+            return -1;
+        }
+        if (strchr(text, '.') || strchr(text, 'e') || strchr(text, 'E'))
+            v->type = SQLITE_FLOAT, v->d = d;
+        else
+            v->type = SQLITE_INTEGER, v->i = strtoll(text, NULL, 10);
+        return 0;
+    }
+    v->type = SQLITE_TEXT;
+    v->text = strdup(text);
+    if (kind == QK_GUID)
+        for (char *c = v->text; *c; c++)
+            *c = (char)tolower((unsigned char)*c);
+    return 0;
+}
+
+/* Microsoft.Dynamics.CRM.<Function>(PropertyName='x',PropertyValues=[…]) — the query
+ * functions of "Filter rows" the emulator can answer without a calendar or a hierarchy:
+ * In, NotIn, Between, NotBetween. Any other is refused as not served. */
+static int crm_function(parser *ps)
+{
+    const char *fn = ps->ts + strlen(CRM_NS);
+    int fnlen = (int)(ps->tn - strlen(CRM_NS));
+    static const char *served[] = {"In", "NotIn", "Between", "NotBetween"};
+    int which = -1;
+    for (int i = 0; i < 4; i++)
+        if ((int)strlen(served[i]) == fnlen && strncmp(fn, served[i], (size_t)fnlen) == 0)
+            which = i;
+    if (which < 0) {
+        snprintf(ps->q->err, sizeof ps->q->err,
+                 "The query function '" CRM_NS "%.*s' is not served by the dvlua emulator "
+                 "(served: In, NotIn, Between, NotBetween).",
+                 fnlen, fn);
+        ps->q->unserved = 1;
+        return -1;
+    }
+    next(ps);
+    if (ps->tok != T_LP) return syntax(ps);
+    const char *p = ps->ts + 1;
+    sbuf name = {0}, vals[MAX_FN_VALUES];
+    int nv = 0, rc = -1;
+    for (;;) {
+        while (*p == ' ')
+            p++;
+        const char *k = p;
+        while (isalnum((unsigned char)*p))
+            p++;
+        size_t kl = (size_t)(p - k);
+        if (*p++ != '=' || !kl) goto bad;
+        while (*p == ' ')
+            p++;
+        if (kl == 12 && strncmp(k, "PropertyName", 12) == 0) {
+            name.n = 0;
+            if (!(p = fn_scalar(p, &name))) goto bad;
+        } else if (*p == '[') {
+            p++;
+            for (;;) {
+                while (*p == ' ')
+                    p++;
+                if (*p == ']' && nv == 0) break;
+                if (nv == MAX_FN_VALUES) goto bad;
+                memset(&vals[nv], 0, sizeof vals[nv]);
+                if (!(p = fn_scalar(p, &vals[nv++]))) goto bad;
+                while (*p == ' ')
+                    p++;
+                if (*p == ',') {
+                    p++;
+                    continue;
+                }
+                break;
+            }
+            if (*p++ != ']') goto bad;
+        } else {
+            if (nv == MAX_FN_VALUES) goto bad;
+            memset(&vals[nv], 0, sizeof vals[nv]);
+            if (!(p = fn_scalar(p, &vals[nv++]))) goto bad;
+        }
+        while (*p == ' ')
+            p++;
+        if (*p == ',') {
+            p++;
+            continue;
+        }
+        if (*p == ')') break;
+        goto bad;
+    }
+    ps->p = p + 1;
+    next(ps);
+    char expr[512];
+    int kind = ps->resolve(ps->ud, sb_str(&name), name.n, expr, sizeof expr);
+    if (!kind) {
+        snprintf(ps->q->err, sizeof ps->q->err,
+                 "Could not find a property named '%s' on type 'Microsoft.Dynamics.CRM.%s'.",
+                 sb_str(&name), ps->type_name);
+        ps->q->unknown = 1;
+        goto out;
+    }
+    if (which >= 2 ? nv != 2 : nv < 1) {
+        snprintf(ps->q->err, sizeof ps->q->err,
+                 "The query function '" CRM_NS "%s' takes %s in PropertyValues.", served[which],
+                 which >= 2 ? "exactly two values" : "at least one value");
+        goto out;
+    }
+    const char *nocase = kind == QK_STRING ? " COLLATE NOCASE" : "";
+    sbuf *out = &ps->q->sql;
+    if (which < 2) {
+        sb_printf(out, "(%s%s %sIN (", expr, nocase, which ? "NOT " : "");
+        for (int i = 0; i < nv; i++) {
+            if (fn_value(ps, kind, sb_str(&vals[i]))) goto out;
+            sb_printf(out, "%s?%d", i ? "," : "", param_no(ps->q));
+        }
+        sb_puts(out, "))");
+    } else {
+        if (fn_value(ps, kind, sb_str(&vals[0]))) goto out;
+        int lo = param_no(ps->q);
+        if (fn_value(ps, kind, sb_str(&vals[1]))) goto out;
+        sb_printf(out, "(%s%s %sBETWEEN ?%d AND ?%d)", expr, nocase, which == 3 ? "NOT " : "", lo,
+                  param_no(ps->q));
+    }
+    rc = 0;
+    goto out;
+bad:
+    snprintf(ps->q->err, sizeof ps->q->err,
+             "Syntax error in the parameters of '" CRM_NS "%s' at position %d in '%s'.",
+             served[which], (int)(p - ps->src) + 1, ps->src);
+out:
+    sb_free(&name);
+    for (int i = 0; i < nv; i++)
+        sb_free(&vals[i]);
+    return rc;
+}
+
 static int primary(parser *ps)
 {
     sbuf *out = &ps->q->sql;
@@ -261,6 +449,8 @@ static int primary(parser *ps)
         return 0;
     }
     if (ps->tok != T_IDENT) return syntax(ps);
+    if (ps->tn > strlen(CRM_NS) && strncmp(ps->ts, CRM_NS, strlen(CRM_NS)) == 0)
+        return crm_function(ps);
     static const char *funcs[] = {"contains", "startswith", "endswith"};
     for (int f = 0; f < 3; f++) {
         if (!is_word(ps, funcs[f])) continue;
@@ -268,7 +458,7 @@ static int primary(parser *ps)
         next(ps);
         if (ps->tok != T_LP) return syntax(ps);
         next(ps);
-        char expr[256];
+        char expr[512];
         int kind = property(ps, expr, sizeof expr);
         if (kind < 0) return -1;
         if (ps->tok != T_COMMA) return syntax(ps);
@@ -300,7 +490,7 @@ static int primary(parser *ps)
         sb_printf(out, "(%s LIKE ?%d ESCAPE '\\')", expr, param_no(ps->q));
         return 0;
     }
-    char expr[256];
+    char expr[512];
     int kind = property(ps, expr, sizeof expr);
     if (kind < 0) return -1;
     static const char *ops[] = {"eq", "ne", "gt", "ge", "lt", "le"};
@@ -312,6 +502,23 @@ static int primary(parser *ps)
         if (is_word(ps, ops[i])) op = i;
     if (op < 0) return syntax(ps);
     next(ps);
+    if (ps->tok == T_IDENT && !is_word(ps, "null") && !is_word(ps, "true") &&
+        !is_word(ps, "false")) {
+        /* column comparison ("Filter rows": firstname eq lastname) */
+        char rhs[512];
+        int k2 = property(ps, rhs, sizeof rhs);
+        if (k2 < 0) return -1;
+        if (k2 != kind) {
+            snprintf(ps->q->err, sizeof ps->q->err,
+                     "A binary operator with incompatible types was detected. Found operand "
+                     "types '%s' and '%s' for operator kind '%s'.",
+                     kind_name(kind), kind_name(k2), opnames[op]);
+            return -1;
+        }
+        sb_printf(out, "(%s %s %s%s)", expr, sqlops[op], rhs,
+                  kind == QK_STRING ? " COLLATE NOCASE" : "");
+        return 0;
+    }
     int lit = literal(ps);
     if (lit < 0) return -1;
     if (lit == 'z') {
@@ -425,7 +632,7 @@ int query_orderby_compile(sbuf *out, const char *orderby, const char *type_name,
                      orderby);
             return -1;
         }
-        char expr[256];
+        char expr[512];
         int kind = resolve(ud, s, n, expr, sizeof expr);
         if (!kind) {
             snprintf(err, errlen,

@@ -28,6 +28,7 @@ typedef struct {
     int first_param;
     char err[512]; /* set when compiling failed */
     int unknown;   /* the failure was an unknown property (err names it) */
+    int unserved;  /* the failure was a documented feature the emulator does not serve */
 } query_filter;
 
 /* Compiles filter; parameters are numbered from first_param. type_name names the type in

@@ -2,8 +2,12 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "batch.h"
+#include "bulk.h"
 #include "changes.h"
+#include "csdl.h"
 #include "emu_internal.h"
+#include "functions.h"
 #include "metadata.h"
 #include "queries.h"
 #include "row_address.h"
@@ -51,7 +55,7 @@ static int route_rows(emu_req *r, const char *path)
     const char *end = NULL;
     if (parse_address(r, t, p + 1, &end, &a)) return -1;
     int rc;
-    if (*end == '/' && end[1] != '$' && strchr(end + 1, '/') == NULL) {
+    if (*end == '/' && end[1] != '$' && end[1]) {
         rc = h_row_property(r, t, &a, end + 1);
     } else if (*end) {
         rc = emu_error(r, 501, BAD_QUERY, "The path '%s' is not served by the dvlua emulator.",
@@ -68,6 +72,13 @@ static int route_rows(emu_req *r, const char *path)
     }
     keyvals_free(&a.kv);
     return rc;
+}
+
+/* Each part of a $batch comes back through the router: the batch handler never calls up. */
+static int batch_dispatch(emu_req *sub, const char *path, void *ud)
+{
+    (void)ud;
+    return router_route(sub, path);
 }
 
 int router_route(emu_req *r, const char *rest)
@@ -104,7 +115,13 @@ int router_route(emu_req *r, const char *rest)
         return h_import_solution_async(r);
     }
     if (strcmp(rest, "ReactivateEntityKey") == 0) return h_reactivate_key(r, NULL, NULL);
-    if (strncmp(rest, "$metadata", 9) == 0 || strncmp(rest, "$batch", 6) == 0)
+    if (strcmp(rest, "$metadata") == 0) return h_csdl(r);
+    if (emu_is_function(rest)) return h_function(r, rest);
+    if (strcmp(rest, "$batch") == 0) return h_batch(r, batch_dispatch, NULL);
+    const char *bound = strstr(rest, "/Microsoft.Dynamics.CRM.");
+    if (bound && !strchr(bound + 1, '/') && memchr(rest, '(', (size_t)(bound - rest)) == NULL)
+        return h_bulk(r, rest, (size_t)(bound - rest), bound + 24);
+    if (strncmp(rest, "$metadata", 9) == 0)
         return emu_error(r, 501, "0x80060888", "'%s' is not served by the dvlua emulator.", rest);
     return route_rows(r, rest);
 }

@@ -58,7 +58,8 @@ static int parse_select_str(emu_req *r, const emu_entity *t, const char *sel, si
     s->explicit_select = sel != NULL;
     if (!sel) {
         for (int i = 0; i < t->def.n_attributes; i++)
-            s->a[s->n++] = &t->def.attributes[i];
+            if (dv_attr_is_property(t->def.attributes[i].type))
+                s->a[s->n++] = &t->def.attributes[i];
         return 0;
     }
     const char *p = sel, *stop = sel + len;
@@ -77,6 +78,11 @@ static int parse_select_str(emu_req *r, const emu_entity *t, const char *sel, si
                              "Could not find a property named '%.*s' on type "
                              "'Microsoft.Dynamics.CRM.%s'.",
                              (int)n, p, t->def.logical_name);
+        if (a->type == DV_ATTR_IMAGE || a->type == DV_ATTR_MULTISELECT)
+            return emu_error(r, 501, "0x80040203",
+                             "The dvlua emulator does not store the content of column '%s' (%s) "
+                             "of table '%s'.",
+                             a->logical_name, dv_attr_type_name(a->type), t->def.logical_name);
         int dup = 0;
         for (int i = 0; i < s->n; i++)
             dup |= s->a[i] == a;
@@ -178,9 +184,50 @@ static void selection_prepare(selection *s, const emu_entity *t)
         s->xcol[i] = (int)(s->x[i].a - t->def.attributes);
 }
 
+/* 1 when the include-annotations pattern list (comma-separated: "*", "A.B.*", "A.B.name")
+ * covers the annotation name. */
+static int pattern_covers(const char *list, size_t len, const char *name)
+{
+    size_t i = 0;
+    while (i < len) {
+        size_t j = i;
+        while (j < len && list[j] != ',')
+            j++;
+        size_t n = j - i;
+        const char *p = list + i;
+        if ((n == 1 && *p == '*') || (n == strlen(name) && memcmp(p, name, n) == 0) ||
+            (n >= 2 && p[n - 1] == '*' && p[n - 2] == '.' && strncmp(name, p, n - 1) == 0))
+            return 1;
+        i = j + 1;
+    }
+    return 0;
+}
+
+/* The EMU_ANN_* bits of Prefer: odata.include-annotations="…". */
+static unsigned wanted_annotations(emu_req *r)
+{
+    const char *h = emu_header(r, "Prefer");
+    const char *p = h ? strstr(h, "odata.include-annotations=") : NULL;
+    if (!p) return 0;
+    p += strlen("odata.include-annotations=");
+    size_t len;
+    if (*p == '"') {
+        const char *end = strchr(++p, '"');
+        len = end ? (size_t)(end - p) : strlen(p);
+    } else {
+        len = strcspn(p, ", ");
+    }
+    unsigned ann = 0;
+    if (pattern_covers(p, len, "Microsoft.Dynamics.CRM.lookuplogicalname")) ann |= EMU_ANN_LOOKUP;
+    if (pattern_covers(p, len, "OData.Community.Display.V1.FormattedValue"))
+        ann |= EMU_ANN_FORMATTED;
+    return ann;
+}
+
 int parse_select(emu_req *r, const emu_entity *t, selection *s)
 {
     memset(s, 0, sizeof *s);
+    s->annotate = wanted_annotations(r);
     const char *sel = emu_arg(r, "$select");
     if (parse_select_str(r, t, sel, sel ? strlen(sel) : 0, s)) return -1;
     const char *ex = emu_arg(r, "$expand");
@@ -285,6 +332,38 @@ static void put_int(sbuf *out, long long v)
 /* Writes one row from a statement whose columns are ver, id and the stored JSON: one scan
  * of the stored members, copying out the selected ones (the stored text is the emulator's
  * own compact JSON, keys in column order). */
+/* The annotations that follow a column's value: a lookup's target table and the target
+ * row's primary name, a boolean's Yes/No. (Dataverse formats more: option set labels, money,
+ * dates in the user's locale; the emulator does not know those.) */
+static void emit_annotations(dv_emulator *e, sbuf *out, const dv_attribute_def *a, const char *prop,
+                             size_t plen, const char *v, size_t vlen, unsigned ann)
+{
+    const char *fv = "@OData.Community.Display.V1.FormattedValue";
+    if (vlen == 4 && memcmp(v, "null", 4) == 0) return;
+    if (a->type == DV_ATTR_BOOLEAN && (ann & EMU_ANN_FORMATTED)) {
+        sb_printf(out, ",\"%.*s%s\":\"%s\"", (int)plen, prop, fv, *v == 't' ? "Yes" : "No");
+        return;
+    }
+    if (a->type != DV_ATTR_LOOKUP || !a->target || vlen < 3 || vlen > 40 || *v != '"') return;
+    if (ann & EMU_ANN_LOOKUP)
+        sb_printf(out, ",\"%.*s@Microsoft.Dynamics.CRM.lookuplogicalname\":\"%s\"", (int)plen, prop,
+                  a->target);
+    const emu_entity *target = store_by_logical(e, a->target, strlen(a->target));
+    if (!(ann & EMU_ANN_FORMATTED) || !target || !target->def.primary_name) return;
+    char path[160];
+    snprintf(path, sizeof path, "$.%s", target->def.primary_name);
+    sqlite3_stmt *st = store_stmt(e, "SELECT data ->> ?3 FROM row WHERE entity=?1 AND id=?2");
+    if (!st) return;
+    sqlite3_bind_text(st, 1, a->target, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, v + 1, (int)vlen - 2, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 3, path, -1, SQLITE_TRANSIENT);
+    if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) == SQLITE_TEXT) {
+        sb_printf(out, ",\"%.*s%s\":", (int)plen, prop, fv);
+        sb_json_str(out, (const char *)sqlite3_column_text(st, 0));
+    }
+    sqlite3_reset(st);
+}
+
 void emit_row(dv_emulator *e, sbuf *out, sqlite3_stmt *st, int col, const emu_entity *t,
               const selection *s)
 {
@@ -322,6 +401,9 @@ void emit_row(dv_emulator *e, sbuf *out, sqlite3_stmt *st, int col, const emu_en
             if (s->want[idx]) {
                 sb_put(out, s->prefix[idx], s->prefix_len[idx]);
                 sb_put(out, v, vlen);
+                if (s->annotate)
+                    emit_annotations(e, out, &t->def.attributes[idx], k, klen, v, vlen,
+                                     s->annotate);
             }
             for (int i = 0; i < s->nx; i++) {
                 if (s->xcol[i] == idx && vlen > 2 && *v == '"') {

@@ -42,7 +42,11 @@ struct selection {
     unsigned char *seen; /* scratch: columns met in the current row */
     const char **xval;   /* scratch: each expansion's id in the current row */
     size_t *xval_len;
+    unsigned annotate; /* EMU_ANN_* the Prefer header's odata.include-annotations asks for */
 };
+
+/* Annotations emit_row can add after a column's value. */
+enum { EMU_ANN_LOOKUP = 1, EMU_ANN_FORMATTED = 2 };
 
 void selection_free(selection *s);
 /* Reads $select and $expand for t into s (free it with selection_free even on failure).

@@ -8,6 +8,7 @@
 #include "clock.h"
 #include "emu_internal.h"
 #include "row_address.h"
+#include "row_put.h"
 #include "row_select.h"
 #include "row_write.h"
 #include "rows.h"
@@ -41,6 +42,7 @@ static int answer_row(emu_req *r, const emu_entity *t, const char *id, int statu
     char etag[64];
     snprintf(etag, sizeof etag, "W/\"%lld\"", (long long)sqlite3_column_int64(st, 0));
     emu_add_header(r, "ETag", etag);
+    emu_annotations_applied(r);
     emu_json(r, status);
     sbuf ctx = {0};
     context_url(r, t, &s, &ctx);
@@ -84,20 +86,6 @@ static void key_entity_id_header(emu_req *r, const emu_entity *t, const address 
 }
 
 /* 1 when If-Match names a version other than the row's (`*` matches any). */
-static int etag_mismatch(const char *if_match, int64_t ver)
-{
-    if (!if_match || strcmp(if_match, "*") == 0) return 0;
-    char want[64];
-    snprintf(want, sizeof want, "W/\"%lld\"", (long long)ver);
-    return strcmp(if_match, want) != 0;
-}
-
-static int version_mismatch(emu_req *r)
-{
-    return emu_error(r, 412, "0x80060882",
-                     "The version of the existing record doesn't match the RowVersion "
-                     "property provided.");
-}
 
 int h_row_post(emu_req *r, emu_entity *t)
 {
@@ -121,11 +109,12 @@ int h_row_post(emu_req *r, emu_entity *t)
     fs_free(&fs);
     if (rc) return -1;
     if (store_commit(r->emu)) return emu_error(r, 500, "0x80040216", "The commit failed.");
-    entity_id_header(r, t, id);
     if (parse_prefer(r).return_repr) {
+        /* "Create with data returned": the row is the answer, no OData-EntityId header */
         emu_add_header(r, "Preference-Applied", "return=representation");
         return answer_row(r, t, id, 201);
     }
+    entity_id_header(r, t, id);
     r->status = 204;
     return 0;
 }
@@ -137,74 +126,8 @@ int h_row_patch(emu_req *r, emu_entity *t, const address *a)
     const char *if_none = emu_header(r, "If-None-Match");
     if (store_begin(e)) return emu_error(r, 503, "0x80040216", "The store is busy.");
     char id[37];
-    int exists = find_row(r, t, a, id);
-    if (exists && if_none && strcmp(if_none, "*") == 0)
-        return emu_error(r, 412, DUP_RECORD, "A record with matching key values already exists.");
-    if (!exists && if_match) return not_found(r, t, a);
-    fieldset fs = {0};
-    int64_t ver = 0;
-    if (exists) {
-        char *old = NULL;
-        store_row_get(e, t, id, &old, &ver);
-        if (etag_mismatch(if_match, ver)) {
-            free(old);
-            return version_mismatch(r);
-        }
-        each_field(e, old, strlen(old), collect_cb, &fs);
-        free(old);
-    } else if (a->kind == ADDR_ID) {
-        snprintf(id, sizeof id, "%s", a->id);
-    } else {
-        guid_new(id);
-        /* An upsert by alternate key creates the row with the key's values. */
-        for (int i = 0; i < a->kv.n; i++) {
-            const keyval *kv = &a->kv.v[i];
-            const dv_attribute_def *at = store_attr(t, kv->name);
-            char prop[160];
-            if (!at) continue;
-            emu_prop_name(at, prop, sizeof prop);
-            sbuf v = {0};
-            if (kv->type == SQLITE_TEXT)
-                sb_json_str(&v, kv->text);
-            else if (kv->type == SQLITE_INTEGER)
-                sb_printf(&v, "%lld", kv->i);
-            else
-                sb_printf(&v, "%.17g", kv->d);
-            fs_set(&fs, prop, sb_str(&v));
-            sb_free(&v);
-        }
-    }
-    fieldset old_keys = {0};
-    if (exists) {
-        /* An upsert that updates never moves the row's key: the body's values for the
-         * addressed key's columns give way to the stored ones. */
-        const dv_key_def *k = a->kind == ADDR_KEY ? &t->def.keys[a->key] : NULL;
-        for (int j = 0; k && j < k->n_attributes; j++) {
-            const dv_attribute_def *at = store_attr(t, k->attributes[j]);
-            char prop[160];
-            if (!at) continue;
-            emu_prop_name(at, prop, sizeof prop);
-            const char *v = fs_get(&fs, prop);
-            if (v) fs_set(&old_keys, prop, v);
-        }
-    }
-    if (body_fields(r, t, r->body, r->body_len, &fs)) {
-        fs_free(&fs);
-        fs_free(&old_keys);
-        return -1;
-    }
-    for (int i = 0; i < old_keys.n; i++)
-        fs_set(&fs, old_keys.f[i].name, old_keys.f[i].json);
-    fs_free(&old_keys);
-    const char *given = fs_get(&fs, t->def.primary_id);
-    if (given && strcmp(given, "null") != 0 && strncmp(given + 1, id, 36) != 0) {
-        fs_free(&fs);
-        return emu_error(r, 400, "0x80040203",
-                         "The primary id in the body does not match the record addressed.");
-    }
-    int rc = write_row(r, t, id, &fs, exists);
-    fs_free(&fs);
-    if (rc) return -1;
+    int exists = 0;
+    if (row_put_addressed(r, t, a, r->body, r->body_len, if_match, if_none, id, &exists)) return -1;
     if (store_commit(e)) return emu_error(r, 500, "0x80040216", "The commit failed.");
     if (a->kind == ADDR_KEY)
         key_entity_id_header(r, t, a);
@@ -237,9 +160,75 @@ int h_row_delete(emu_req *r, emu_entity *t, const address *a)
     return 0;
 }
 
-int h_row_property(emu_req *r, emu_entity *t, const address *a, const char *prop)
+/* The stored JSON value of one member of a row ("name" or "_x_value"); NULL when absent or
+ * null. The caller frees it. */
+static char *row_member(emu_req *r, const emu_entity *t, const char *id, const char *member,
+                        int raw)
 {
+    char path[200];
+    snprintf(path, sizeof path, "$.\"%s\"", member);
+    sqlite3_stmt *st =
+        store_stmt(r->emu, raw ? "SELECT data ->> ?3 FROM row WHERE entity=?1 AND id=?2"
+                               : "SELECT data -> ?3 FROM row WHERE entity=?1 AND id=?2");
+    if (!st) return NULL;
+    sqlite3_bind_text(st, 1, t->def.logical_name, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, id, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 3, path, -1, SQLITE_TRANSIENT);
+    const unsigned char *v = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_text(st, 0) : NULL;
+    char *out = v && strcmp((const char *)v, "null") != 0 ? strdup((const char *)v) : NULL;
+    sqlite3_reset(st);
+    return out;
+}
+
+/* `<row>/<single-valued navigation>`: the related row, answered as a GET of it would be
+ * (with the request's $select). */
+static int navigation_get(emu_req *r, emu_entity *t, const address *a, const dv_attribute_def *at)
+{
+    emu_entity *target =
+        at->target ? store_by_logical(r->emu, at->target, strlen(at->target)) : NULL;
+    if (!target)
+        return emu_error(r, 501, BAD_QUERY,
+                         "The navigation property '%s' (a lookup to more than one table) is not "
+                         "served by the dvlua emulator.",
+                         at->logical_name);
+    char id[37];
+    if (!find_row(r, t, a, id)) return not_found(r, t, a);
+    char member[160];
+    emu_prop_name(at, member, sizeof member);
+    char *to = row_member(r, t, id, member, 1);
+    if (!to) {
+        r->status = 204; /* no related row (a guess: OData's answer for a null navigation) */
+        return 0;
+    }
+    int rc = answer_row(r, target, to, 200);
+    free(to);
+    return rc;
+}
+
+int h_row_property(emu_req *r, emu_entity *t, const address *a, const char *path)
+{
+    /* "prop", "prop/$value", "nav", "nav/$ref", "nav/…" */
+    const char *slash = strchr(path, '/');
+    size_t plen = slash ? (size_t)(slash - path) : strlen(path);
+    const char *rest = slash ? slash + 1 : "";
+    char prop[128];
+    snprintf(prop, sizeof prop, "%.*s", (int)(plen < 127 ? plen : 127), path);
     const dv_attribute_def *at = store_prop(t, prop, strlen(prop));
+    const dv_attribute_def *nav = at ? NULL : store_attr(t, prop);
+    if (nav && nav->type != DV_ATTR_LOOKUP && nav->type != DV_ATTR_OWNER) nav = NULL;
+    if (nav) {
+        if (*rest || strcmp(r->method, "GET") != 0)
+            return emu_error(r, 501, BAD_QUERY,
+                             "'%s %s' (navigation references, association) is not served by the "
+                             "dvlua emulator.",
+                             r->method, path);
+        return navigation_get(r, t, a, nav);
+    }
+    if (!at && *rest)
+        return emu_error(r, 501, BAD_QUERY,
+                         "The path '%s' (collection-valued navigation properties, /$ref, "
+                         "/$count) is not served by the dvlua emulator.",
+                         path);
     if (!at)
         return emu_error(r, 400, BAD_QUERY,
                          "Could not find a property named '%s' on type "
@@ -249,29 +238,39 @@ int h_row_property(emu_req *r, emu_entity *t, const address *a, const char *prop
         return emu_error(r, 501, BAD_QUERY,
                          "Navigation paths are not served by the dvlua "
                          "emulator.");
+    int raw = strcmp(rest, "$value") == 0;
+    if (raw && (at->type == DV_ATTR_FILE || at->type == DV_ATTR_IMAGE))
+        return emu_error(r, 501, BAD_QUERY,
+                         "Downloading the content of %s column '%s' is not served by the dvlua "
+                         "emulator.",
+                         dv_attr_type_name(at->type), prop);
+    if (*rest && !raw)
+        return emu_error(r, 400, BAD_QUERY, "Resource not found for the segment '%s'.", rest);
     char id[37];
     if (!find_row(r, t, a, id)) return not_found(r, t, a);
     const char *m = r->method;
     if (!strcmp(m, "GET")) {
-        char path[200];
-        snprintf(path, sizeof path, "$.%s", prop);
-        sqlite3_stmt *st =
-            store_stmt(r->emu, "SELECT data -> ?3 FROM row WHERE entity=?1 AND id=?2");
-        sqlite3_bind_text(st, 1, t->def.logical_name, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 2, id, -1, SQLITE_TRANSIENT);
-        sqlite3_bind_text(st, 3, path, -1, SQLITE_TRANSIENT);
-        const unsigned char *v = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_text(st, 0) : NULL;
-        if (!v || strcmp((const char *)v, "null") == 0) {
-            sqlite3_reset(st);
+        char *v = row_member(r, t, id, prop, raw);
+        if (!v) {
             r->status = 204; /* Dataverse answers a null column with no content */
             return 0;
         }
-        emu_json(r, 200);
-        sb_printf(&r->out, "{\"@odata.context\":\"%s$metadata#%s(%s)/%s\",\"value\":%s}", r->base,
-                  t->def.entity_set_name, id, prop, (const char *)v);
-        sqlite3_reset(st);
+        if (raw) {
+            /* the value alone, as text ("Retrieve a table row": /name/$value) */
+            r->status = 200;
+            r->content_type = "text/plain";
+            sb_puts(&r->out, v);
+        } else {
+            emu_json(r, 200);
+            sb_printf(&r->out, "{\"@odata.context\":\"%s$metadata#%s(%s)/%s\",\"value\":%s}",
+                      r->base, t->def.entity_set_name, id, prop, v);
+        }
+        free(v);
         return 0;
     }
+    if (raw)
+        return emu_error(r, 405, BAD_QUERY, "The HTTP method '%s' is not allowed on '%s'.", m,
+                         path);
     if (strcmp(m, "PUT") != 0 && strcmp(m, "DELETE") != 0)
         return emu_error(r, 405, BAD_QUERY, "The HTTP method '%s' is not allowed on a column.", m);
     /* Rewritten as an update of one column: {"prop": value} (null for DELETE). */

@@ -382,6 +382,7 @@ static enum MHD_Result answer(void *cls, struct MHD_Connection *conn, const char
         if (faulted && fault.kind == F_DELAY) usleep((useconds_t)fault.arg * 1000);
         char *path = strdup(api);
         int excl = lock_request(e, method, path);
+        emu_guard_locked(&ticket);
         int snapshot = e->per_thread && !excl && is_read(method);
         /* A read sees one state of the store, whatever commits meanwhile: a delta token and
          * the changes it covers come from the same snapshot. */

@@ -155,13 +155,17 @@ int store_exec(dv_emulator *e, const char *sql)
     return sqlite3_exec(store_db(e), sql, NULL, NULL, NULL) == SQLITE_OK ? 0 : -1;
 }
 
+/* While a change set holds the transaction (tx_hold), a handler's begin, commit and rollback
+ * are part of it: the change set commits or rolls back as a whole. */
 int store_begin(dv_emulator *e)
 {
+    if (e->tx_hold) return 0;
     return store_exec(e, "BEGIN IMMEDIATE");
 }
 
 int store_commit(dv_emulator *e)
 {
+    if (e->tx_hold) return 0;
     if (store_exec(e, "COMMIT") == 0) return 0;
     store_rollback(e);
     return -1;
@@ -169,6 +173,7 @@ int store_commit(dv_emulator *e)
 
 void store_rollback(dv_emulator *e)
 {
+    if (e->tx_hold) return;
     if (!sqlite3_get_autocommit(store_db(e))) store_exec(e, "ROLLBACK");
 }
 
@@ -180,6 +185,21 @@ void store_end_request(dv_emulator *e)
      * snapshot: the connection's next request would not see what others committed since. */
     for (sqlite3_stmt *st = sqlite3_next_stmt(db, NULL); st; st = sqlite3_next_stmt(db, st))
         if (sqlite3_stmt_busy(st)) sqlite3_reset(st);
+}
+
+int store_hold(dv_emulator *e)
+{
+    if (store_exec(e, "BEGIN IMMEDIATE")) return -1;
+    e->tx_hold = 1;
+    return 0;
+}
+
+int store_release(dv_emulator *e, int commit)
+{
+    e->tx_hold = 0;
+    if (commit) return store_commit(e);
+    store_rollback(e);
+    return 0;
 }
 
 static char *dupn(const unsigned char *s)
@@ -359,6 +379,7 @@ const dv_attribute_def *store_prop(const emu_entity *t, const char *prop, size_t
 {
     for (int i = 0; i < t->def.n_attributes; i++) {
         const dv_attribute_def *a = &t->def.attributes[i];
+        if (!dv_attr_is_property(a->type)) continue; /* listed in metadata only */
         char name[160];
         emu_prop_name(a, name, sizeof name);
         if (strlen(name) == n && strncmp(name, prop, n) == 0) return a;

@@ -22,6 +22,10 @@ void store_rollback(dv_emulator *e);
 /* After each request: rolls back what is left open and resets every statement, so the next
  * request on this connection starts from the latest committed state. */
 void store_end_request(dv_emulator *e);
+/* Opens a transaction that handlers' begin/commit/rollback join instead of ending, and ends
+ * it (commit or roll back): one change set of a $batch. */
+int store_hold(dv_emulator *e);
+int store_release(dv_emulator *e, int commit);
 
 /* Reloads the entity cache from the metadata tables. */
 int store_reload(dv_emulator *e);
