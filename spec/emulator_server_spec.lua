@@ -15,7 +15,7 @@ describe("emulator server", function()
     it("prints its URL, answers a curl WhoAmI with a bearer token and stops cleanly on SIGTERM", function()
       local out = os.tmpname()
       local pidf = os.tmpname()
-      os.execute(dv.quote(dv.bin) .. " --serve --listen 127.0.0.1:0 --token s3cret >" .. out ..
+      os.execute("DVLUA_EMULATOR_TOKEN=s3cret " .. dv.quote(dv.bin) .. " --serve --listen 127.0.0.1:0 >" .. out ..
         " 2>&1 & echo $! >" .. pidf)
       local url
       for _ = 1, 100 do
