@@ -174,6 +174,12 @@ describe("emulator replaying the documentation", function()
       assert.equals(501, r.status)
     end)
 
+    it("refuses $expand=primarycontactid/$ref loudly (501)", function()
+      local r = api.get("accounts(" .. id .. ")?$select=name&$expand=primarycontactid/$ref")
+      assert.equals(501, r.status)
+      assert.matches("primarycontactid/$ref", r.json.error.message, 1, true)
+    end)
+
     it("Retrieve related rows by expanding single-valued navigation properties", function()
       local r = api.get("accounts(" .. id .. ")?$select=name&$expand=primarycontactid($select=contactid,fullname)")
       assert.equals(200, r.status)
@@ -345,6 +351,13 @@ describe("emulator replaying the documentation", function()
         api.enc("Microsoft.Dynamics.CRM.LastXHours(PropertyName=@p1,PropertyValue=@p2)") .. "&@p1=" .. api.enc("'modifiedon'") .. "&@p2=12")
       assert.equals(501, r.status)
       assert.matches("Microsoft.Dynamics.CRM.LastXHours", r.json.error.message, 1, true)
+    end)
+
+    it("refuses not before a query function, as \"Use Web API functions\" documents", function()
+      local r = api.get("accounts?$select=name&$filter=" ..
+        api.enc("not Microsoft.Dynamics.CRM.In(PropertyName='name',PropertyValues=['x'])"))
+      assert.equals(400, r.status)
+      assert.equals("Not operator along with the Custom Named Condition operators is not allowed", r.json.error.message)
     end)
 
     it("single quotes doubled in a literal; an unterminated literal is refused", function()
