@@ -484,4 +484,60 @@ describe("emulator replaying the documentation", function()
       assert.matches("^9%.2%.%d+%.%d+$", r.json.Version)
     end)
   end)
+  -- "Associate and disassociate table rows using the Web API"
+  describe("Associate and disassociate table rows using the Web API", function()
+    local id, c1, c2
+    before_each(function()
+      c1 = api.create("contacts", { firstname = "First", lastname = "Contact" })
+      c2 = api.create("contacts", { firstname = "Second", lastname = "Contact" })
+      id = api.create("accounts", { name = "Associated", ["primarycontactid@odata.bind"] = "/contacts(" .. c1 .. ")" })
+    end)
+    local function contact_of(aid)
+      local v = api.get("accounts(" .. aid .. ")?$select=_primarycontactid_value").json._primarycontactid_value
+      return v ~= cjson.null and v or nil
+    end
+
+    it("Change the reference in a single-valued navigation property (PUT …/$ref)", function()
+      local r = api.call("PUT", "accounts(" .. id .. ")/primarycontactid/$ref",
+        { body = { ["@odata.id"] = "contacts(" .. c2 .. ")" } })
+      assert.equals(204, r.status)
+      assert.equals("4.0", r.headers["odata-version"])
+      assert.is_nil(r.headers["odata-entityid"])
+      assert.equals(c2, contact_of(id))
+      r = api.call("PUT", "accounts(" .. id .. ")/primarycontactid/$ref",
+        { body = { ["@odata.id"] = api.base .. "contacts(" .. c1 .. ")" } })
+      assert.equals(204, r.status)
+      assert.equals(c1, contact_of(id))
+    end)
+
+    it("Remove a reference to a table (DELETE …/$ref of a single-valued navigation property)", function()
+      local r = api.delete("accounts(" .. id .. ")/primarycontactid/$ref")
+      assert.equals(204, r.status)
+      assert.equals("4.0", r.headers["odata-version"])
+      assert.is_nil(contact_of(id))
+    end)
+
+    it("Associate tables on update with @odata.bind", function()
+      local r = api.patch("accounts(" .. id .. ")", { ["primarycontactid@odata.bind"] = "contacts(" .. c2 .. ")" })
+      assert.equals(204, r.status)
+      assert.equals(c2, contact_of(id))
+    end)
+
+    it("Disassociate tables on update: the bind set to null, or the navigation property set to null", function()
+      local r = api.patch("accounts(" .. id .. ")", '{"parentaccountid@odata.bind": null, "primarycontactid@odata.bind": null}')
+      assert.equals(204, r.status)
+      assert.is_nil(contact_of(id))
+      assert.equals(204, api.patch("accounts(" .. id .. ")", { ["primarycontactid@odata.bind"] = "/contacts(" .. c1 .. ")" }).status)
+      r = api.patch("accounts(" .. id .. ")", '{"parentaccountid": null, "primarycontactid": null}')
+      assert.equals(204, r.status, r.body)
+      assert.is_nil(contact_of(id))
+    end)
+
+    it("refuses the collection-valued forms loudly (501)", function()
+      local r = api.post("accounts(" .. id .. ")/opportunity_customer_accounts/$ref",
+        { ["@odata.id"] = api.base .. "opportunities(00000000-0000-0000-0000-000000000001)" })
+      assert.equals(501, r.status)
+      assert.matches("opportunity_customer_accounts", r.json.error.message, 1, true)
+    end)
+  end)
 end)
