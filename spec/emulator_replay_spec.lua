@@ -382,6 +382,52 @@ describe("emulator replaying the documentation", function()
       assert.equals(cid, row._primarycontactid_value)
     end)
 
+    it("Use OData to query data: the service document lists the entity sets", function()
+      local r = api.get("")
+      assert.equals(200, r.status)
+      json_headers(r)
+      assert.equals(api.base .. "$metadata", r.json["@odata.context"])
+      local found
+      for _, v in ipairs(r.json.value) do
+        if v.name == "accounts" then found = v end
+      end
+      assert.same({ name = "accounts", kind = "EntitySet", url = "accounts" }, found)
+    end)
+
+    it("Retrieve data: $select, $orderby, $top and the formatted values preference applied", function()
+      local r = api.get("accounts?$select=name,statecode,statuscode&$orderby=name&$top=1",
+        { headers = { Prefer = 'odata.include-annotations="OData.Community.Display.V1.FormattedValue"' } })
+      assert.equals(200, r.status)
+      json_headers(r)
+      assert.equals('odata.include-annotations="OData.Community.Display.V1.FormattedValue"', r.headers["preference-applied"])
+      assert.equals(api.base .. "$metadata#accounts(name,statecode,statuscode)", r.json["@odata.context"])
+      assert.equals(1, #r.json.value)
+      local row = r.json.value[1]
+      assert.equals("Fourth Coffee (sample)", row.name)
+      assert.equals(0, row.statecode)
+      assert.equals(1, row.statuscode)
+      assert.matches("^" .. GUID .. "$", row.accountid)
+    end)
+
+    it("Use parameter aliases with query options ($orderby and $filter; an unassigned alias is null)", function()
+      local plain = q("accounts", "$select=name,revenue&$orderby=revenue asc,name desc&$filter=revenue ne null")
+      local aliased = api.get("accounts?$select=name,revenue&$orderby=" .. api.enc("@p1 asc,@p2 desc") ..
+        "&$filter=" .. api.enc("@p1 ne @p3") .. "&@p1=revenue&@p2=name")
+      assert.equals(200, aliased.status, aliased.body)
+      assert.equals(3, #aliased.json.value)
+      for i = 1, 3 do assert.equals(plain.json.value[i].name, aliased.json.value[i].name) end
+      assert.equals("Litware, Inc. (sample)", aliased.json.value[1].name)
+    end)
+
+    it("refuses the unsupported OData query options $skip, $search, $format", function()
+      for _, o in ipairs { "$skip=1", "$search=x", "$format=json" } do
+        local r = api.get("accounts?" .. o)
+        assert.equals(400, r.status)
+        assert.equals("0x80060888", r.json.error.code)
+        assert.matches(o:match("^[^=]+"), r.json.error.message, 1, true)
+      end
+    end)
+
     it("Order rows and $top", function()
       local r = q("accounts", "$select=name&$orderby=revenue desc&$top=2")
       assert.equals(200, r.status)

@@ -108,7 +108,10 @@ static void expand_aliases(emu_req *r, const char *filter, sbuf *out)
             char alias[64];
             snprintf(alias, sizeof alias, "%.*s", (int)(p - s < 63 ? p - s : 63), s);
             const char *v = emu_arg(r, alias);
-            sb_puts(out, v ? v : alias);
+            sb_puts(
+                out,
+                v ? v
+                  : "null"); /* "If the alias isn't assigned a value, it's assumed to be null." */
             continue;
         }
         sb_putc(out, *p++);
@@ -126,8 +129,12 @@ int h_query_rows(emu_req *r, emu_entity *t, int count_only)
         return emu_error(r, 501, BAD_QUERY,
                          "$apply and fetchXml are not served by the dvlua "
                          "emulator.");
-    if (emu_arg(r, "$skip"))
-        return emu_error(r, 400, BAD_QUERY, "The query parameter $skip is not supported");
+    /* "Unsupported OData query options" of "Use OData to query data" */
+    static const char *unsupported[] = {"$skip", "$search", "$format"};
+    for (int i = 0; i < 3; i++)
+        if (emu_arg(r, unsupported[i]))
+            return emu_error(r, 400, BAD_QUERY, "The query parameter %s is not supported",
+                             unsupported[i]);
     long top = -1;
     if (top_s) {
         char *end;
@@ -168,10 +175,17 @@ int h_query_rows(emu_req *r, emu_entity *t, int count_only)
         selection_free(&s);
         return -1;
     }
-    sbuf order = {0};
+    sbuf order = {0}, order_expanded = {0};
+    if (orderby && strchr(orderby, '@')) {
+        expand_aliases(r, orderby, &order_expanded);
+        orderby = sb_str(&order_expanded);
+    }
     char err[512];
-    if (orderby && query_orderby_compile(&order, orderby, t->def.logical_name, resolve_prop, &rc,
-                                         err, sizeof err)) {
+    int order_bad = orderby && query_orderby_compile(&order, orderby, t->def.logical_name,
+                                                     resolve_prop, &rc, err, sizeof err);
+    sb_free(&order_expanded);
+    orderby = orderby ? "" : NULL; /* from here on only whether there was one matters */
+    if (order_bad) {
         if (have_filter) query_filter_free(&f);
         selection_free(&s);
         sb_free(&order);
