@@ -428,6 +428,28 @@ describe("emulator replaying the documentation", function()
       end
     end)
 
+    it("Page results: odata.maxpagesize, Preference-Applied and a nextLink that keeps $select", function()
+      local seen = {}
+      local r = api.get("contacts?$select=fullname", { headers = { Prefer = "odata.maxpagesize=2" } })
+      for page = 1, 2 do
+        assert.equals(200, r.status)
+        assert.equals("4.0", r.headers["odata-version"])
+        assert.equals("odata.maxpagesize=2", r.headers["preference-applied"])
+        assert.equals(api.base .. "$metadata#contacts(fullname)", r.json["@odata.context"])
+        assert.equals(2, #r.json.value)
+        for _, row in ipairs(r.json.value) do
+          assert.matches('^W/"%d+"$', row["@odata.etag"])
+          assert.is_nil(seen[row.contactid])
+          seen[row.contactid] = row.fullname
+        end
+        if page == 1 then
+          assert.matches("^" .. api.base:gsub("%p", "%%%0") .. "contacts%?%$select=fullname&%$skiptoken=", r.json["@odata.nextLink"])
+          r = api.get(r.json["@odata.nextLink"], { headers = { Prefer = "odata.maxpagesize=2" } })
+        end
+      end
+      assert.is_nil(r.json["@odata.nextLink"])
+    end)
+
     it("Order rows and $top", function()
       local r = q("accounts", "$select=name&$orderby=revenue desc&$top=2")
       assert.equals(200, r.status)
