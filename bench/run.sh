@@ -10,6 +10,8 @@
 #   BENCH_FRESH  set to 1 to reseed instead of using the cached seeded databases
 #   BENCH_SERVE  the command that serves the emulator (default "./dvlua --serve"); it gets
 #                --listen HOST:PORT --db FILE and must print its URL
+#   BENCH_BULK   set to 0 to skip the bulk write benchmark (bench/bulk.sh, its own settings;
+#                `sh bench/run.sh bulk` runs only it)
 #
 # `sh bench/run.sh parallel` runs only the parallel bench (bench/parallel.lua: K change
 # streams under the emulator's latency model, sequential against org:parallel); a full run
@@ -42,6 +44,9 @@ parallel_bench() {
 	say "parallel: K change streams, sequential and with org:parallel (bench/parallel.lua)"
 	PAR_WORK=$WORK "$DVLUA" bench/parallel.lua | tee "$WORK/parallel.txt"
 }
+if [ "${1:-}" = bulk ]; then
+	exec sh bench/bulk.sh
+fi
 if [ "${1:-}" = parallel ]; then
 	parallel_bench
 	exit 0
@@ -234,6 +239,13 @@ done
 : >"$WORK/decode.txt"
 if [ -f bench/json_decode.lua ]; then
 	"$DVLUA" bench/json_decode.lua >"$WORK/decode.txt" 2>&1 || say "bench/json_decode.lua failed"
+fi
+
+# Bulk writes (their own emulators and table; bench/bulk.sh prints its table and writes
+# bench/bulk-results.json). BENCH_BULK=0 skips them.
+if [ "${BENCH_BULK:-1}" != 0 ]; then
+	emu_stop
+	sh bench/bulk.sh || say "bench/bulk.sh failed"
 fi
 
 cat >"$WORK/meta.json" <<EOF

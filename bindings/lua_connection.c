@@ -611,8 +611,7 @@ static int sleep_k(lua_State *L, int status, lua_KContext ctx)
     (void)status;
     dv_http_resp r;
     dv_error e;
-    conn_box *b = check_conn(L, 1);
-    dv_multi_result(dv_conn_multi(b->c), (uint64_t)ctx, &r, &e);
+    take_result(L, ctx, &r, &e); /* raises for Ctrl-C, like a request */
     dv_http_resp_free(&r);
     return 0;
 }

@@ -252,7 +252,8 @@ static int l_fail_key(lua_State *L)
     return 0;
 }
 
-/* emu:stats([reset]) -> {requests=, throttled=, peak_concurrent=, concurrent=, busy_ms=} */
+/* emu:stats([reset]) -> {requests=, throttled=, peak_concurrent=, concurrent=, busy_ms=,
+ * lock_wait_ms=} */
 static int l_stats(lua_State *L)
 {
     lemu *u = check(L);
@@ -269,6 +270,8 @@ static int l_stats(lua_State *L)
     lua_setfield(L, -2, "concurrent");
     lua_pushnumber(L, s.busy_ms);
     lua_setfield(L, -2, "busy_ms");
+    lua_pushnumber(L, s.lock_wait_ms);
+    lua_setfield(L, -2, "lock_wait_ms");
     return 1;
 }
 

@@ -12,11 +12,12 @@ layers='
 serve
 server
 router
-rows queries changes metadata solutions oauth functions
+rows queries changes metadata solutions oauth functions batch bulk
+row_put
 row_write row_select row_address
 store
 request clock entity builtin solution_parse query limits
-sbuf latency
+sbuf latency multipart
 '
 
 rank() { # layer number of a file stem (higher is lower down), or nothing

@@ -204,6 +204,23 @@ describe("org:parallel", function()
     assert.equals(s.throttled, e.throttled)
   end)
 
+  it("grows the budget back slowly after a halving: one per 20 successful answers", function()
+    emu = dataverse.emulator.start { db = ":memory:", dop_hint = 8, latency = { request_ms = 30 },
+      limits = { concurrent = 1 } }
+    org = dataverse.connect { emulator = emu }
+    org:whoami()
+    local tasks = {}
+    for i = 1, 8 do tasks[i] = function() org:call("GET", "WhoAmI") return i end end
+    for _, r in ipairs(org:parallel(tasks)) do assert.is_true(r.ok) end
+    local c0 = org.concurrency
+    assert.truthy(c0 < 8 and org:stats().throttled > 0)
+    -- one request at a time from here: the concurrency limit is never met again
+    for _ = 1, 20 do org:call("GET", "WhoAmI") end
+    assert.equals(c0 + 1, org.concurrency)
+    for _ = 1, 40 do org:call("GET", "WhoAmI") end
+    assert.equals(math.min(8, c0 + 3), org.concurrency)
+  end)
+
   it("refuses misuse", function()
     emu = dataverse.emulator.start { db = ":memory:" }
     org = dataverse.connect { emulator = emu }

@@ -70,6 +70,11 @@ describe("strict options", function()
     parallel = function(o) return org:parallel({ function() end }, o) end,
     wait = function(o) return org:wait(o) end,
     pretty = function(o) return dataverse.pretty({ 1 }, o) end,
+    create_many = function(o) return org:create_many("account", { { name = "x" } }, o) end,
+    update_many = function(o) return org:update_many("account", { { accountid = id, name = "y" } }, o) end,
+    upsert_many = function(o) return org:upsert_many("account", { { accountid = id, name = "y" } }, o) end,
+    delete_many = function(o) return org:delete_many("account", { id }, o) end,
+    batch = function(o) return org:batch(function(b) b:retrieve("account", id) end, o) end,
   }
 
   it("knows how to call every function that takes options", function()

@@ -163,6 +163,25 @@ describe("emulator service protection", function()
     stop()
   end)
 
+  it("writes its counters to --stats FILE when it stops", function()
+    local stats = os.tmpname()
+    os.remove(stats)
+    local url, stop = serve("--latency request_ms=60 --stats " .. dv.quote(stats))
+    local h = { Authorization = "Bearer t" }
+    for _ = 1, 2 do assert.equals(200, curl.request { url = url .. "/api/data/v9.2/WhoAmI", headers = h }.status) end
+    stop()
+    local text = wait_until(function()
+      local t = dv.read_file(stats)
+      return t:match("\n$") and t
+    end)
+    local j = require("cjson").decode(text)
+    assert.equals(2, j.requests)
+    assert.equals(0, j.throttled)
+    assert.equals(1, j.peak_concurrent)
+    assert.truthy(j.busy_ms >= 120, text)
+    os.remove(stats)
+  end)
+
   it("refuses bad settings by name", function()
     local r = dv.run({ "--serve", "--limits", "requests=abc" })
     assert.equals(2, r.status)
@@ -198,6 +217,7 @@ describe("emulator latency model", function()
     assert.equals(1, s.requests)
     -- the server-side time of the one request: 30 + 10 x 20 ms at least
     assert.truthy(s.busy_ms >= 230, "busy_ms " .. s.busy_ms)
+    assert.truthy(s.lock_wait_ms >= 0 and s.lock_wait_ms < s.busy_ms)
     api.emu:stats(true)
     r = api.get("accounts?$select=name&$top=2")
     assert.equals(2, #r.json.value)

@@ -130,10 +130,21 @@ describe("dvlua -i", function()
   end)
 
   it("reports errors as lua5.4 does, starting with stdin:1:", function()
-    local out = session("x = = 1\nerror('boom')\nlocal t = nil; t.x = 1\n", { data = data })
+    local out = session(table.concat({
+      "x = = 1",
+      "error('boom')",
+      "local t = nil; t.x = 1",
+      -- the API's errors too, though a call typed alone is the value to print
+      "org:query('account', { filtr = 'x' })",
+      "org:create('no_such_table', {})",
+      "",
+    }, "\n"), { data = data, env = { DVLUA_QUIET = "1" } })
     assert.matches("\nstdin:1: unexpected symbol near '='", out, 1, true)
     assert.matches("\nstdin:1: boom", out, 1, true)
     assert.matches("\nstdin:1: attempt to index a nil value", out, 1, true)
+    assert.matches("\nstdin:1: query: unknown option 'filtr'", out, 1, true)
+    assert.matches("\nstdin:1: HTTP 404 ", out, 1, true)
+    assert.is_nil(out:find("tail calls", 1, true))
     assert.is_nil(out:find("(null)", 1, true))
   end)
 

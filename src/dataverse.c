@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "auth.h"
 #include "multi.h"
@@ -196,7 +197,11 @@ uint64_t dv_conn_submit(dv_conn *c, const char *method, const char *target, cons
     h[k++] = "Accept: application/json";
     h[k++] = "OData-MaxVersion: 4.0";
     h[k++] = "OData-Version: 4.0";
-    if (body) h[k++] = "Content-Type: application/json; charset=utf-8";
+    /* A caller's own Content-Type (a $batch body is multipart/mixed) replaces the JSON one. */
+    int own_type = 0;
+    for (size_t i = 0; i < n; i++)
+        own_type |= strncasecmp(headers[i], "Content-Type:", 13) == 0;
+    if (body && !own_type) h[k++] = "Content-Type: application/json; charset=utf-8";
     for (size_t i = 0; i < n; i++)
         h[k++] = headers[i];
     h[k] = NULL;

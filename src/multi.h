@@ -5,8 +5,10 @@
  *   - a 429 halves it (not below 1; once per throttling episode, not once per refused
  *     transfer) and pauses every transfer of the connection until Retry-After has passed;
  *   - it then grows back by one per DV_MULTI_RECOVER_EVERY successful responses;
- *   - every request keeps dv_http_request's retry policy (src/http.h), and a 401 leads to one
- *     token refresh shared by all the transfers refused with the same token.
+ *   - every request keeps dv_http_request's retry policy (src/http.h), except that a 429 to
+ *     a transfer launched before the latest halving does not use up one of its tries (it
+ *     was refused for what the others did); a 401 leads to one token refresh shared by all
+ *     the transfers refused with the same token.
  *
  * Offers:
  *   dv_multi_new / free      a driver over an existing dv_http (which it does not own)

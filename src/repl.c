@@ -183,7 +183,11 @@ static int load_statement(struct repl *r)
     }
     if (got == 0) return -1;
     const char *line = lua_tostring(L, 1);
-    const char *ret = lua_pushfstring(L, "return %s;", line);
+    /* Not `return <line>;`, which makes a call a tail call: the function would replace
+     * this chunk on the stack, and an error it raises at its caller's level would name
+     * no line. Evaluated as an argument, the expression runs in the chunk, on stdin:1. */
+    const char *ret = lua_pushfstring(
+        L, "local function __dvlua_results(...) return ... end return __dvlua_results(%s);", line);
     int status = luaL_loadbuffer(L, ret, strlen(ret), "=stdin");
     if (status == LUA_OK) {
         remember(r, line);

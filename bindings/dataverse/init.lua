@@ -67,6 +67,8 @@ return function(M)
   require "dataverse.changes".install(methods)
   require "dataverse.admin".install(methods)
   require "dataverse.parallel".install(methods)
+  require "dataverse.batch".install(methods)
+  require "dataverse.bulk".install(methods)
 
   local function start_emulator(opts)
     if type(M.emulator) ~= "table" or type(M.emulator.start) ~= "function" then

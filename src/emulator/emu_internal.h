@@ -29,6 +29,7 @@ struct dv_emulator {
     pthread_mutex_t fmu; /* guards the fault list */
     emu_fault *faults;
     unsigned long requests;
+    int tx_hold; /* a $batch change set holds the transaction: handlers' begin/commit nest */
 
     emu_guard *guard; /* service protection, latency model, dop hint, counters */
 

@@ -24,6 +24,7 @@ struct emu_guard {
     int active, peak;
     long requests, throttled;
     double busy_ms;
+    double lock_wait_ms;
 };
 
 static double mono_s(void)
@@ -170,6 +171,7 @@ int emu_guard_enter(emu_guard *g, emu_ticket *t, emu_refusal *why)
     double now = mono_s();
     int refused = 0;
     t->start = now;
+    t->locked = 0;
     pthread_mutex_lock(&g->mu);
     if (g->o.limits) {
         ring_expire(&g->reqs, now - g->o.window_s);
@@ -221,14 +223,21 @@ int emu_guard_enter(emu_guard *g, emu_ticket *t, emu_refusal *why)
     return refused;
 }
 
+void emu_guard_locked(emu_ticket *t)
+{
+    t->locked = mono_s();
+}
+
 void emu_guard_leave(emu_guard *g, const emu_ticket *t, const char *body, size_t len)
 {
     emu_latency_wait(&g->o.latency, body, len);
     double now = mono_s();
     double ms = (now - t->start) * 1000.0;
+    double wait_ms = t->locked > t->start ? (t->locked - t->start) * 1000.0 : 0;
     pthread_mutex_lock(&g->mu);
     g->active--;
     g->busy_ms += ms;
+    g->lock_wait_ms += wait_ms;
     if (g->o.limits) ring_push(&g->exec, now, ms);
     pthread_mutex_unlock(&g->mu);
 }
@@ -266,10 +275,11 @@ void emu_guard_stats(emu_guard *g, dv_emulator_stats *s, int reset)
     s->peak_concurrent = g->peak;
     s->concurrent = g->active;
     s->busy_ms = g->busy_ms;
+    s->lock_wait_ms = g->lock_wait_ms;
     if (reset) {
         g->requests = g->throttled = 0;
         g->peak = g->active;
-        g->busy_ms = 0;
+        g->busy_ms = g->lock_wait_ms = 0;
     }
     pthread_mutex_unlock(&g->mu);
 }

@@ -11,6 +11,7 @@
  *   emu_guard_new / free   the limits, the latency model and the counters of one emulator
  *   emu_guard_parse        "requests=100,concurrent=4,window=10" / "request_ms=20,per_row_ms=0.05"
  *   emu_guard_enter        admit a request or say why not (before the handler)
+ *   emu_guard_locked       note when the request got the store's lock
  *   emu_guard_leave        apply the latency model and account execution time (after it)
  *   emu_guard_headers      the headers every Web API answer carries
  *   emu_guard_stats        the counters */
@@ -43,7 +44,8 @@ typedef struct emu_guard emu_guard;
 
 /* What a request holds between enter and leave. */
 typedef struct emu_ticket {
-    double start; /* monotonic seconds */
+    double start;  /* monotonic seconds */
+    double locked; /* when the store's lock was had; 0 if never */
 } emu_ticket;
 
 /* Why a request was refused. */
@@ -64,6 +66,10 @@ int emu_guard_parse(const char *spec, int latency, emu_guard_opts *o, char *err,
 /* Returns 0 when the request is admitted (counted as in flight until emu_guard_leave), 1 when
  * a limit refuses it (why filled; it is not counted). */
 int emu_guard_enter(emu_guard *g, emu_ticket *t, emu_refusal *why);
+
+/* Notes that the request got the store's lock: the wait before it is counted apart
+ * (lock_wait_ms), since the service has no such single lock. */
+void emu_guard_locked(emu_ticket *t);
 
 /* Called after the handler, without the store's lock: waits as the latency model says for
  * the answer body, then accounts the request's execution time (handler and wait). */

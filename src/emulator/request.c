@@ -4,16 +4,27 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "request.h"
 
 const char *emu_arg(emu_req *r, const char *name)
 {
+    if (!r->conn) {
+        for (int i = 0; i < r->n_sub_args; i++)
+            if (strcmp(r->sub_args[i].name, name) == 0) return r->sub_args[i].value;
+        return NULL;
+    }
     return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, name);
 }
 
 const char *emu_header(emu_req *r, const char *name)
 {
+    if (!r->conn) {
+        for (int i = 0; i < r->n_sub_hdrs; i++)
+            if (strcasecmp(r->sub_hdrs[i].name, name) == 0) return r->sub_hdrs[i].value;
+        return NULL;
+    }
     return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
 }
 
@@ -132,5 +143,10 @@ static enum MHD_Result args_cb(void *cls, enum MHD_ValueKind kind, const char *k
 void emu_args_except(emu_req *r, sbuf *b, const char *const *skip)
 {
     args_ctx c = {b, skip, 1};
+    if (!r->conn) {
+        for (int i = 0; i < r->n_sub_args; i++)
+            args_cb(&c, MHD_GET_ARGUMENT_KIND, r->sub_args[i].name, r->sub_args[i].value);
+        return;
+    }
     MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, args_cb, &c);
 }

@@ -17,6 +17,11 @@ struct MHD_Connection;
 
 #define EMU_MAX_HEADERS 8
 
+/* A header or query argument of a $batch sub-request, which has no connection of its own. */
+typedef struct {
+    const char *name, *value;
+} emu_kv;
+
 /* One request as the handlers see it, and the answer they build. */
 typedef struct {
     dv_emulator *emu;
@@ -31,6 +36,9 @@ typedef struct {
     char *hdr_name[EMU_MAX_HEADERS];
     char *hdr_val[EMU_MAX_HEADERS];
     int n_hdr;
+    /* Set for a $batch sub-request (conn is NULL): its own headers and decoded arguments. */
+    const emu_kv *sub_hdrs, *sub_args;
+    int n_sub_hdrs, n_sub_args;
 } emu_req;
 
 const char *emu_arg(emu_req *r, const char *name);

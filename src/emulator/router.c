@@ -2,6 +2,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "batch.h"
+#include "bulk.h"
 #include "changes.h"
 #include "emu_internal.h"
 #include "functions.h"
@@ -71,6 +73,13 @@ static int route_rows(emu_req *r, const char *path)
     return rc;
 }
 
+/* Each part of a $batch comes back through the router: the batch handler never calls up. */
+static int batch_dispatch(emu_req *sub, const char *path, void *ud)
+{
+    (void)ud;
+    return router_route(sub, path);
+}
+
 int router_route(emu_req *r, const char *rest)
 {
     dv_emulator *e = r->emu;
@@ -106,7 +115,11 @@ int router_route(emu_req *r, const char *rest)
     }
     if (strcmp(rest, "ReactivateEntityKey") == 0) return h_reactivate_key(r, NULL, NULL);
     if (emu_is_function(rest)) return h_function(r, rest);
-    if (strncmp(rest, "$metadata", 9) == 0 || strncmp(rest, "$batch", 6) == 0)
+    if (strcmp(rest, "$batch") == 0) return h_batch(r, batch_dispatch, NULL);
+    const char *bound = strstr(rest, "/Microsoft.Dynamics.CRM.");
+    if (bound && !strchr(bound + 1, '/') && memchr(rest, '(', (size_t)(bound - rest)) == NULL)
+        return h_bulk(r, rest, (size_t)(bound - rest), bound + 24);
+    if (strncmp(rest, "$metadata", 9) == 0)
         return emu_error(r, 501, "0x80060888", "'%s' is not served by the dvlua emulator.", rest);
     return route_rows(r, rest);
 }

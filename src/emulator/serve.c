@@ -25,9 +25,27 @@ static int usage(const char *prog, const char *why)
             "usage: %s --serve [--listen HOST:PORT] [--db FILE|:memory:] [--token T] "
             "[--faults SPEC] [--retention SECONDS] [--max-body BYTES]\n"
             "       [--limits [requests=N,execution_ms=N,concurrent=N,window=SECONDS]]\n"
-            "       [--latency request_ms=N,per_row_ms=N] [--dop-hint N]\n",
+            "       [--latency request_ms=N,per_row_ms=N] [--dop-hint N] [--stats FILE]\n",
             prog, why, prog);
     return 2;
+}
+
+/* --stats FILE: the counters of the whole run as one JSON line, written when it stops, for
+ * benchmarks that serve the emulator from its own process. */
+static void write_stats(dv_emulator *emu, const char *path, const char *prog)
+{
+    dv_emulator_stats s;
+    dv_emulator_get_stats(emu, &s, 0);
+    FILE *f = fopen(path, "w");
+    if (!f) {
+        fprintf(stderr, "%s: --serve: cannot write --stats to %s\n", prog, path);
+        return;
+    }
+    fprintf(f,
+            "{\"requests\":%ld,\"throttled\":%ld,\"peak_concurrent\":%d,\"busy_ms\":%.1f,"
+            "\"lock_wait_ms\":%.1f}\n",
+            s.requests, s.throttled, s.peak_concurrent, s.busy_ms, s.lock_wait_ms);
+    fclose(f);
 }
 
 int dv_serve_main(int argc, char **argv)
@@ -40,6 +58,7 @@ int dv_serve_main(int argc, char **argv)
     o.db = ":memory:";
     emu_guard_opts go;
     memset(&go, 0, sizeof go);
+    const char *stats_path = NULL;
     char perr[256];
     for (int i = 2; i < argc; i++) {
         const char *a = argv[i];
@@ -76,6 +95,8 @@ int dv_serve_main(int argc, char **argv)
             o.faults = v;
         } else if (strcmp(a, "--retention") == 0) {
             o.retention = atof(v);
+        } else if (strcmp(a, "--stats") == 0) {
+            stats_path = v;
         } else if (strcmp(a, "--max-body") == 0) {
             o.max_body = atol(v);
         } else {
@@ -106,6 +127,7 @@ int dv_serve_main(int argc, char **argv)
     fflush(stdout);
     while (!stop_requested)
         pause();
+    if (stats_path) write_stats(emu, stats_path, argv[0]);
     dv_emulator_stop(emu);
     return 0;
 }

@@ -273,6 +273,7 @@ static enum MHD_Result answer(void *cls, struct MHD_Connection *conn, const char
         if (faulted && fault.kind == F_DELAY) usleep((useconds_t)fault.arg * 1000);
         char *path = strdup(api);
         pthread_mutex_lock(&e->mu);
+        emu_guard_locked(&ticket);
         router_route(&r, path);
         store_rollback(e); /* a handler that failed midway leaves nothing behind */
         pthread_mutex_unlock(&e->mu);

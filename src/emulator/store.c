@@ -68,13 +68,17 @@ int store_exec(dv_emulator *e, const char *sql)
     return sqlite3_exec(e->db, sql, NULL, NULL, NULL) == SQLITE_OK ? 0 : -1;
 }
 
+/* While a change set holds the transaction (tx_hold), a handler's begin, commit and rollback
+ * are part of it: the change set commits or rolls back as a whole. */
 int store_begin(dv_emulator *e)
 {
+    if (e->tx_hold) return 0;
     return store_exec(e, "BEGIN IMMEDIATE");
 }
 
 int store_commit(dv_emulator *e)
 {
+    if (e->tx_hold) return 0;
     if (store_exec(e, "COMMIT") == 0) return 0;
     store_rollback(e);
     return -1;
@@ -82,7 +86,23 @@ int store_commit(dv_emulator *e)
 
 void store_rollback(dv_emulator *e)
 {
+    if (e->tx_hold) return;
     if (!sqlite3_get_autocommit(e->db)) store_exec(e, "ROLLBACK");
+}
+
+int store_hold(dv_emulator *e)
+{
+    if (store_exec(e, "BEGIN IMMEDIATE")) return -1;
+    e->tx_hold = 1;
+    return 0;
+}
+
+int store_release(dv_emulator *e, int commit)
+{
+    e->tx_hold = 0;
+    if (commit) return store_commit(e);
+    store_rollback(e);
+    return 0;
 }
 
 static char *dupn(const unsigned char *s)

@@ -17,6 +17,10 @@ int store_exec(dv_emulator *e, const char *sql);
 int store_begin(dv_emulator *e);
 int store_commit(dv_emulator *e);
 void store_rollback(dv_emulator *e);
+/* Opens a transaction that handlers' begin/commit/rollback join instead of ending, and ends
+ * it (commit or roll back): one change set of a $batch. */
+int store_hold(dv_emulator *e);
+int store_release(dv_emulator *e, int commit);
 
 /* Reloads the entity cache from the metadata tables. */
 int store_reload(dv_emulator *e);
