@@ -450,6 +450,19 @@ describe("emulator replaying the documentation", function()
       assert.is_nil(r.json["@odata.nextLink"])
     end)
 
+    it("Order rows: lookups sort by the related row's primary name", function()
+      local a = api.create("contacts", { firstname = "Aaron", lastname = "Zed" })
+      local z = api.create("contacts", { firstname = "Zoe", lastname = "Able" })
+      local x = api.create("accounts", { name = "Ordered 1", ["primarycontactid@odata.bind"] = "/contacts(" .. z .. ")" })
+      local y = api.create("accounts", { name = "Ordered 2", ["primarycontactid@odata.bind"] = "/contacts(" .. a .. ")" })
+      local r = q("accounts", "$select=name&$filter=startswith(name,'Ordered')&$orderby=_primarycontactid_value asc")
+      assert.equals(200, r.status, r.body)
+      assert.equals("Ordered 2", r.json.value[1].name) -- Aaron Zed before Zoe Able
+      assert.equals("Ordered 1", r.json.value[2].name)
+      for _, id in ipairs { x, y } do assert.equals(204, api.delete("accounts(" .. id .. ")").status) end
+      for _, id in ipairs { a, z } do assert.equals(204, api.delete("contacts(" .. id .. ")").status) end
+    end)
+
     it("Order rows and $top", function()
       local r = q("accounts", "$select=name&$orderby=revenue desc&$top=2")
       assert.equals(200, r.status)

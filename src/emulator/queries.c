@@ -74,6 +74,26 @@ static int resolve_prop(void *ud, const char *name, size_t n, char *expr, size_t
     return query_kind(a->type);
 }
 
+/* $orderby resolves like $filter, except that a lookup sorts by the related row's primary
+ * name ("Order rows": "the results are sorted using the primary name field for the related
+ * table"). */
+static int resolve_order(void *ud, const char *name, size_t n, char *expr, size_t cap)
+{
+    resolve_ctx *c = ud;
+    const dv_attribute_def *a = memchr(name, '/', n) ? NULL : store_prop(c->t, name, n);
+    emu_entity *target = a && a->type == DV_ATTR_LOOKUP && a->target
+                             ? store_by_logical(c->r->emu, a->target, strlen(a->target))
+                             : NULL;
+    if (!target || !target->def.primary_name) return resolve_prop(ud, name, n, expr, cap);
+    char lookup[160];
+    emu_prop_name(a, lookup, sizeof lookup);
+    snprintf(expr, cap,
+             "(SELECT nav.data->>'$.%s' FROM row AS nav WHERE nav.entity='%s' AND "
+             "nav.id=(row.data->>'$.%s') COLLATE NOCASE)",
+             target->def.primary_name, target->def.logical_name, lookup);
+    return QK_STRING;
+}
+
 static int count_rows(emu_req *r, const emu_entity *t, const query_filter *f)
 {
     sbuf sql = {0};
@@ -182,7 +202,7 @@ int h_query_rows(emu_req *r, emu_entity *t, int count_only)
     }
     char err[512];
     int order_bad = orderby && query_orderby_compile(&order, orderby, t->def.logical_name,
-                                                     resolve_prop, &rc, err, sizeof err);
+                                                     resolve_order, &rc, err, sizeof err);
     sb_free(&order_expanded);
     orderby = orderby ? "" : NULL; /* from here on only whether there was one matters */
     if (order_bad) {
