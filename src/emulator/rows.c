@@ -296,10 +296,12 @@ int h_row_property(emu_req *r, emu_entity *t, const address *a, const char *path
                          "Could not find a property named '%s' on type "
                          "'Microsoft.Dynamics.CRM.%s'.",
                          prop, t->def.logical_name);
-    if (at->type == DV_ATTR_LOOKUP || at->type == DV_ATTR_OWNER)
-        return emu_error(r, 501, BAD_QUERY,
-                         "Navigation paths are not served by the dvlua "
-                         "emulator.");
+    if ((at->type == DV_ATTR_LOOKUP || at->type == DV_ATTR_OWNER) && strcmp(r->method, "GET") != 0)
+        return emu_error(r, 400, BAD_QUERY,
+                         "The lookup property '%s' is read-only: set the lookup with "
+                         "'<navigation property>@odata.bind' or PUT <row>/<navigation "
+                         "property>/$ref.",
+                         prop);
     int raw = strcmp(rest, "$value") == 0;
     if (*rest && !raw)
         return emu_error(r, 400, BAD_QUERY, "Resource not found for the segment '%s'.", rest);
