@@ -88,7 +88,7 @@ describe("emulator server", function()
     it("names bad options", function()
       local dataverse = require "dataverse"
       assert.has_error(function() dataverse.emulator.start { colour = "red" } end,
-        "emulator.start: unknown option 'colour' (valid options: db, host, port, token, faults, max_body, retention, key_delay, timeout, limits, latency, dop_hint)")
+        "emulator.start: unknown option 'colour' (valid options: db, host, port, token, faults, max_body, retention, key_delay, timeout, limits, latency, dop_hint, header_timeout, max_conns, max_conns_per_client)")
       local ok, err = pcall(dataverse.emulator.start, { port = "x" })
       assert.is_false(ok)
       assert.matches("port", err)
