@@ -34,7 +34,8 @@ DEPF := $(OBJ:.o=.d)
 EXE_OBJ := build/src/main.o $(patsubst %.c,build/%.o,$(wildcard src/repl*.c))
 MOD_OBJ := $(filter-out $(EXE_OBJ),$(OBJ)) build/module_entries.o
 
-.PHONY: all module deps test demo bench install uninstall clean format lint check-deps fuzz
+.PHONY: all module deps test demo bench install uninstall clean format lint check-deps fuzz \
+	check-sanitize fuzz-short
 
 all: dvlua dataverse.so
 
@@ -92,16 +93,85 @@ demo: check-deps dvlua
 bench: check-deps dvlua
 	sh bench/run.sh
 
-# libFuzzer target for the JSON decoder (docs/JSON.md); needs clang, skipped without it.
-FUZZ_CC ?= clang
-JSON_SRC := src/json.c src/json_decode.c src/json_encode.c
+# The whole spec suite on a build with AddressSanitizer and UndefinedBehaviorSanitizer, in
+# build-san/ and ./dvlua-san so the normal build stays as it is. Children started by specs
+# (DVLUA) are sanitized too; every report goes to build-san/report.* and any report fails the
+# run, whether or not the spec that caused it looked at the child's exit status.
+SAN_CC    ?= $(CC)
+SAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+SAN_OBJ   := $(patsubst %.c,build-san/%.o,$(SRC)) build-san/embedded_lua.o
+SAN_ENV    = ASAN_OPTIONS=log_path=$(CURDIR)/build-san/report:detect_leaks=1:abort_on_error=0 \
+	LSAN_OPTIONS=suppressions=$(CURDIR)/fuzz/lsan.supp:print_suppressions=0 \
+	UBSAN_OPTIONS=log_path=$(CURDIR)/build-san/report:print_stacktrace=1:halt_on_error=1 \
+	DVLUA=$(CURDIR)/dvlua-san
+
+dvlua-san: $(SAN_OBJ)
+	$(SAN_CC) $(SAN_FLAGS) $(DV_LDFLAGS) $(LDFLAGS) -o $@ $(SAN_OBJ) $(PKG_LIBS) $(EDIT_LIBS) -lm -lpthread
+
+build-san/%.o: %.c | check-deps
+	@mkdir -p $(dir $@)
+	$(SAN_CC) $(DV_CFLAGS) -O1 -g $(SAN_FLAGS) $(PKG_CFLAGS) -MMD -MP -c -o $@ $<
+
+build-san/embedded_lua.o: build/embedded_lua.c
+	@mkdir -p build-san
+	$(SAN_CC) $(DV_CFLAGS) -O1 -g $(SAN_FLAGS) -c -o $@ $<
+
+check-sanitize: check-deps dvlua-san
+	@rm -f build-san/report.*
+	$(SAN_ENV) ./dvlua-san spec/run.lua $(SPEC); status=$$?; \
+	if ls build-san/report.* >/dev/null 2>&1; then \
+	  echo "check-sanitize: sanitizer reports:"; cat build-san/report.*; exit 1; fi; \
+	exit $$status
+
+# libFuzzer targets for every parser that faces untrusted input (docs/FUZZ.md): the JSON
+# decoder, the OData $filter/$orderby compiler, solution zips, and the emulator's router and
+# handlers with bodies ($select/$expand, alternate keys, delta tokens, $batch, metadata).
+# Built with clang into build/fuzz/; `make fuzz-short` runs each for FUZZ_SECONDS from its
+# committed corpus in fuzz/corpus/<target>/ (new inputs go to build/fuzz/work/, not the repo).
+FUZZ_CC      ?= clang
+FUZZ_SECONDS ?= 15
+FUZZ_FLAGS   := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
+FUZZ_TARGETS := json query multipart solution http
+JSON_SRC     := src/json.c src/json_decode.c src/json_encode.c
+EMU_SRC      := $(wildcard src/emulator/*.c) src/base64.c src/solution_zip.c
+
+build/fuzz/json_fuzz: fuzz/json_fuzz.c $(JSON_SRC)
+	@mkdir -p build/fuzz
+	$(FUZZ_CC) $(FUZZ_FLAGS) $(DV_CFLAGS) $$(pkg-config --cflags lua5.4) -o $@ $^ \
+	  $$(pkg-config --libs lua5.4) -lm
+
+build/fuzz/query_fuzz: fuzz/query_fuzz.c src/emulator/query.c src/emulator/sbuf.c
+	@mkdir -p build/fuzz
+	$(FUZZ_CC) $(FUZZ_FLAGS) $(DV_CFLAGS) -Isrc/emulator -o $@ $^ -lsqlite3 -lm
+
+build/fuzz/multipart_fuzz: fuzz/multipart_fuzz.c src/emulator/multipart.c
+	@mkdir -p build/fuzz
+	$(FUZZ_CC) $(FUZZ_FLAGS) $(DV_CFLAGS) -Isrc/emulator -o $@ $^
+
+build/fuzz/solution_fuzz: fuzz/solution_fuzz.c src/emulator/solution_parse.c
+	@mkdir -p build/fuzz
+	$(FUZZ_CC) $(FUZZ_FLAGS) $(DV_CFLAGS) -Isrc/emulator -o $@ $^ \
+	  $$(pkg-config --cflags --libs libzip expat)
+
+build/fuzz/http_fuzz: fuzz/http_fuzz.c $(EMU_SRC)
+	@mkdir -p build/fuzz
+	$(FUZZ_CC) $(FUZZ_FLAGS) $(DV_CFLAGS) $(PKG_CFLAGS) -o $@ $^ $(PKG_LIBS) -lm -lpthread
+
 fuzz: check-deps
-	@if command -v $(FUZZ_CC) >/dev/null 2>&1; then \
-	  mkdir -p build && \
-	  echo "$(FUZZ_CC) -fsanitize=fuzzer,address,undefined -o build/json_fuzz ..." && \
-	  $(FUZZ_CC) -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -Isrc $$(pkg-config --cflags lua5.4) \
-	    -o build/json_fuzz fuzz/json_fuzz.c $(JSON_SRC) $$(pkg-config --libs lua5.4) -lm; \
-	else echo "make fuzz: $(FUZZ_CC) not found, fuzz target not built"; fi
+	@command -v $(FUZZ_CC) >/dev/null 2>&1 || \
+	  { echo "make fuzz: $(FUZZ_CC) not found (Debian: clang libclang-rt-dev)"; exit 1; }
+	$(MAKE) $(patsubst %,build/fuzz/%_fuzz,$(FUZZ_TARGETS))
+
+fuzz-short: fuzz
+	@for t in $(FUZZ_TARGETS); do \
+	  mkdir -p build/fuzz/work/$$t; \
+	  echo "fuzz-short: $$t for $(FUZZ_SECONDS) s"; \
+	  LSAN_OPTIONS=suppressions=$(CURDIR)/fuzz/lsan.supp:print_suppressions=0 \
+	  build/fuzz/$${t}_fuzz -max_total_time=$(FUZZ_SECONDS) -timeout=20 -artifact_prefix=build/fuzz/ \
+	    -print_final_stats=1 build/fuzz/work/$$t fuzz/corpus/$$t 2>build/fuzz/$$t.log || \
+	    { tail -60 build/fuzz/$$t.log; echo "fuzz-short: $$t FAILED"; exit 1; }; \
+	  grep -E "stat::number_of_executed_units" build/fuzz/$$t.log; \
+	done
 
 # Every scripts/*.lua is installed as the command dvlua-<name> with "_" written "-", except
 # two long names (docs/dvlua.1, COMMANDS): change_tracking_sample is dvlua-sample and
@@ -142,6 +212,6 @@ lint: $(patsubst %.c,build/%.o,$(wildcard src/emulator/*.c))
 	sh scripts/check-layers.sh
 
 clean:
-	rm -rf build dvlua dataverse.so
+	rm -rf build dvlua dataverse.so build-san dvlua-san
 
--include $(DEPF)
+-include $(DEPF) $(SAN_OBJ:.o=.d)

@@ -222,6 +222,9 @@ static int l_open(lua_State *L)
     lua_getfield(L, 1, "device_code");
     o.device_code = lua_toboolean(L, -1);
     lua_pop(L, 2);
+    lua_getfield(L, 1, "allow_insecure_http");
+    o.allow_insecure_http = lua_toboolean(L, -1);
+    lua_pop(L, 1);
     if (!o.url) luaL_error(L, "bad option 'url' (an organization URL is required)");
 
     conn_box *b = lua_newuserdatauv(L, sizeof *b, 1);

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "emulator/emulator.h"
+#include "emulator/shared.h"
 #include "lua_error.h"
 #include "lua_modules.h"
 
@@ -127,9 +128,11 @@ static int l_start(lua_State *L)
         lua_newtable(L);
     }
     luaL_checktype(L, 1, LUA_TTABLE);
-    static const char *const known[] = {"db",       "host",      "port",      "token",   "faults",
-                                        "max_body", "retention", "key_delay", "timeout", "limits",
-                                        "latency",  "dop_hint",  NULL};
+    static const char *const known[] = {
+        "db",       "host",      "port",           "token",     "faults",
+        "max_body", "retention", "key_delay",      "timeout",   "limits",
+        "latency",  "dop_hint",  "header_timeout", "max_conns", "max_conns_per_client",
+        NULL};
     lua_pushnil(L);
     while (lua_next(L, 1)) {
         int ok = 0;
@@ -155,6 +158,9 @@ static int l_start(lua_State *L)
     o.retention = opt_number(L, "retention", 0);
     o.key_delay = opt_number(L, "key_delay", -1);
     o.conn_timeout = (unsigned)opt_number(L, "timeout", 0);
+    o.header_timeout = (unsigned)opt_number(L, "header_timeout", 0);
+    o.max_conns = (unsigned)opt_number(L, "max_conns", 0);
+    o.max_conns_per_client = (unsigned)opt_number(L, "max_conns_per_client", 0);
     read_limits(L, &o);
     read_latency(L, &o);
     double dop = opt_number(L, "dop_hint", 0);
@@ -275,8 +281,74 @@ static int l_stats(lua_State *L)
     return 1;
 }
 
+/* ---- the emulator shared by every process of one data directory (src/emulator/shared.h) ---- */
+
+#define SHARED_MT "dataverse.emulator.shared"
+
+typedef struct {
+    int handle;
+    char url[256];
+} lshared;
+
+/* attach(dir) -> an object with .url and :stop() (which lets go of it, not stops it) */
+static int l_attach(lua_State *L)
+{
+    const char *dir = luaL_checkstring(L, 1);
+    lshared *u = lua_newuserdatauv(L, sizeof *u, 0);
+    u->handle = -1;
+    u->url[0] = 0;
+    luaL_setmetatable(L, SHARED_MT);
+    char err[600];
+    if (dv_shared_attach(dir, u->url, sizeof u->url, &u->handle, err, sizeof err))
+        return luaL_error(L, "emulator: %s", err);
+    return 1;
+}
+
+static int l_detach(lua_State *L)
+{
+    lshared *u = luaL_checkudata(L, 1, SHARED_MT);
+    dv_shared_detach(u->handle);
+    u->handle = -1;
+    return 0;
+}
+
+static int l_shared_index(lua_State *L)
+{
+    lshared *u = luaL_checkudata(L, 1, SHARED_MT);
+    const char *k = luaL_checkstring(L, 2);
+    if (strcmp(k, "url") == 0) {
+        if (u->handle < 0) return luaL_error(L, "the emulator was let go");
+        lua_pushstring(L, u->url);
+        return 1;
+    }
+    if (strcmp(k, "stop") == 0) {
+        lua_pushcfunction(L, l_detach);
+        return 1;
+    }
+    if (strcmp(k, "shared") == 0) {
+        lua_pushboolean(L, 1);
+        return 1;
+    }
+    return 0;
+}
+
+static int l_shared_tostring(lua_State *L)
+{
+    lshared *u = luaL_checkudata(L, 1, SHARED_MT);
+    lua_pushfstring(L, "dataverse.emulator (shared, %s)", u->handle >= 0 ? u->url : "let go");
+    return 1;
+}
+
 int luaopen_dataverse_emulator(lua_State *L)
 {
+    static const luaL_Reg shared_meta[] = {{"__index", l_shared_index},
+                                           {"__gc", l_detach},
+                                           {"__close", l_detach},
+                                           {"__tostring", l_shared_tostring},
+                                           {NULL, NULL}};
+    luaL_newmetatable(L, SHARED_MT);
+    luaL_setfuncs(L, shared_meta, 0);
+    lua_pop(L, 1);
     static const luaL_Reg methods[] = {{"stop", l_stop},
                                        {"faults", l_faults},
                                        {"advance", l_advance},
@@ -294,7 +366,7 @@ int luaopen_dataverse_emulator(lua_State *L)
     luaL_newlib(L, methods);
     lua_setfield(L, -2, "__methods");
     lua_pop(L, 1);
-    static const luaL_Reg funcs[] = {{"start", l_start}, {NULL, NULL}};
+    static const luaL_Reg funcs[] = {{"start", l_start}, {"attach", l_attach}, {NULL, NULL}};
     luaL_newlib(L, funcs);
     return 1;
 }

@@ -38,6 +38,7 @@ static const char *const known_options[] = {
     "backoff_base",
     "backoff_cap",
     "insecure_skip_tls_verify",
+    "allow_insecure_http",
     "trace",
     "user_agent",
     "token",
@@ -150,7 +151,8 @@ static dv_auth *auth_from_options(lua_State *L, int t, dv_error *err)
             luaL_argerror(L, 1, "option 'url' must be an absolute URL (https://host/...)");
         o.scope = scope;
     }
-    if (opt_bool(L, t, "from_env")) return dv_auth_from_env(url, err);
+    o.allow_insecure_http = opt_bool(L, t, "allow_insecure_http");
+    if (opt_bool(L, t, "from_env")) return dv_auth_from_env(url, o.allow_insecure_http, err);
     if (o.token)
         o.kind = DV_AUTH_STATIC;
     else if (opt_bool(L, t, "device_code"))
@@ -186,6 +188,7 @@ static int l_new(lua_State *L)
         luaL_argerror(L, 1, "options 'retries' and 'max_tries' disagree (max_tries = retries + 1)");
     o.max_tries = (int)(tries > 0 ? tries : retries >= 0 ? retries + 1 : 0);
     o.insecure_skip_tls_verify = opt_bool(L, 1, "insecure_skip_tls_verify");
+    o.allow_insecure_http = opt_bool(L, 1, "allow_insecure_http");
     o.trace = opt_bool(L, 1, "trace");
     o.user_agent = opt_str(L, 1, "user_agent");
 

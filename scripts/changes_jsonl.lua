@@ -87,6 +87,6 @@ sync.main("changes_jsonl", function()
     prog:finish()
     stats.state = "done"
     stats.elapsed = sync.now() - stats.started
-    io.stderr:write(sync.summary_line(stats), "\n")
+    io.stderr:write(sync.stamped(sync.summary_line(stats), o.watch), "\n")
   end)
 end)

@@ -9,7 +9,7 @@ dir=${1:-build/src/emulator}
 
 # Highest layer first; files of one layer do not call each other.
 layers='
-serve
+serve shared
 server
 router
 rows queries changes metadata solutions oauth functions batch bulk csdl

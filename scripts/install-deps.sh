@@ -11,6 +11,7 @@ lua-busted lua-filesystem lua-sql-sqlite3 lua-sql-postgres lua-dbi-sqlite3 lua-d
 lua-socket openssl luarocks
 bsdutils man-db groff-base
 libxml2-utils unzip
+clang libclang-rt-dev
 postgresql
 "
 

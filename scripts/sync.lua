@@ -185,11 +185,12 @@ local function main()
       end
       prog:finish()
     end
-    for _, r in ipairs(results) do io.stderr:write(sync.summary_line(r), "\n") end
+    for _, r in ipairs(results) do io.stderr:write(sync.stamped(sync.summary_line(r), s.watch), "\n") end
     local st = type(org.stats) == "function" and org:stats() or nil
     if st then
-      io.stderr:write(string.format("sync: %d tables, %d requests, %d retried, %d throttled, %.1fs waited\n", #jobs,
-        tonumber(st.requests) or 0, tonumber(st.retries) or 0, tonumber(st.throttled) or 0, tonumber(st.waited) or 0))
+      io.stderr:write(sync.stamped(string.format("sync: %d tables, %d requests, %d retried, %d throttled, %.1fs waited",
+        #jobs, tonumber(st.requests) or 0, tonumber(st.retries) or 0, tonumber(st.throttled) or 0,
+        tonumber(st.waited) or 0), s.watch), "\n")
     end
     if failed > 0 then
       io.stderr:write(string.format("sync: %d of %d tables failed; the others are in step\n", failed, #jobs))

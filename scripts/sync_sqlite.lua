@@ -28,6 +28,6 @@ sync.main("sync_sqlite", function()
   sync.repeat_every(o.watch, function()
     local summary = sync.mirror(org, store, job)
     job.full = nil -- --full reloads once, not on every --watch round
-    io.stderr:write(sync.summary_line(summary), "\n")
+    io.stderr:write(sync.stamped(sync.summary_line(summary), o.watch), "\n")
   end)
 end)

@@ -212,7 +212,7 @@ describe("rows", function()
       assert.matches("bad argument #3 to 'retrieve' %(option 'columns'", msg(org.retrieve, org, "account",
         "00000000-0000-0000-0000-00000000abcd", { columns = 5 }))
       assert.matches("bad argument #2 to 'query' %(option 'top'", msg(org.query, org, "account", { top = "x" }))
-      assert.matches("connect: unknown option 'nope' %(valid options: authority_host, ", msg(dataverse.connect, { nope = 1 }))
+      assert.matches("connect: unknown option 'nope' %(valid options: allow_insecure_http, authority_host, ", msg(dataverse.connect, { nope = 1 }))
       assert.matches("bad argument #1 to 'request'", msg(org.request, org, nil, "WhoAmI"))
     end)
 

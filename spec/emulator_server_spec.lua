@@ -15,7 +15,7 @@ describe("emulator server", function()
     it("prints its URL, answers a curl WhoAmI with a bearer token and stops cleanly on SIGTERM", function()
       local out = os.tmpname()
       local pidf = os.tmpname()
-      os.execute(dv.quote(dv.bin) .. " --serve --listen 127.0.0.1:0 --token s3cret >" .. out ..
+      os.execute("DVLUA_EMULATOR_TOKEN=s3cret " .. dv.quote(dv.bin) .. " --serve --listen 127.0.0.1:0 >" .. out ..
         " 2>&1 & echo $! >" .. pidf)
       local url
       for _ = 1, 100 do
@@ -88,7 +88,7 @@ describe("emulator server", function()
     it("names bad options", function()
       local dataverse = require "dataverse"
       assert.has_error(function() dataverse.emulator.start { colour = "red" } end,
-        "emulator.start: unknown option 'colour' (valid options: db, host, port, token, faults, max_body, retention, key_delay, timeout, limits, latency, dop_hint)")
+        "emulator.start: unknown option 'colour' (valid options: db, host, port, token, faults, max_body, retention, key_delay, timeout, limits, latency, dop_hint, header_timeout, max_conns, max_conns_per_client)")
       local ok, err = pcall(dataverse.emulator.start, { port = "x" })
       assert.is_false(ok)
       assert.matches("port", err)

@@ -330,8 +330,18 @@ describe("sync_sqlite.lua", function()
     local rc = tonumber(dv.read_file(rcf):match("%d+"))
     assert.equal(130, rc)
     assert.matches("sync_sqlite: interrupted", dv.read_file(errf), 1, true)
+    -- every round's summary line says when it ran
+    local rounds = 0
+    for line in dv.read_file(errf):gmatch("[^\n]+") do
+      if line:find("account: ", 1, true) then
+        rounds = rounds + 1
+        assert.matches("^%d%d%d%d%-%d%d%-%d%dT%d%d:%d%d:%d%dZ account: ", line)
+      end
+    end
+    assert.is_true(rounds >= 2)
     local r = run(db)
     assert.equal(0, r.status, r.stderr)
+    assert.matches("^account: ", r.stderr)
     exact(db)
   end)
 end)

@@ -9,6 +9,7 @@
 #include "http.h"
 #include "interrupt.h"
 #include "jscan.h"
+#include "urlsafe.h"
 
 struct dv_auth {
     dv_auth_kind kind;
@@ -133,6 +134,18 @@ dv_auth *dv_auth_new(const dv_auth_options *o, dv_error *err)
     a->client_secret = dup_or_null(o->client_secret);
     a->scope = strdup(o->scope);
     a->authority = normalise_authority(o->authority_host);
+    if (a->authority && !o->allow_insecure_http) {
+        char host[256];
+        if (dv_url_cleartext_remote(a->authority, host, sizeof host)) {
+            dv_auth_free(a);
+            dv_error_set(err, 0, "insecure",
+                         "the authority host %s is plain http://: the client secret and tokens "
+                         "would travel unencrypted; use https://, or set allow_insecure_http = "
+                         "true for a network you trust",
+                         host);
+            return NULL;
+        }
+    }
     if (!a->tenant || !a->client_id || !a->scope || !a->authority ||
         (o->client_secret && *o->client_secret && !a->client_secret))
         goto oom;
@@ -157,7 +170,7 @@ int dv_auth_scope_for_url(const char *url, char *out, size_t outsz)
     return n > 0 && (size_t)n < outsz ? 0 : -1;
 }
 
-dv_auth *dv_auth_from_env(const char *dataverse_url, dv_error *err)
+dv_auth *dv_auth_from_env(const char *dataverse_url, int allow_insecure_http, dv_error *err)
 {
     const char *token = getenv("DATAVERSE_TOKEN");
     const char *tenant = getenv("AZURE_TENANT_ID");
@@ -167,6 +180,7 @@ dv_auth *dv_auth_from_env(const char *dataverse_url, dv_error *err)
     char scope[512];
     dv_error_clear(err);
     dv_auth_options_init(&o);
+    o.allow_insecure_http = allow_insecure_http;
     if (token && *token) {
         o.kind = DV_AUTH_STATIC;
         o.token = token;

@@ -44,21 +44,24 @@ typedef struct dv_auth_options {
     const char *authority_host; /* NULL: env AZURE_AUTHORITY_HOST, else DV_AUTH_DEFAULT_AUTHORITY */
     FILE *prompt;               /* device code: where the sign-in message goes; NULL: stderr */
     long refresh_margin_s;      /* refresh this long before expiry; 0: 300 */
+    int allow_insecure_http;    /* 1: an http:// authority host that is not loopback is fine */
 } dv_auth_options;
 
 /* Zeroes o (all defaults). */
 void dv_auth_options_init(dv_auth_options *o);
 
 /* Creates a provider. Returns NULL and fills err (code "config", message naming the missing
- * or bad option, never its value) when the options are incomplete. */
+ * or bad option, never its value) when the options are incomplete, or (code "insecure") when
+ * the authority host is plain http:// to a host that is not loopback and
+ * allow_insecure_http is not set. */
 dv_auth *dv_auth_new(const dv_auth_options *o, dv_error *err);
 
 /* Builds a provider from the environment: DATAVERSE_TOKEN gives a static token; otherwise
  * AZURE_TENANT_ID + AZURE_CLIENT_ID + AZURE_CLIENT_SECRET give client credentials with scope
  * dv_auth_scope_for_url(dataverse_url) and authority AZURE_AUTHORITY_HOST. Returns NULL with
  * err->code empty when nothing is configured, NULL with err filled ("config") when the
- * configuration is partial. */
-dv_auth *dv_auth_from_env(const char *dataverse_url, dv_error *err);
+ * configuration is partial. allow_insecure_http as in dv_auth_options. */
+dv_auth *dv_auth_from_env(const char *dataverse_url, int allow_insecure_http, dv_error *err);
 
 /* Writes "<scheme>://<host[:port]>/.default" for url into out. Returns 0, or -1 when url
  * has no scheme and host or out is too small. */

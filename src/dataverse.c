@@ -6,6 +6,7 @@
 #include <strings.h>
 
 #include "auth.h"
+#include "urlsafe.h"
 #include "multi.h"
 
 struct dv_conn {
@@ -42,6 +43,7 @@ static dv_auth *make_auth(const dv_conn_options *o, const char *url, dv_error *e
         ao.client_id = o->client_id;
         ao.client_secret = o->client_secret;
         ao.authority_host = o->authority_host;
+        ao.allow_insecure_http = o->allow_insecure_http;
         ao.scope = scope;
     } else if (o->client_id || o->tenant_id) {
         dv_error_set(err, 0, "config",
@@ -49,7 +51,7 @@ static dv_auth *make_auth(const dv_conn_options *o, const char *url, dv_error *e
                      "sign-in");
         return NULL;
     } else {
-        return dv_auth_from_env(url, err);
+        return dv_auth_from_env(url, o->allow_insecure_http, err);
     }
     return dv_auth_new(&ao, err);
 }
@@ -64,6 +66,15 @@ dv_conn *dv_conn_open(const dv_conn_options *opt, dv_error *err)
     }
     if (strncmp(url, "https://", 8) != 0 && strncmp(url, "http://", 7) != 0) {
         dv_error_set(err, 0, "config", "the organization URL must start with https:// or http://");
+        return NULL;
+    }
+    char host[256];
+    if (!opt->allow_insecure_http && dv_url_cleartext_remote(url, host, sizeof host)) {
+        dv_error_set(err, 0, "insecure",
+                     "refusing the organization URL http://%s: a bearer token would travel "
+                     "unencrypted; use https://, or set allow_insecure_http = true for a "
+                     "network you trust",
+                     host);
         return NULL;
     }
     dv_conn *c = calloc(1, sizeof *c);
@@ -92,6 +103,7 @@ dv_conn *dv_conn_open(const dv_conn_options *opt, dv_error *err)
     ho.timeout_ms = opt->timeout > 0 ? opt->timeout * 1000 : 0;
     ho.max_tries = opt->retries >= 0 ? opt->retries + 1 : 0;
     ho.trace = opt->trace;
+    ho.allow_insecure_http = opt->allow_insecure_http;
     c->http = dv_http_new(&ho, err);
     if (!c->http) {
         dv_conn_close(c);

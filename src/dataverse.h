@@ -25,6 +25,7 @@ typedef struct {
     long timeout;               /* seconds per try; 0 means 120 */
     int retries;                /* extra tries for throttling; negative means the default */
     int trace;                  /* 1: trace requests on stderr (secrets redacted) */
+    int allow_insecure_http;    /* 1: plain http:// to a host that is not loopback is fine */
     int concurrency;            /* > 0 caps the concurrency budget (src/multi.h) */
     int device_code;            /* 1: sign in at a terminal (client_id, optional tenant_id) */
 } dv_conn_options;

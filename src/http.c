@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "auth.h"
+#include "urlsafe.h"
 #include "interrupt.h"
 #include "jscan.h"
 #include "trace.h"
@@ -651,9 +652,24 @@ dv_http_verdict dv_http_try_end(dv_http *h, dv_http_try *t, int curl_code, dv_ht
     return DV_HTTP_RETRY;
 }
 
+/* A token or secret never goes over plain http:// to another machine (src/urlsafe.h). */
+static int refuse_cleartext(const dv_http *h, const dv_http_req *req, dv_error *err)
+{
+    char host[256];
+    int wants_auth = h->auth && !(req->flags & DV_HTTP_NO_AUTH);
+    if (h->opt.allow_insecure_http || !(wants_auth || (req->flags & DV_HTTP_SENSITIVE))) return 0;
+    if (!dv_url_cleartext_remote(req->url, host, sizeof host)) return 0;
+    return dv_error_set(err, 0, "insecure",
+                        "refusing to send %s to %s over plain http://: anyone on the network "
+                        "could read it; use https://, or set allow_insecure_http = true for a "
+                        "network you trust",
+                        wants_auth ? "a bearer token" : "credentials", host);
+}
+
 const char *dv_http_token(dv_http *h, const dv_http_req *req, int force, dv_error *err)
 {
     if (!h->auth || (req->flags & DV_HTTP_NO_AUTH)) return NULL;
+    if (refuse_cleartext(h, req, err)) return NULL; /* before a token is even fetched */
     return dv_auth_token(h->auth, h, force, err);
 }
 
@@ -681,6 +697,7 @@ int dv_http_request(dv_http *h, const dv_http_req *req, dv_http_resp *resp, dv_e
     if (!req->method || !req->url) {
         return dv_error_set(err, 0, "usage", "an HTTP request needs a method and a URL");
     }
+    if (refuse_cleartext(h, req, err)) return -1;
     for (;;) {
         const char *token = NULL;
         dv_http_try *t;

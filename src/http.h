@@ -33,6 +33,8 @@ typedef struct dv_http_options {
     long backoff_base_ms;    /* first backoff step; default 500 */
     long backoff_cap_ms;     /* no single wait exceeds this, Retry-After included; default 30000 */
     int insecure_skip_tls_verify; /* 1 turns off TLS peer and host verification; default 0 */
+    int allow_insecure_http; /* 1 lets tokens and secrets go over plain http:// to any host;
+                                default 0: only to loopback addresses (src/urlsafe.h) */
     int trace;                    /* 1 traces to stderr; also on when env DVLUA_TRACE=1 */
     const char *user_agent;       /* default "dvlua/<version>"; copied */
 } dv_http_options;
@@ -119,7 +121,10 @@ dv_auth *dv_http_auth(dv_http *h);
  *     request_id; resp still holds that response so callers can inspect it;
  *   - no response arrived: code "transport" (message names the host and curl's reason),
  *     "maybe_applied" (see above), "auth" (the token could not be obtained) or
- *     "interrupted" (Ctrl-C, src/interrupt.h: a transfer or a wait in progress ends). */
+ *     "interrupted" (Ctrl-C, src/interrupt.h: a transfer or a wait in progress ends);
+ *   - the request would carry a token or a secret (an attached auth, DV_HTTP_SENSITIVE) over
+ *     plain http:// to a host that is not a loopback address and allow_insecure_http is
+ *     not set: code "insecure", nothing is sent. */
 int dv_http_request(dv_http *h, const dv_http_req *req, dv_http_resp *resp, dv_error *err);
 
 /* The value of the first response header called name (case-insensitive), or NULL. */

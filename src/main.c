@@ -39,7 +39,7 @@ static void print_usage(FILE *out, const char *badoption)
             "  -W        turn warnings on\n"
             "  --        stop handling options\n"
             "  -         stop handling options and execute stdin\n"
-            "  --serve [--listen HOST:PORT] [--db FILE|:memory:] [--token T] [--faults SPEC]\n"
+            "  --serve [--listen HOST:PORT] [--db FILE|:memory:] [--token-file F] [--faults SPEC]\n"
             "            run the Dataverse Web API emulator in the foreground\n"
             "  --help    show this help\n"
             "  --version show version information\n"

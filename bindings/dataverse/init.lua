@@ -95,13 +95,20 @@ return function(M)
         local eo = {}
         for k, v in pairs(e or {}) do eo[k] = v end
         if e == nil then
+          -- The default data file is shared by every process: one emulator serves it, started
+          -- by the first and found by the others (docs/EMULATOR.md, src/emulator/shared.h).
           local dir = data_home()
           assert(core.mkdir_p(dir))
           eo.db = dir .. "/emulator.sqlite"
+          if type(M.emulator) ~= "table" or type(M.emulator.attach) ~= "function" then
+            U.raise(0, "config", "no DATAVERSE_URL is set and this build has no built-in emulator")
+          end
+          emu = M.emulator.attach(dir)
+        else
+          eo.port = eo.port or 0
+          emu_token = eo.token
+          emu = start_emulator(eo)
         end
-        eo.port = eo.port or 0
-        emu_token = eo.token
-        emu = start_emulator(eo)
         owned = true
         if e == nil and not announced then
           announced = true
@@ -125,6 +132,7 @@ return function(M)
       client_secret = opts.client_secret, authority_host = opts.authority_host,
       device_code = opts.device_code, timeout = opts.timeout, retries = opts.retries, trace = trace,
       on_request = opts.on_request, on_retry = opts.on_retry, concurrency = opts.concurrency,
+      allow_insecure_http = opts.allow_insecure_http,
     }
     local st = org:state()
     st.on_page = opts.on_page

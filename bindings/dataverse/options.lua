@@ -22,6 +22,7 @@ M.connect = {
   emulator = "table|userdata", timeout = "number", retries = "integer", concurrency = "integer",
   page_size = "integer",
   trace = "boolean", on_request = "function", on_retry = "function", on_page = "function",
+  allow_insecure_http = "boolean",
 }
 
 M.create = spec(REQUEST, WRITE, { return_row = "boolean", columns = "list", annotations = "boolean|string" })

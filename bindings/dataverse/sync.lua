@@ -1154,6 +1154,13 @@ function M.sleep(seconds)
 end
 
 -- Runs fn once, or every `every` seconds until interrupted.
+-- A --watch run prints a summary every round: each line then starts with the UTC time, so
+-- a log of many rounds says when each happened.
+function M.stamped(line, watch)
+  if not watch then return line end
+  return os.date("!%Y-%m-%dT%H:%M:%SZ ") .. line
+end
+
 function M.repeat_every(every, fn)
   if not every then return fn() end
   while true do

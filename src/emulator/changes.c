@@ -165,7 +165,8 @@ static int ct_check_token(emu_req *r, const char *tok, int64_t *from)
     dv_emulator *e = r->emu;
     double when;
     if (parse_token(tok, from, &when) || *from > store_current_version(e))
-        return emu_error(r, 400, BAD_QUERY, "The delta token '%s' is not valid.", tok);
+        /* Not echoed: a token read from a file by mistake may hold anything, secrets too. */
+        return emu_error(r, 400, BAD_QUERY, "The delta token is not valid.");
     double now = emu_now(e);
     /* Tombstones older than the retention are gone; so is any token that needs them. */
     sqlite3_stmt *st = store_stmt(e, "DELETE FROM tomb WHERE at < ?1");

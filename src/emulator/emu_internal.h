@@ -17,11 +17,20 @@ struct dv_emulator {
     long max_body;
     double retention, key_delay;
     unsigned conn_timeout;
+    unsigned header_timeout;
     int faults_enabled;
 
-    sqlite3 *db;
-    void *stmts;        /* store.c's prepared-statement cache */
-    pthread_mutex_t mu; /* guards db, the cache and the clock */
+    /* store.c's SQLite connections, each with its prepared-statement cache. A file store
+     * gives every thread its own (per_thread), so reads run beside a write (WAL) and writes
+     * wait for each other in SQLite; ":memory:" has one, used under mu by every request. */
+    void *main_conn;
+    int per_thread;
+    pthread_key_t conn_key;
+    pthread_mutex_t conns_mu; /* guards the list of connections */
+    void *conns;
+    pthread_mutex_t mu;      /* ":memory:": guards the store, the entity cache, the clock */
+    pthread_rwlock_t schema; /* file store: shared by row requests, exclusive for requests
+                                that may change the entity cache (and for the test hooks) */
     emu_entity *ents;
     int n_ents;
     double clock_offset; /* added to the real clock: the test hook that ages tokens */

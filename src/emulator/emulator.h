@@ -16,6 +16,10 @@ typedef struct {
     double key_delay;      /* seconds until a new alternate key is Active (0: at once);
                               negative means the default, 0.6 */
     unsigned conn_timeout; /* idle connection timeout in seconds; 0 means 30 */
+    unsigned header_timeout;       /* a connection that has not sent a whole request head within
+                                      this many idle seconds is closed; 0 means 5 */
+    unsigned max_conns;            /* connections at once; 0: from RLIMIT_NOFILE, at most 4096 */
+    unsigned max_conns_per_client; /* from one client address; 0 means max_conns / 4 */
     /* Service protection limits (src/emulator/limits.h); off unless limits is 1. Zero fields
      * take Dataverse's defaults: 6,000 requests, 1,200,000 ms of execution time and 52
      * concurrent requests per 300-second window. */

@@ -532,7 +532,7 @@ int h_reactivate_key(emu_req *r, const char *entity, const char *key)
     sqlite3_bind_text(st, 1, ent, -1, SQLITE_TRANSIENT);
     sqlite3_bind_text(st, 2, k, -1, SQLITE_TRANSIENT);
     sqlite3_bind_double(st, 3, emu_now(e));
-    if (sqlite3_step(st) != SQLITE_DONE || sqlite3_changes(e->db) == 0)
+    if (sqlite3_step(st) != SQLITE_DONE || sqlite3_changes(store_db(e)) == 0)
         return emu_error(r, 404, NOT_FOUND, "Could not find key '%s' on entity '%s'.", k, ent);
     emu_json(r, 200);
     sb_printf(&r->out,

@@ -223,11 +223,32 @@ static int apply_cb(void *ud, const char *key, const char *type, const char *jso
             return 0;
         }
         c->failed = 1;
+        if (!strcmp(type, "object"))
+            return emu_error(r, 400, "0x80048d19",
+                             "Error identified in Payload provided by the user for Entity :'%s', "
+                             "For more information on this error please follow this help link "
+                             "https://go.microsoft.com/fwlink/?linkid=2195293  ---->  "
+                             "InnerException : Microsoft.OData.ODataException: A node of type "
+                             "'StartObject' was read from the JSON reader when trying to read a "
+                             "value of the property '%s'; however, a 'PrimitiveValue' or "
+                             "'StartArray' node was expected.",
+                             t->def.entity_set_name, key);
         if (!strcmp(type, "array"))
             return emu_error(r, 501, BAD_QUERY,
                              "Creating related rows through the collection '%s' is not served by "
                              "the dvlua emulator.",
                              key);
+    }
+    if (strcmp(type, "null") == 0) {
+        /* "Disassociate tables on update": a single-valued navigation property set to null */
+        const dv_attribute_def *nav = store_attr(t, key);
+        if (nav && (nav->type == DV_ATTR_LOOKUP || nav->type == DV_ATTR_OWNER) &&
+            !is_server_lookup(nav->logical_name)) {
+            char prop[160];
+            emu_prop_name(nav, prop, sizeof prop);
+            fs_set(c->fs, prop, "null");
+            return 0;
+        }
     }
     const dv_attribute_def *a = store_prop(t, key, klen);
     if (!a || a->type == DV_ATTR_LOOKUP || a->type == DV_ATTR_OWNER) {
@@ -389,7 +410,7 @@ int write_row(emu_req *r, const emu_entity *t, const char *id, fieldset *fs, int
     int rc = store_row_put(e, t, id, sb_str(&data), v, &dup);
     sb_free(&data);
     if (rc == 1) return dup_key_error(r, t, dup);
-    if (rc) return emu_error(r, 500, "0x80040216", "The store failed: %s", sqlite3_errmsg(e->db));
+    if (rc) return emu_error(r, 500, "0x80040216", "The store failed: %s", sqlite3_errmsg(store_db(e)));
     return 0;
 }
 

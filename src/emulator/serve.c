@@ -1,6 +1,7 @@
 /* `dvlua --serve`: the emulator in the foreground, its URL on stdout, until SIGINT/SIGTERM. */
 #include "serve.h"
 
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,12 +23,62 @@ static int usage(const char *prog, const char *why)
 {
     fprintf(stderr,
             "%s: --serve: %s\n"
-            "usage: %s --serve [--listen HOST:PORT] [--db FILE|:memory:] [--token T] "
+            "usage: %s --serve [--listen HOST:PORT] [--db FILE|:memory:] [--token-file FILE] "
             "[--faults SPEC] [--retention SECONDS] [--max-body BYTES]\n"
             "       [--limits [requests=N,execution_ms=N,concurrent=N,window=SECONDS]]\n"
-            "       [--latency request_ms=N,per_row_ms=N] [--dop-hint N] [--stats FILE]\n",
+            "       [--latency request_ms=N,per_row_ms=N] [--dop-hint N] [--stats FILE]\n"
+            "  the token may also come from the environment: DVLUA_EMULATOR_TOKEN\n",
             prog, why, prog);
     return 2;
+}
+
+/* A decimal port number, nothing else: "notaport", "80x" or "" are refused, not read as 0
+ * (port 0, given as "0", asks the system for a free port). */
+static int parse_port(const char *s, unsigned short *port)
+{
+    char *end;
+    long v;
+    if (!*s || strspn(s, "0123456789") != strlen(s) || strlen(s) > 5) return -1;
+    v = strtol(s, &end, 10);
+    if (*end || v < 0 || v > 65535) return -1;
+    *port = (unsigned short)v;
+    return 0;
+}
+
+/* The first line of path, without its line end. The file's content never appears in an error:
+ * a token file given by mistake could hold any secret. */
+static int read_token_file(const char *path, char *out, size_t outsz, char *why, size_t whysz)
+{
+    FILE *f = fopen(path, "r");
+    size_t n;
+    if (!f) {
+        snprintf(why, whysz, "--token-file %s: %s", path, strerror(errno));
+        return -1;
+    }
+    if (!fgets(out, (int)outsz, f)) out[0] = 0;
+    n = strlen(out);
+    int too_long = n == outsz - 1 && out[n - 1] != '\n' && !feof(f);
+    fclose(f);
+    while (n && (out[n - 1] == '\n' || out[n - 1] == '\r'))
+        out[--n] = 0;
+    if (too_long) {
+        snprintf(why, whysz, "--token-file %s: the token is longer than %zu bytes", path,
+                 outsz - 2);
+        return -1;
+    }
+    if (n == 0) {
+        snprintf(why, whysz, "--token-file %s: the first line is empty", path);
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)out[i] <= ' ' || out[i] == 0x7f) {
+            snprintf(why, whysz,
+                     "--token-file %s: the token contains a space or a control character at "
+                     "byte %zu (a bearer token is one word)",
+                     path, i + 1);
+            return -1;
+        }
+    return 0;
 }
 
 /* --stats FILE: the counters of the whole run as one JSON line, written when it stops, for
@@ -56,6 +107,9 @@ int dv_serve_main(int argc, char **argv)
     char host[64] = "127.0.0.1";
     o.host = host;
     o.db = ":memory:";
+    static char token[4096];
+    const char *env_token = getenv("DVLUA_EMULATOR_TOKEN");
+    if (env_token && *env_token) o.token = env_token;
     emu_guard_opts go;
     memset(&go, 0, sizeof go);
     const char *stats_path = NULL;
@@ -84,13 +138,25 @@ int dv_serve_main(int argc, char **argv)
             if (!colon || (size_t)(colon - v) >= sizeof host)
                 return usage(argv[0], "--listen wants HOST:PORT");
             snprintf(host, sizeof host, "%.*s", (int)(colon - v), v);
-            long port = strtol(colon + 1, NULL, 10);
-            if (port < 0 || port > 65535) return usage(argv[0], "--listen: port out of range");
-            o.port = (unsigned short)port;
+            if (parse_port(colon + 1, &o.port))
+                return usage(argv[0], "--listen: the port must be a number from 0 to 65535 "
+                                      "(0: any free port)");
         } else if (strcmp(a, "--db") == 0) {
             o.db = v;
         } else if (strcmp(a, "--token") == 0) {
+            /* Kept for old scripts; anyone on the machine can read it with ps. */
+            fprintf(stderr,
+                    "%s: --serve: warning: --token shows the token to every user of this "
+                    "machine (ps); use --token-file FILE or DVLUA_EMULATOR_TOKEN instead\n",
+                    argv[0]);
             o.token = v;
+        } else if (strcmp(a, "--token-file") == 0) {
+            char why[512];
+            if (read_token_file(v, token, sizeof token, why, sizeof why)) {
+                fprintf(stderr, "%s: --serve: %s\n", argv[0], why);
+                return 2;
+            }
+            o.token = token;
         } else if (strcmp(a, "--faults") == 0) {
             o.faults = v;
         } else if (strcmp(a, "--retention") == 0) {

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -146,6 +147,7 @@ static int auth_ok(emu_req *r)
 typedef struct {
     sbuf body;
     int too_big;
+    int framing; /* conflicting Content-Length / Transfer-Encoding: refused, never routed */
 } conn_ctx;
 
 typedef struct {
@@ -170,6 +172,98 @@ static void drop_free(void *cls)
     free(d);
 }
 
+/* ---- which requests run at once ---- */
+
+static int is_read(const char *method)
+{
+    return strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
+}
+
+/* Takes the lock a request needs; returns 1 when it holds the store alone. A ":memory:"
+ * store has one connection: every request takes mu. A file store lets reads, and writes of
+ * rows, share the schema lock (SQLite orders the writes); anything else (imports, metadata,
+ * $batch, solution uninstalls) may change the entity cache and takes it exclusively. */
+static int lock_request(dv_emulator *e, const char *method, const char *path)
+{
+    if (!e->per_thread) {
+        pthread_mutex_lock(&e->mu);
+        return 1;
+    }
+    pthread_rwlock_rdlock(&e->schema);
+    if (is_read(method)) return 0;
+    size_t n = strcspn(path, "(/?");
+    emu_entity *t = n ? store_by_set(e, path, n) : NULL;
+    if (t && strcmp(t->def.logical_name, "solution") != 0) return 0;
+    pthread_rwlock_unlock(&e->schema);
+    pthread_rwlock_wrlock(&e->schema);
+    return 1;
+}
+
+static void unlock_request(dv_emulator *e, int excl)
+{
+    (void)excl;
+    if (!e->per_thread)
+        pthread_mutex_unlock(&e->mu);
+    else
+        pthread_rwlock_unlock(&e->schema);
+}
+
+/* The test hooks change what every request reads (clock, retention, key state). */
+static void lock_all(dv_emulator *e)
+{
+    if (e->per_thread)
+        pthread_rwlock_wrlock(&e->schema);
+    else
+        pthread_mutex_lock(&e->mu);
+}
+
+static void unlock_all(dv_emulator *e)
+{
+    unlock_request(e, 1);
+}
+
+/* ---- request framing ---- */
+
+typedef struct {
+    int n_length, n_encoding, conflict;
+    unsigned long long length;
+} framing;
+
+static enum MHD_Result framing_header(void *cls, enum MHD_ValueKind kind, const char *key,
+                                      const char *value)
+{
+    framing *f = cls;
+    (void)kind;
+    if (strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0) f->n_encoding++;
+    if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) != 0) return MHD_YES;
+    /* "Content-Length: 5, 5" and repeated headers: every value must be the same number. */
+    const char *p = value ? value : "";
+    do {
+        p += strspn(p, " \t,");
+        if (!*p) break;
+        size_t digits = strspn(p, "0123456789");
+        unsigned long long v = strtoull(p, NULL, 10);
+        p += digits;
+        size_t ws = strspn(p, " \t");
+        if (digits == 0 || digits > 18 || (p[ws] && p[ws] != ',')) f->conflict = 1;
+        p += ws;
+        if (f->n_length++ && v != f->length) f->conflict = 1;
+        f->length = v;
+    } while (*p == ',');
+    return MHD_YES;
+}
+
+/* 1 when the headers leave where the body ends open to interpretation (RFC 9112, 6.3): two
+ * Content-Length values that differ or are not numbers, or Transfer-Encoding together with
+ * Content-Length. A proxy in front could read such a request differently, so the rest of the
+ * body could pass for a second request ("request smuggling"). */
+static int ambiguous_framing(struct MHD_Connection *conn)
+{
+    framing f = {0};
+    MHD_get_connection_values(conn, MHD_HEADER_KIND, framing_header, &f);
+    return f.conflict || (f.n_encoding && f.n_length) || f.n_encoding > 1;
+}
+
 static void base_from_host(emu_req *r, const char *version)
 {
     const char *host = emu_header(r, MHD_HTTP_HEADER_HOST);
@@ -189,11 +283,22 @@ static enum MHD_Result answer(void *cls, struct MHD_Connection *conn, const char
     if (!cc) {
         cc = calloc(1, sizeof *cc);
         *con_cls = cc;
-        const char *cl =
-            MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-        if (!cl || atoll(cl) <= e->max_body) return MHD_YES;
-        /* Too big by its Content-Length: answer now rather than read the body. */
-        cc->too_big = 1;
+        MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT, e->conn_timeout);
+        if (ambiguous_framing(conn)) {
+            /* Answer now, before any body byte is read, and close: where the body ends is
+             * unknown, so nothing after the headers may be taken for another request. */
+            cc->framing = 1;
+        } else {
+            const char *cl =
+                MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+            if (!cl || atoll(cl) <= e->max_body) return MHD_YES;
+            /* Too big by its Content-Length: answer now rather than read the body. */
+            cc->too_big = 1;
+        }
+    }
+    if (*upload_size && cc->framing) {
+        *upload_size = 0; /* never read: the connection closes after the 400 */
+        return MHD_YES;
     }
     if (*upload_size) {
         if (!cc->too_big) {
@@ -233,7 +338,11 @@ static enum MHD_Result answer(void *cls, struct MHD_Connection *conn, const char
     }
     base_from_host(&r, ver);
     const char *oauth = strstr(url, "/oauth2/");
-    if (cc->too_big) {
+    if (cc->framing) {
+        emu_error(&r, 400, "0x80060888",
+                  "The request's framing is ambiguous: it has Content-Length headers that "
+                  "disagree, or Transfer-Encoding together with Content-Length.");
+    } else if (cc->too_big) {
         emu_error(&r, 413, "0x80040216",
                   "The request body is larger than the limit of %ld "
                   "bytes.",
@@ -274,11 +383,26 @@ static enum MHD_Result answer(void *cls, struct MHD_Connection *conn, const char
     } else {
         if (faulted && fault.kind == F_DELAY) usleep((useconds_t)fault.arg * 1000);
         char *path = strdup(api);
-        pthread_mutex_lock(&e->mu);
+        int excl = lock_request(e, method, path);
         emu_guard_locked(&ticket);
+        int snapshot = e->per_thread && !excl && is_read(method);
+        /* A read sees one state of the store, whatever commits meanwhile: a delta token and
+         * the changes it covers come from the same snapshot. */
+        if (snapshot) store_exec(e, "BEGIN");
         router_route(&r, path);
-        store_rollback(e); /* a handler that failed midway leaves nothing behind */
-        pthread_mutex_unlock(&e->mu);
+        store_end_request(e); /* a handler that failed midway leaves nothing behind */
+        if (r.status == 0 || (r.status >= 400 && r.out.n == 0)) {
+            /* A handler path that ended without an answer, or refused without saying why,
+             * is a bug: it gets a Dataverse-shaped 500 (which specs and fuzzing look for),
+             * and a line on stderr naming the request. */
+            fprintf(stderr, "dvlua emulator: bug: %s %s ended with status %d and no body\n", method,
+                    url, r.status);
+            sb_free(&r.out);
+            r.content_type = NULL;
+            emu_error(&r, 500, "0x80040216",
+                      "An unexpected error occurred: the request ended without an answer.");
+        }
+        unlock_request(e, excl);
         free(path);
         emu_guard_leave(e->guard, &ticket, r.out.p, r.out.n); /* latency, outside the lock */
     }
@@ -314,7 +438,8 @@ static enum MHD_Result answer(void *cls, struct MHD_Connection *conn, const char
         free(r.hdr_name[i]);
         free(r.hdr_val[i]);
     }
-    if (cc->too_big) MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
+    if (cc->too_big || cc->framing)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
     enum MHD_Result ret = MHD_queue_response(conn, (unsigned)(r.status ? r.status : 500), resp);
     MHD_destroy_response(resp);
     return ret;
@@ -332,6 +457,30 @@ static void completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     *con_cls = NULL;
 }
 
+/* Every connection starts on the short clock; answer() moves it to conn_timeout once a
+ * whole request head has arrived. */
+static void connection_started(void *cls, struct MHD_Connection *conn, void **socket_context,
+                               enum MHD_ConnectionNotificationCode toe)
+{
+    dv_emulator *e = cls;
+    (void)socket_context;
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED)
+        MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT, e->header_timeout);
+}
+
+/* Each connection holds a socket (and a thread): stay under the descriptor limit. */
+static unsigned default_max_conns(void)
+{
+    struct rlimit rl;
+    rlim_t n = 1024;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
+        n = rl.rlim_cur;
+    else if (getrlimit(RLIMIT_NOFILE, &rl) == 0)
+        n = 4096 + 128;
+    n = n > 128 ? n - 128 : 16;
+    return n > 4096 ? 4096 : (unsigned)n;
+}
+
 dv_emulator *dv_emulator_start(const dv_emulator_options *opt, char *err, unsigned errlen)
 {
     dv_emulator_options o = {0};
@@ -344,6 +493,10 @@ dv_emulator *dv_emulator_start(const dv_emulator_options *opt, char *err, unsign
     e->retention = o.retention > 0 ? o.retention : 7 * 86400.0;
     e->key_delay = o.key_delay >= 0 ? o.key_delay : 0.6;
     e->conn_timeout = o.conn_timeout ? o.conn_timeout : 30;
+    e->header_timeout = o.header_timeout ? o.header_timeout : 5;
+    unsigned max_conns = o.max_conns ? o.max_conns : default_max_conns();
+    unsigned per_client = o.max_conns_per_client ? o.max_conns_per_client : max_conns / 4;
+    if (per_client < 1) per_client = 1;
     pthread_mutex_init(&e->mu, NULL);
     pthread_mutex_init(&e->fmu, NULL);
     emu_guard_opts go = {
@@ -368,10 +521,16 @@ dv_emulator *dv_emulator_start(const dv_emulator_options *opt, char *err, unsign
         goto fail;
     }
     if (store_open(e, err, errlen)) goto fail;
+    /* poll() rather than select(): no FD_SETSIZE ceiling under the connection limit. One
+     * client address gets a quarter of the connections, so a flood of half-open connections
+     * from one place leaves room for everyone else, and connections that never finish a
+     * request head are closed after header_timeout instead of conn_timeout. */
     e->daemon = MHD_start_daemon(
-        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION, o.port, NULL, NULL, answer,
-        e, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa, MHD_OPTION_CONNECTION_TIMEOUT,
-        e->conn_timeout, MHD_OPTION_NOTIFY_COMPLETED, completed, e, MHD_OPTION_END);
+        MHD_USE_POLL_INTERNAL_THREAD | MHD_USE_THREAD_PER_CONNECTION, o.port, NULL, NULL, answer, e,
+        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa, MHD_OPTION_CONNECTION_TIMEOUT,
+        e->conn_timeout, MHD_OPTION_CONNECTION_LIMIT, max_conns, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+        per_client, MHD_OPTION_THREAD_STACK_SIZE, (size_t)2 << 20, MHD_OPTION_NOTIFY_CONNECTION,
+        connection_started, e, MHD_OPTION_NOTIFY_COMPLETED, completed, e, MHD_OPTION_END);
     if (!e->daemon) {
         snprintf(err, errlen, "cannot listen on %s:%u (address in use?)", e->host, o.port);
         goto fail;
@@ -415,28 +574,28 @@ void dv_emulator_get_stats(dv_emulator *emu, dv_emulator_stats *s, int reset)
 
 void dv_emulator_advance(dv_emulator *emu, double seconds)
 {
-    pthread_mutex_lock(&emu->mu);
+    lock_all(emu);
     emu->clock_offset += seconds;
-    pthread_mutex_unlock(&emu->mu);
+    unlock_all(emu);
 }
 
 void dv_emulator_set_retention(dv_emulator *emu, double seconds)
 {
-    pthread_mutex_lock(&emu->mu);
+    lock_all(emu);
     emu->retention = seconds;
-    pthread_mutex_unlock(&emu->mu);
+    unlock_all(emu);
 }
 
 int dv_emulator_fail_key(dv_emulator *emu, const char *entity, const char *key, char *err,
                          unsigned errlen)
 {
-    pthread_mutex_lock(&emu->mu);
+    lock_all(emu);
     sqlite3_stmt *st = store_stmt(emu, "UPDATE ekey SET failed = 1 WHERE entity=?1 AND logical=?2");
     int changed = 0;
     if (st) {
         sqlite3_bind_text(st, 1, entity, -1, SQLITE_TRANSIENT);
         sqlite3_bind_text(st, 2, key, -1, SQLITE_TRANSIENT);
-        if (sqlite3_step(st) == SQLITE_DONE) changed = sqlite3_changes(emu->db);
+        if (sqlite3_step(st) == SQLITE_DONE) changed = sqlite3_changes(store_db(emu));
     }
     /* The failed index job, which the key's AsyncJob then names. */
     if (changed && store_begin(emu) == 0) {
@@ -444,7 +603,7 @@ int dv_emulator_fail_key(dv_emulator *emu, const char *entity, const char *key, 
             store_commit(emu))
             store_rollback(emu);
     }
-    pthread_mutex_unlock(&emu->mu);
+    unlock_all(emu);
     if (!changed) {
         snprintf(err, errlen, "no key '%s' on table '%s'", key, entity);
         return -1;

@@ -39,9 +39,96 @@ static const char *schema =
     "CREATE TABLE IF NOT EXISTS mdx(kind TEXT, entity TEXT, name TEXT, solution TEXT, json TEXT,"
     " PRIMARY KEY(kind, entity, name));";
 
+/* One SQLite connection and its statements; a file store has one per thread. */
+typedef struct store_conn {
+    sqlite3 *db;
+    stmt_cache stmts;
+    dv_emulator *e;
+    struct store_conn *next;
+} store_conn;
+
+static void conn_free(store_conn *c)
+{
+    for (int i = 0; i < c->stmts.n; i++) {
+        sqlite3_finalize(c->stmts.st[i]);
+        free(c->stmts.sql[i]);
+    }
+    if (c->db) sqlite3_close(c->db);
+    free(c);
+}
+
+static void conn_unlink(dv_emulator *e, store_conn *c)
+{
+    pthread_mutex_lock(&e->conns_mu);
+    for (store_conn **p = (store_conn **)&e->conns; *p; p = &(*p)->next)
+        if (*p == c) {
+            *p = c->next;
+            break;
+        }
+    pthread_mutex_unlock(&e->conns_mu);
+}
+
+/* A thread that ends closes its connection (the key's destructor). */
+static void conn_thread_end(void *v)
+{
+    store_conn *c = v;
+    conn_unlink(c->e, c);
+    conn_free(c);
+}
+
+static store_conn *conn_open(dv_emulator *e, const char *path, char *err, size_t errlen)
+{
+    store_conn *c = calloc(1, sizeof *c);
+    int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX;
+    if (!c) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    c->e = e;
+    if (sqlite3_open_v2(path, &c->db, flags, NULL) != SQLITE_OK) {
+        snprintf(err, errlen, "cannot open database %s: %s", path,
+                 c->db ? sqlite3_errmsg(c->db) : "out of memory");
+        conn_free(c);
+        return NULL;
+    }
+    /* Writers queue in SQLite rather than fail: a write waits for the one before it. */
+    sqlite3_busy_timeout(c->db, 30000);
+    if (strcmp(path, ":memory:") != 0) {
+        sqlite3_exec(c->db, "PRAGMA journal_mode=WAL", NULL, NULL, NULL);
+        sqlite3_exec(c->db, "PRAGMA synchronous=NORMAL", NULL, NULL, NULL);
+    }
+    pthread_mutex_lock(&e->conns_mu);
+    c->next = e->conns;
+    e->conns = c;
+    pthread_mutex_unlock(&e->conns_mu);
+    return c;
+}
+
+static store_conn *conn(dv_emulator *e)
+{
+    if (!e->per_thread) return e->main_conn;
+    store_conn *c = pthread_getspecific(e->conn_key);
+    if (!c) {
+        char err[256];
+        c = conn_open(e, e->db_path, err, sizeof err);
+        if (!c) {
+            fprintf(stderr, "dvlua emulator: %s\n", err);
+            return e->main_conn; /* the store then fails with SQLite's own error */
+        }
+        pthread_setspecific(e->conn_key, c);
+    }
+    return c;
+}
+
+sqlite3 *store_db(dv_emulator *e)
+{
+    return conn(e)->db;
+}
+
 sqlite3_stmt *store_stmt(dv_emulator *e, const char *sql)
 {
-    stmt_cache *c = e->stmts;
+    store_conn *sc = conn(e);
+    stmt_cache *c = &sc->stmts;
     for (int i = 0; i < c->n; i++) {
         if (strcmp(c->sql[i], sql) == 0) {
             sqlite3_reset(c->st[i]);
@@ -50,8 +137,8 @@ sqlite3_stmt *store_stmt(dv_emulator *e, const char *sql)
         }
     }
     sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v3(e->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL) != SQLITE_OK) {
-        fprintf(stderr, "dvlua emulator: SQL error: %s\n", sqlite3_errmsg(e->db));
+    if (sqlite3_prepare_v3(sc->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL) != SQLITE_OK) {
+        fprintf(stderr, "dvlua emulator: SQL error: %s\n", sqlite3_errmsg(sc->db));
         return NULL;
     }
     if (c->n == STMT_CACHE) { /* full: drop the oldest entry */
@@ -68,7 +155,7 @@ sqlite3_stmt *store_stmt(dv_emulator *e, const char *sql)
 
 int store_exec(dv_emulator *e, const char *sql)
 {
-    return sqlite3_exec(e->db, sql, NULL, NULL, NULL) == SQLITE_OK ? 0 : -1;
+    return sqlite3_exec(store_db(e), sql, NULL, NULL, NULL) == SQLITE_OK ? 0 : -1;
 }
 
 /* While a change set holds the transaction (tx_hold), a handler's begin, commit and rollback
@@ -90,7 +177,17 @@ int store_commit(dv_emulator *e)
 void store_rollback(dv_emulator *e)
 {
     if (e->tx_hold) return;
-    if (!sqlite3_get_autocommit(e->db)) store_exec(e, "ROLLBACK");
+    if (!sqlite3_get_autocommit(store_db(e))) store_exec(e, "ROLLBACK");
+}
+
+void store_end_request(dv_emulator *e)
+{
+    sqlite3 *db = store_db(e);
+    store_rollback(e);
+    /* A statement left stepped holds its read transaction open, and with it an old
+     * snapshot: the connection's next request would not see what others committed since. */
+    for (sqlite3_stmt *st = sqlite3_next_stmt(db, NULL); st; st = sqlite3_next_stmt(db, st))
+        if (sqlite3_stmt_busy(st)) sqlite3_reset(st);
 }
 
 int store_hold(dv_emulator *e)
@@ -621,20 +718,20 @@ static int seed_rows(dv_emulator *e, double now)
 int store_open(dv_emulator *e, char *err, size_t errlen)
 {
     const char *path = e->db_path ? e->db_path : ":memory:";
-    int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX;
-    if (sqlite3_open_v2(path, &e->db, flags, NULL) != SQLITE_OK) {
-        snprintf(err, errlen, "cannot open database %s: %s", path,
-                 e->db ? sqlite3_errmsg(e->db) : "out of memory");
+    pthread_mutex_init(&e->conns_mu, NULL);
+    pthread_rwlock_init(&e->schema, NULL);
+    if (pthread_key_create(&e->conn_key, conn_thread_end)) {
+        snprintf(err, errlen, "cannot create a thread key");
         return -1;
     }
-    e->stmts = calloc(1, sizeof(stmt_cache));
-    sqlite3_busy_timeout(e->db, 5000);
-    if (strcmp(path, ":memory:") != 0) {
-        store_exec(e, "PRAGMA journal_mode=WAL");
-        store_exec(e, "PRAGMA synchronous=NORMAL");
-    }
-    if (sqlite3_exec(e->db, schema, NULL, NULL, NULL) != SQLITE_OK) {
-        snprintf(err, errlen, "cannot create the schema in %s: %s", path, sqlite3_errmsg(e->db));
+    e->main_conn = conn_open(e, path, err, errlen);
+    if (!e->main_conn) return -1;
+    e->per_thread = strcmp(path, ":memory:") != 0;
+    /* The opening thread uses the first connection like any other thread would its own. */
+    if (e->per_thread) pthread_setspecific(e->conn_key, e->main_conn);
+    if (sqlite3_exec(store_db(e), schema, NULL, NULL, NULL) != SQLITE_OK) {
+        snprintf(err, errlen, "cannot create the schema in %s: %s", path,
+                 sqlite3_errmsg(store_db(e)));
         return -1;
     }
     sqlite3_stmt *st = store_stmt(e, "SELECT count(*) FROM ent");
@@ -652,7 +749,7 @@ int store_open(dv_emulator *e, char *err, size_t errlen)
         if (store_reload(e) || seed_rows(e, emu_now(e)) || store_commit(e)) {
             store_rollback(e);
             snprintf(err, errlen, "cannot seed the organization in %s: %s", path,
-                     sqlite3_errmsg(e->db));
+                     sqlite3_errmsg(store_db(e)));
             return -1;
         }
     } else {
@@ -672,7 +769,7 @@ int store_open(dv_emulator *e, char *err, size_t errlen)
         }
         /* ... and every table the system columns added since. */
         sqlite3_stmt *ents = NULL;
-        sqlite3_prepare_v2(e->db,
+        sqlite3_prepare_v2(store_db(e),
                            "SELECT logical, (SELECT max(ord) + 1 FROM attr WHERE entity = logical) "
                            "FROM ent",
                            -1, &ents, NULL);
@@ -687,7 +784,7 @@ int store_open(dv_emulator *e, char *err, size_t errlen)
         sqlite3_finalize(ents);
         if (store_commit(e)) {
             snprintf(err, errlen, "cannot update the built-in tables in %s: %s", path,
-                     sqlite3_errmsg(e->db));
+                     sqlite3_errmsg(store_db(e)));
             return -1;
         }
     }
@@ -696,16 +793,19 @@ int store_open(dv_emulator *e, char *err, size_t errlen)
 
 void store_close(dv_emulator *e)
 {
-    stmt_cache *c = e->stmts;
-    if (c) {
-        for (int i = 0; i < c->n; i++) {
-            sqlite3_finalize(c->st[i]);
-            free(c->sql[i]);
-        }
-        free(c);
-        e->stmts = NULL;
+    if (!e->main_conn) return;
+    /* Every thread that served requests is gone by now (the daemon was stopped first);
+     * what is left is the connections of threads still alive, such as the starting one. */
+    pthread_key_delete(e->conn_key);
+    store_conn *c = e->conns;
+    e->conns = NULL;
+    while (c) {
+        store_conn *next = c->next;
+        conn_free(c);
+        c = next;
     }
+    e->main_conn = NULL;
     free_cache(e);
-    if (e->db) sqlite3_close(e->db);
-    e->db = NULL;
+    pthread_rwlock_destroy(&e->schema);
+    pthread_mutex_destroy(&e->conns_mu);
 }

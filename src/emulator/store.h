@@ -11,12 +11,17 @@
 int store_open(dv_emulator *e, char *err, size_t errlen);
 void store_close(dv_emulator *e);
 
-/* A prepared statement for sql, reset and with bindings cleared; cached per emulator. */
+/* The calling thread's connection (a file store gives each thread its own). */
+sqlite3 *store_db(dv_emulator *e);
+/* A prepared statement for sql, reset and with bindings cleared; cached per connection. */
 sqlite3_stmt *store_stmt(dv_emulator *e, const char *sql);
 int store_exec(dv_emulator *e, const char *sql);
 int store_begin(dv_emulator *e);
 int store_commit(dv_emulator *e);
 void store_rollback(dv_emulator *e);
+/* After each request: rolls back what is left open and resets every statement, so the next
+ * request on this connection starts from the latest committed state. */
+void store_end_request(dv_emulator *e);
 /* Opens a transaction that handlers' begin/commit/rollback join instead of ending, and ends
  * it (commit or roll back): one change set of a $batch. */
 int store_hold(dv_emulator *e);
