@@ -9,10 +9,11 @@
 static const char *const served[] = {"$select",  "$filter",    "$orderby",    "$top",   "$count",
                                      "$expand",  "$skiptoken", "$deltatoken", "$apply", "$skip",
                                      "fetchXml", "tag",        NULL};
-/* Documented, not served: refused with 501 instead of being ignored. */
-static const char *const unserved[] = {
-    "$search", "$format",    "$compute",  "$index", "$levels", "$schemaversion",
-    "$id",     "savedQuery", "userQuery", "sql",    NULL};
+/* Documented, not served: refused with 501 instead of being ignored. ($skip, $search and
+ * $format are options Dataverse itself does not support: 400 like an unknown one.) */
+static const char *const unserved[] = {"$compute",       "$index", "$levels",
+                                       "$schemaversion", "$id",    "savedQuery",
+                                       "userQuery",      "sql",    NULL};
 
 static int in(const char *const *list, const char *s)
 {
