@@ -7,7 +7,7 @@ PACKAGES="
 make gcc pkgconf ca-certificates curl
 liblua5.4-dev lua5.4 lua-cjson-dev
 libcurl4-openssl-dev libmicrohttpd-dev libsqlite3-dev libzip-dev libexpat1-dev libedit-dev
-lua-busted lua-filesystem lua-sql-sqlite3 lua-sql-postgres sqlite3
+lua-busted lua-filesystem lua-sql-sqlite3 lua-sql-postgres lua-dbi-sqlite3 lua-dbi-postgresql sqlite3
 lua-socket openssl luarocks
 bsdutils man-db groff-base
 libxml2-utils unzip

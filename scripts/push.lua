@@ -1,3 +1,4 @@
+#!/usr/bin/env dvlua
 -- Push rows from a CSV file or a SQLite table into a Dataverse table, keyed by an
 -- alternate key: the inbound half of a sync (sync_sqlite.lua is the outbound half).
 --
@@ -100,9 +101,22 @@ end
 
 local function read_sqlite(file, tbl)
   if not tbl:match("^[%a_][%w_]*$") then fail("'%s' is not a table name", tbl) end
-  local store = sync.sqlite(file)
-  local cur = store.conn:execute("SELECT * FROM " .. tbl)
-  if not cur then fail("%s has no table %s", file, tbl) end
+  -- LuaSQL reads 64-bit integers whole (LuaDBI's SQLite driver cuts them to 32 bits).
+  local env = require("luasql.sqlite3").sqlite3()
+  local conn = env:connect(file)
+  if not conn then
+    env:close()
+    fail("cannot open database %s", file)
+  end
+  local store = { close = function()
+    conn:close()
+    env:close()
+  end }
+  local cur = conn:execute("SELECT * FROM " .. tbl)
+  if not cur then
+    store.close()
+    fail("%s has no table %s", file, tbl)
+  end
   local header = cur:getcolnames()
   local rows, lines = {}, {}
   local row = cur:fetch({}, "n")
@@ -117,7 +131,7 @@ local function read_sqlite(file, tbl)
     row = cur:fetch({}, "n")
   end
   cur:close()
-  store:close()
+  store.close()
   return header, rows, lines
 end
 

@@ -12,20 +12,21 @@
 local dataverse = require "dataverse"
 local sync = require "dataverse.sync"
 
-local USAGE = "usage: sync_postgres.lua --table NAME [--dsn DSN] [--columns a,b,c] [--page-size N] [--watch SECONDS]"
+local USAGE = "usage: sync_postgres.lua --table NAME [--dsn DSN] [--columns a,b,c] [--page-size N] [--watch SECONDS] [--full]"
 
 sync.main("sync_postgres", function()
   local o = sync.options(arg, { table = "value", dsn = "value", columns = "value", ["page-size"] = "number",
-    watch = "number", help = "flag" }, USAGE)
+    watch = "number", full = "flag", help = "flag" }, USAGE)
   if o.help then return print(USAGE) end
   if not o.table then error(USAGE, 0) end
 
   local org = dataverse.connect()
-  local job = { table = o.table, columns = sync.split(o.columns), page_size = o["page-size"] }
+  local job = { table = o.table, columns = sync.split(o.columns), page_size = o["page-size"], full = o.full }
   sync.plan(org, job) -- an unknown table or one without change tracking fails here, store untouched
   local store <close> = sync.postgres(o.dsn)
   sync.repeat_every(o.watch, function()
     local summary = sync.mirror(org, store, job)
-    io.stderr:write(sync.summary_line(summary), "\n")
+    job.full = nil -- --full reloads once, not on every --watch round
+    io.stderr:write(sync.stamped(sync.summary_line(summary), o.watch), "\n")
   end)
 end)

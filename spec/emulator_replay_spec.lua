@@ -145,6 +145,16 @@ describe("emulator replaying the documentation", function()
       assert.equals("Adventure Works (sample)", r.json.value)
     end)
 
+    it("Retrieve a single property value of a lookup (_x_value)", function()
+      local r = api.get("accounts(" .. id .. ")/_primarycontactid_value")
+      assert.equals(200, r.status)
+      assert.equals(api.base .. "$metadata#accounts(" .. id .. ")/_primarycontactid_value", r.json["@odata.context"])
+      assert.equals(cid, r.json.value)
+      r = api.call("PUT", "accounts(" .. id .. ")/_primarycontactid_value", { body = { value = cid } })
+      assert.equals(400, r.status)
+      assert.matches("@odata.bind", r.json.error.message, 1, true)
+    end)
+
     it("Retrieve the raw value of a property with /$value", function()
       local r = api.get("accounts(" .. id .. ")/name/$value")
       assert.equals(200, r.status)
@@ -172,6 +182,12 @@ describe("emulator replaying the documentation", function()
       assert.matches("Account_Tasks", r.json.error.message, 1, true)
       r = api.get("accounts(" .. id .. ")/Account_Tasks/$count")
       assert.equals(501, r.status)
+    end)
+
+    it("refuses $expand=primarycontactid/$ref loudly (501)", function()
+      local r = api.get("accounts(" .. id .. ")?$select=name&$expand=primarycontactid/$ref")
+      assert.equals(501, r.status)
+      assert.matches("primarycontactid/$ref", r.json.error.message, 1, true)
     end)
 
     it("Retrieve related rows by expanding single-valued navigation properties", function()
@@ -347,6 +363,13 @@ describe("emulator replaying the documentation", function()
       assert.matches("Microsoft.Dynamics.CRM.LastXHours", r.json.error.message, 1, true)
     end)
 
+    it("refuses not before a query function, as \"Use Web API functions\" documents", function()
+      local r = api.get("accounts?$select=name&$filter=" ..
+        api.enc("not Microsoft.Dynamics.CRM.In(PropertyName='name',PropertyValues=['x'])"))
+      assert.equals(400, r.status)
+      assert.equals("Not operator along with the Custom Named Condition operators is not allowed", r.json.error.message)
+    end)
+
     it("single quotes doubled in a literal; an unterminated literal is refused", function()
       assert.equals("Pat O'Bryan", names(q("contacts", "$select=fullname&$filter=lastname eq 'O''Bryan'")))
       local r = q("contacts", "$select=fullname&$filter=lastname eq 'O")
@@ -367,6 +390,87 @@ describe("emulator replaying the documentation", function()
       assert.equals("Litware, Inc. (sample)", row.name)
       assert.equals("Susanna Stubberod (sample)", row["_primarycontactid_value@OData.Community.Display.V1.FormattedValue"])
       assert.equals(cid, row._primarycontactid_value)
+    end)
+
+    it("Use OData to query data: the service document lists the entity sets", function()
+      local r = api.get("")
+      assert.equals(200, r.status)
+      json_headers(r)
+      assert.equals(api.base .. "$metadata", r.json["@odata.context"])
+      local found
+      for _, v in ipairs(r.json.value) do
+        if v.name == "accounts" then found = v end
+      end
+      assert.same({ name = "accounts", kind = "EntitySet", url = "accounts" }, found)
+    end)
+
+    it("Retrieve data: $select, $orderby, $top and the formatted values preference applied", function()
+      local r = api.get("accounts?$select=name,statecode,statuscode&$orderby=name&$top=1",
+        { headers = { Prefer = 'odata.include-annotations="OData.Community.Display.V1.FormattedValue"' } })
+      assert.equals(200, r.status)
+      json_headers(r)
+      assert.equals('odata.include-annotations="OData.Community.Display.V1.FormattedValue"', r.headers["preference-applied"])
+      assert.equals(api.base .. "$metadata#accounts(name,statecode,statuscode)", r.json["@odata.context"])
+      assert.equals(1, #r.json.value)
+      local row = r.json.value[1]
+      assert.equals("Fourth Coffee (sample)", row.name)
+      assert.equals(0, row.statecode)
+      assert.equals(1, row.statuscode)
+      assert.matches("^" .. GUID .. "$", row.accountid)
+    end)
+
+    it("Use parameter aliases with query options ($orderby and $filter; an unassigned alias is null)", function()
+      local plain = q("accounts", "$select=name,revenue&$orderby=revenue asc,name desc&$filter=revenue ne null")
+      local aliased = api.get("accounts?$select=name,revenue&$orderby=" .. api.enc("@p1 asc,@p2 desc") ..
+        "&$filter=" .. api.enc("@p1 ne @p3") .. "&@p1=revenue&@p2=name")
+      assert.equals(200, aliased.status, aliased.body)
+      assert.equals(3, #aliased.json.value)
+      for i = 1, 3 do assert.equals(plain.json.value[i].name, aliased.json.value[i].name) end
+      assert.equals("Litware, Inc. (sample)", aliased.json.value[1].name)
+    end)
+
+    it("refuses the unsupported OData query options $skip, $search, $format", function()
+      for _, o in ipairs { "$skip=1", "$search=x", "$format=json" } do
+        local r = api.get("accounts?" .. o)
+        assert.equals(400, r.status)
+        assert.equals("0x80060888", r.json.error.code)
+        assert.matches(o:match("^[^=]+"), r.json.error.message, 1, true)
+      end
+    end)
+
+    it("Page results: odata.maxpagesize, Preference-Applied and a nextLink that keeps $select", function()
+      local seen = {}
+      local r = api.get("contacts?$select=fullname", { headers = { Prefer = "odata.maxpagesize=2" } })
+      for page = 1, 2 do
+        assert.equals(200, r.status)
+        assert.equals("4.0", r.headers["odata-version"])
+        assert.equals("odata.maxpagesize=2", r.headers["preference-applied"])
+        assert.equals(api.base .. "$metadata#contacts(fullname)", r.json["@odata.context"])
+        assert.equals(2, #r.json.value)
+        for _, row in ipairs(r.json.value) do
+          assert.matches('^W/"%d+"$', row["@odata.etag"])
+          assert.is_nil(seen[row.contactid])
+          seen[row.contactid] = row.fullname
+        end
+        if page == 1 then
+          assert.matches("^" .. api.base:gsub("%p", "%%%0") .. "contacts%?%$select=fullname&%$skiptoken=", r.json["@odata.nextLink"])
+          r = api.get(r.json["@odata.nextLink"], { headers = { Prefer = "odata.maxpagesize=2" } })
+        end
+      end
+      assert.is_nil(r.json["@odata.nextLink"])
+    end)
+
+    it("Order rows: lookups sort by the related row's primary name", function()
+      local a = api.create("contacts", { firstname = "Aaron", lastname = "Zed" })
+      local z = api.create("contacts", { firstname = "Zoe", lastname = "Able" })
+      local x = api.create("accounts", { name = "Ordered 1", ["primarycontactid@odata.bind"] = "/contacts(" .. z .. ")" })
+      local y = api.create("accounts", { name = "Ordered 2", ["primarycontactid@odata.bind"] = "/contacts(" .. a .. ")" })
+      local r = q("accounts", "$select=name&$filter=startswith(name,'Ordered')&$orderby=_primarycontactid_value asc")
+      assert.equals(200, r.status, r.body)
+      assert.equals("Ordered 2", r.json.value[1].name) -- Aaron Zed before Zoe Able
+      assert.equals("Ordered 1", r.json.value[2].name)
+      for _, id in ipairs { x, y } do assert.equals(204, api.delete("accounts(" .. id .. ")").status) end
+      for _, id in ipairs { a, z } do assert.equals(204, api.delete("contacts(" .. id .. ")").status) end
     end)
 
     it("Order rows and $top", function()
@@ -469,6 +573,62 @@ describe("emulator replaying the documentation", function()
       json_headers(r)
       assert.equals(api.base .. "$metadata#Microsoft.Dynamics.CRM.RetrieveVersionResponse", r.json["@odata.context"])
       assert.matches("^9%.2%.%d+%.%d+$", r.json.Version)
+    end)
+  end)
+  -- "Associate and disassociate table rows using the Web API"
+  describe("Associate and disassociate table rows using the Web API", function()
+    local id, c1, c2
+    before_each(function()
+      c1 = api.create("contacts", { firstname = "First", lastname = "Contact" })
+      c2 = api.create("contacts", { firstname = "Second", lastname = "Contact" })
+      id = api.create("accounts", { name = "Associated", ["primarycontactid@odata.bind"] = "/contacts(" .. c1 .. ")" })
+    end)
+    local function contact_of(aid)
+      local v = api.get("accounts(" .. aid .. ")?$select=_primarycontactid_value").json._primarycontactid_value
+      return v ~= cjson.null and v or nil
+    end
+
+    it("Change the reference in a single-valued navigation property (PUT …/$ref)", function()
+      local r = api.call("PUT", "accounts(" .. id .. ")/primarycontactid/$ref",
+        { body = { ["@odata.id"] = "contacts(" .. c2 .. ")" } })
+      assert.equals(204, r.status)
+      assert.equals("4.0", r.headers["odata-version"])
+      assert.is_nil(r.headers["odata-entityid"])
+      assert.equals(c2, contact_of(id))
+      r = api.call("PUT", "accounts(" .. id .. ")/primarycontactid/$ref",
+        { body = { ["@odata.id"] = api.base .. "contacts(" .. c1 .. ")" } })
+      assert.equals(204, r.status)
+      assert.equals(c1, contact_of(id))
+    end)
+
+    it("Remove a reference to a table (DELETE …/$ref of a single-valued navigation property)", function()
+      local r = api.delete("accounts(" .. id .. ")/primarycontactid/$ref")
+      assert.equals(204, r.status)
+      assert.equals("4.0", r.headers["odata-version"])
+      assert.is_nil(contact_of(id))
+    end)
+
+    it("Associate tables on update with @odata.bind", function()
+      local r = api.patch("accounts(" .. id .. ")", { ["primarycontactid@odata.bind"] = "contacts(" .. c2 .. ")" })
+      assert.equals(204, r.status)
+      assert.equals(c2, contact_of(id))
+    end)
+
+    it("Disassociate tables on update: the bind set to null, or the navigation property set to null", function()
+      local r = api.patch("accounts(" .. id .. ")", '{"parentaccountid@odata.bind": null, "primarycontactid@odata.bind": null}')
+      assert.equals(204, r.status)
+      assert.is_nil(contact_of(id))
+      assert.equals(204, api.patch("accounts(" .. id .. ")", { ["primarycontactid@odata.bind"] = "/contacts(" .. c1 .. ")" }).status)
+      r = api.patch("accounts(" .. id .. ")", '{"parentaccountid": null, "primarycontactid": null}')
+      assert.equals(204, r.status, r.body)
+      assert.is_nil(contact_of(id))
+    end)
+
+    it("refuses the collection-valued forms loudly (501)", function()
+      local r = api.post("accounts(" .. id .. ")/opportunity_customer_accounts/$ref",
+        { ["@odata.id"] = api.base .. "opportunities(00000000-0000-0000-0000-000000000001)" })
+      assert.equals(501, r.status)
+      assert.matches("opportunity_customer_accounts", r.json.error.message, 1, true)
     end)
   end)
 end)

@@ -74,12 +74,41 @@ describe("sync_sqlite.lua", function()
     h.churn(org, ids, { create = 1, update = 1, delete = 1 })
     r = run(db, { "--columns", "name,numberofemployees,revenue,donotemail" })
     assert.equal(0, r.status, r.stderr)
-    assert.matches("account: changes,", r.stderr, 1, true)
+    -- New columns are filled by a reload of the table, swapped in when complete.
+    assert.matches("account: full reload (columns added: revenue, donotemail)", r.stderr, 1, true)
     exact(db, { "name", "numberofemployees", "revenue", "donotemail" })
 
     r = run(db, { "--columns", "name" })
     assert.equal(0, r.status, r.stderr)
     exact(db, { "name" })
+  end)
+
+  it("mirrors lookups with their target table and, with labels, choices with their labels", function()
+    local db = fresh_db()
+    local contact = org:create("contact", { firstname = "Pat", lastname = "Lookup" })
+    local linked = org:create("account", { name = "Linked", donotemail = true,
+      ["primarycontactid@odata.bind"] = "/contacts(" .. contact .. ")" })
+    ids[#ids + 1] = linked
+    local store <close> = sync.sqlite(db)
+    local s = sync.mirror(org, store, { table = "account", page_size = 3, progress = false, labels = true })
+    assert.is_true(s.full)
+    h.assert_exact(org, store, "account")
+    local row = store:first("SELECT primarycontactid, primarycontactid__table, donotemail, donotemail__label FROM account " ..
+      "WHERE accountid = ?", linked)
+    assert.equal(contact, row.primarycontactid)
+    assert.equal("contact", row.primarycontactid__table)
+    assert.equal(1, row.donotemail)
+    assert.equal("Yes", row.donotemail__label)
+    -- A null lookup has no target.
+    row = store:first("SELECT count(*) AS n FROM account WHERE primarycontactid IS NULL AND primarycontactid__table IS NOT NULL")
+    assert.equal(0, row.n)
+    -- Without labels the label columns go; the lookup targets stay.
+    s = sync.mirror(org, store, { table = "account", page_size = 3, progress = false })
+    assert.same({ "donotemail__label" }, { (function()
+      for _, c in ipairs(s.dropped) do if c == "donotemail__label" then return c end end
+    end)() })
+    assert.is_nil(store:columns_of("account").donotemail__label)
+    assert.is_truthy(store:columns_of("account").ownerid__table)
   end)
 
   it("ends exact after the process is killed at any page or row, rerun", function()
@@ -130,8 +159,11 @@ describe("sync_sqlite.lua", function()
     assert.is_truthy(err)
     assert.equal(before, h.token(store, "account"))
     local s = sync.mirror(org, store, { table = "account", page_size = 2, progress = false })
-    assert.is_false(s.full)
-    assert.is_true(s.pages >= 3)
+    assert.is_falsy(s.full)
+    -- The two pages committed before the drop are not fetched again: the two others, then
+    -- one page of changes since the stopped run's snapshot.
+    assert.is_true(s.resumed)
+    assert.equal(3, s.pages)
     h.assert_exact(org, store, "account")
   end)
 
@@ -246,6 +278,20 @@ describe("sync_sqlite.lua", function()
       assert.matches("sync_sqlite: cannot open database " .. dir, r.stderr, 1, true)
     end)
 
+    it("a table of the same name that no sync made is left alone", function()
+      local other = fresh_db()
+      do
+        local s <close> = sync.sqlite(other)
+        s:exec("CREATE TABLE account (x TEXT)")
+        s:exec("INSERT INTO account VALUES ('mine')")
+      end
+      local r = run(other)
+      assert.equal(1, r.status)
+      assert.matches("sync_sqlite: the store already has a table account that this sync did not make", r.stderr, 1, true)
+      local s <close> = sync.sqlite(other)
+      assert.equal("mine", s:first("SELECT x FROM account").x)
+    end)
+
     it("bad options", function()
       local r = h.script(emu, "sync_sqlite.lua", { "--table", "account" })
       assert.equal(1, r.status)
@@ -284,8 +330,18 @@ describe("sync_sqlite.lua", function()
     local rc = tonumber(dv.read_file(rcf):match("%d+"))
     assert.equal(130, rc)
     assert.matches("sync_sqlite: interrupted", dv.read_file(errf), 1, true)
+    -- every round's summary line says when it ran
+    local rounds = 0
+    for line in dv.read_file(errf):gmatch("[^\n]+") do
+      if line:find("account: ", 1, true) then
+        rounds = rounds + 1
+        assert.matches("^%d%d%d%d%-%d%d%-%d%dT%d%d:%d%d:%d%dZ account: ", line)
+      end
+    end
+    assert.is_true(rounds >= 2)
     local r = run(db)
     assert.equal(0, r.status, r.stderr)
+    assert.matches("^account: ", r.stderr)
     exact(db)
   end)
 end)

@@ -74,6 +74,26 @@ static int resolve_prop(void *ud, const char *name, size_t n, char *expr, size_t
     return query_kind(a->type);
 }
 
+/* $orderby resolves like $filter, except that a lookup sorts by the related row's primary
+ * name ("Order rows": "the results are sorted using the primary name field for the related
+ * table"). */
+static int resolve_order(void *ud, const char *name, size_t n, char *expr, size_t cap)
+{
+    resolve_ctx *c = ud;
+    const dv_attribute_def *a = memchr(name, '/', n) ? NULL : store_prop(c->t, name, n);
+    emu_entity *target = a && a->type == DV_ATTR_LOOKUP && a->target
+                             ? store_by_logical(c->r->emu, a->target, strlen(a->target))
+                             : NULL;
+    if (!target || !target->def.primary_name) return resolve_prop(ud, name, n, expr, cap);
+    char lookup[160];
+    emu_prop_name(a, lookup, sizeof lookup);
+    snprintf(expr, cap,
+             "(SELECT nav.data->>'$.%s' FROM row AS nav WHERE nav.entity='%s' AND "
+             "nav.id=(row.data->>'$.%s') COLLATE NOCASE)",
+             target->def.primary_name, target->def.logical_name, lookup);
+    return QK_STRING;
+}
+
 static int count_rows(emu_req *r, const emu_entity *t, const query_filter *f)
 {
     sbuf sql = {0};
@@ -108,7 +128,10 @@ static void expand_aliases(emu_req *r, const char *filter, sbuf *out)
             char alias[64];
             snprintf(alias, sizeof alias, "%.*s", (int)(p - s < 63 ? p - s : 63), s);
             const char *v = emu_arg(r, alias);
-            sb_puts(out, v ? v : alias);
+            sb_puts(
+                out,
+                v ? v
+                  : "null"); /* "If the alias isn't assigned a value, it's assumed to be null." */
             continue;
         }
         sb_putc(out, *p++);
@@ -126,8 +149,12 @@ int h_query_rows(emu_req *r, emu_entity *t, int count_only)
         return emu_error(r, 501, BAD_QUERY,
                          "$apply and fetchXml are not served by the dvlua "
                          "emulator.");
-    if (emu_arg(r, "$skip"))
-        return emu_error(r, 400, BAD_QUERY, "The query parameter $skip is not supported");
+    /* "Unsupported OData query options" of "Use OData to query data" */
+    static const char *unsupported[] = {"$skip", "$search", "$format"};
+    for (int i = 0; i < 3; i++)
+        if (emu_arg(r, unsupported[i]))
+            return emu_error(r, 400, BAD_QUERY, "The query parameter %s is not supported",
+                             unsupported[i]);
     long top = -1;
     if (top_s) {
         char *end;
@@ -168,10 +195,17 @@ int h_query_rows(emu_req *r, emu_entity *t, int count_only)
         selection_free(&s);
         return -1;
     }
-    sbuf order = {0};
+    sbuf order = {0}, order_expanded = {0};
+    if (orderby && strchr(orderby, '@')) {
+        expand_aliases(r, orderby, &order_expanded);
+        orderby = sb_str(&order_expanded);
+    }
     char err[512];
-    if (orderby && query_orderby_compile(&order, orderby, t->def.logical_name, resolve_prop, &rc,
-                                         err, sizeof err)) {
+    int order_bad = orderby && query_orderby_compile(&order, orderby, t->def.logical_name,
+                                                     resolve_order, &rc, err, sizeof err);
+    sb_free(&order_expanded);
+    orderby = orderby ? "" : NULL; /* from here on only whether there was one matters */
+    if (order_bad) {
         if (have_filter) query_filter_free(&f);
         selection_free(&s);
         sb_free(&order);

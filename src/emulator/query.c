@@ -546,6 +546,14 @@ static int expr_not(parser *ps)
 {
     if (is_word(ps, "not")) {
         next(ps);
+        if (ps->tok == T_IDENT && ps->tn > strlen(CRM_NS) &&
+            strncmp(ps->ts, CRM_NS, strlen(CRM_NS)) == 0) {
+            /* "Use Web API functions", Limitations of query functions */
+            snprintf(ps->q->err, sizeof ps->q->err,
+                     "Not operator along with the Custom Named Condition operators is not "
+                     "allowed");
+            return -1;
+        }
         sb_puts(&ps->q->sql, "NOT ");
         if (++ps->depth > 100) return syntax(ps);
         int rc = expr_not(ps);

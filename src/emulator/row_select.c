@@ -121,6 +121,11 @@ static int parse_expand(emu_req *r, const emu_entity *t, const char *ex, selecti
         }
         char nav[128];
         snprintf(nav, sizeof nav, "%.*s", (int)(n < 127 ? n : 127), name);
+        if (strchr(nav, '/'))
+            return emu_error(r, 501, BAD_QUERY,
+                             "'$expand=%s' (/$ref and paths in $expand) is not served by the "
+                             "dvlua emulator.",
+                             nav);
         const dv_attribute_def *a = store_attr(t, nav);
         if (!a || (a->type != DV_ATTR_LOOKUP && a->type != DV_ATTR_OWNER))
             return emu_error(r, 400, BAD_QUERY,

@@ -239,6 +239,17 @@ static int apply_cb(void *ud, const char *key, const char *type, const char *jso
                              "the dvlua emulator.",
                              key);
     }
+    if (strcmp(type, "null") == 0) {
+        /* "Disassociate tables on update": a single-valued navigation property set to null */
+        const dv_attribute_def *nav = store_attr(t, key);
+        if (nav && (nav->type == DV_ATTR_LOOKUP || nav->type == DV_ATTR_OWNER) &&
+            !is_server_lookup(nav->logical_name)) {
+            char prop[160];
+            emu_prop_name(nav, prop, sizeof prop);
+            fs_set(c->fs, prop, "null");
+            return 0;
+        }
+    }
     const dv_attribute_def *a = store_prop(t, key, klen);
     if (!a || a->type == DV_ATTR_LOOKUP || a->type == DV_ATTR_OWNER) {
         c->failed = 1;

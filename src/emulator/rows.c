@@ -205,6 +205,66 @@ static int navigation_get(emu_req *r, emu_entity *t, const address *a, const dv_
     return rc;
 }
 
+/* Runs body as a PATCH of the row addressed by id (the single-column and reference forms
+ * are updates of one member). */
+static int patch_with(emu_req *r, emu_entity *t, const char *id, const char *body)
+{
+    const char *saved = r->body;
+    size_t saved_len = r->body_len;
+    r->body = body;
+    r->body_len = strlen(body);
+    address by_id = {ADDR_ID, "", 0, {{{0}}, 0}, NULL, 0};
+    snprintf(by_id.id, sizeof by_id.id, "%s", id);
+    int rc = h_row_patch(r, t, &by_id);
+    r->body = saved;
+    r->body_len = saved_len;
+    return rc;
+}
+
+/* "Associate and disassociate": PUT <row>/<nav>/$ref with {"@odata.id": "<entity URI>"}
+ * sets the lookup, DELETE <row>/<nav>/$ref clears it. */
+static int navigation_ref(emu_req *r, emu_entity *t, const address *a, const dv_attribute_def *nav)
+{
+    char id[37];
+    if (!find_row(r, t, a, id)) return not_found(r, t, a);
+    int del = strcmp(r->method, "DELETE") == 0;
+    sqlite3_stmt *st =
+        store_stmt(r->emu, "SELECT CASE WHEN ?3 THEN json_object(?2, NULL) "
+                           "WHEN json_valid(?1) AND json_type(?1, '$.\"@odata.id\"') "
+                           "= 'text' THEN json_object(?2, ?1 ->> '$.\"@odata.id\"') END");
+    if (!st) return emu_error(r, 500, "0x80040216", "The store failed.");
+    char key[160];
+    snprintf(key, sizeof key, "%s@odata.bind", nav->logical_name);
+    sqlite3_bind_text(st, 1, r->body ? r->body : "", (int)r->body_len, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 2, key, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int(st, 3, del);
+    if (sqlite3_step(st) != SQLITE_ROW || !sqlite3_column_text(st, 0)) {
+        sqlite3_reset(st);
+        return emu_error(r, 400, BAD_QUERY,
+                         "The body must be a JSON object with an '@odata.id' naming the row "
+                         "to refer to.");
+    }
+    char *body = strdup((const char *)sqlite3_column_text(st, 0));
+    sqlite3_reset(st);
+    int rc = patch_with(r, t, id, body);
+    free(body);
+    if (rc == 0) {
+        /* the reference answers bare 204, without the update's OData-EntityId */
+        for (int i = 0; i < r->n_hdr; i++) {
+            if (strcmp(r->hdr_name[i], "OData-EntityId") != 0) continue;
+            free(r->hdr_name[i]);
+            free(r->hdr_val[i]);
+            r->n_hdr--;
+            memmove(&r->hdr_name[i], &r->hdr_name[i + 1],
+                    sizeof *r->hdr_name * (size_t)(r->n_hdr - i));
+            memmove(&r->hdr_val[i], &r->hdr_val[i + 1],
+                    sizeof *r->hdr_val * (size_t)(r->n_hdr - i));
+            i--;
+        }
+    }
+    return rc;
+}
+
 int h_row_property(emu_req *r, emu_entity *t, const address *a, const char *path)
 {
     /* "prop", "prop/$value", "nav", "nav/$ref", "nav/…" */
@@ -217,12 +277,14 @@ int h_row_property(emu_req *r, emu_entity *t, const address *a, const char *path
     const dv_attribute_def *nav = at ? NULL : store_attr(t, prop);
     if (nav && nav->type != DV_ATTR_LOOKUP && nav->type != DV_ATTR_OWNER) nav = NULL;
     if (nav) {
-        if (*rest || strcmp(r->method, "GET") != 0)
-            return emu_error(r, 501, BAD_QUERY,
-                             "'%s %s' (navigation references, association) is not served by the "
-                             "dvlua emulator.",
-                             r->method, path);
-        return navigation_get(r, t, a, nav);
+        if (!*rest && strcmp(r->method, "GET") == 0) return navigation_get(r, t, a, nav);
+        if (strcmp(rest, "$ref") == 0 &&
+            (!strcmp(r->method, "PUT") || !strcmp(r->method, "DELETE")))
+            return navigation_ref(r, t, a, nav);
+        return emu_error(r, 501, BAD_QUERY,
+                         "'%s %s' is not served by the dvlua emulator (a single-valued "
+                         "navigation property takes GET, and PUT or DELETE of its /$ref).",
+                         r->method, path);
     }
     if (!at && *rest)
         return emu_error(r, 501, BAD_QUERY,
@@ -234,10 +296,12 @@ int h_row_property(emu_req *r, emu_entity *t, const address *a, const char *path
                          "Could not find a property named '%s' on type "
                          "'Microsoft.Dynamics.CRM.%s'.",
                          prop, t->def.logical_name);
-    if (at->type == DV_ATTR_LOOKUP || at->type == DV_ATTR_OWNER)
-        return emu_error(r, 501, BAD_QUERY,
-                         "Navigation paths are not served by the dvlua "
-                         "emulator.");
+    if ((at->type == DV_ATTR_LOOKUP || at->type == DV_ATTR_OWNER) && strcmp(r->method, "GET") != 0)
+        return emu_error(r, 400, BAD_QUERY,
+                         "The lookup property '%s' is read-only: set the lookup with "
+                         "'<navigation property>@odata.bind' or PUT <row>/<navigation "
+                         "property>/$ref.",
+                         prop);
     int raw = strcmp(rest, "$value") == 0;
     if (raw && (at->type == DV_ATTR_FILE || at->type == DV_ATTR_IMAGE))
         return emu_error(r, 501, BAD_QUERY,
@@ -284,15 +348,7 @@ int h_row_property(emu_req *r, emu_entity *t, const address *a, const char *path
         return emu_error(r, 400, BAD_QUERY, "The body must be a JSON object with a 'value'.");
     char *body = strdup((const char *)sqlite3_column_text(st, 0));
     sqlite3_reset(st);
-    const char *saved = r->body;
-    size_t saved_len = r->body_len;
-    r->body = body;
-    r->body_len = strlen(body);
-    address by_id = {ADDR_ID, "", 0, {{{0}}, 0}, NULL, 0};
-    snprintf(by_id.id, sizeof by_id.id, "%s", id);
-    int rc = h_row_patch(r, t, &by_id);
-    r->body = saved;
-    r->body_len = saved_len;
+    int rc = patch_with(r, t, id, body);
     free(body);
     return rc;
 }
