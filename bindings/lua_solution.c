@@ -15,12 +15,6 @@
 
 #define DEF_META "dataverse.solution_def"
 
-/* Dataverse AttributeType names, in dv_attr_type order. */
-static const char *const type_names[] = {
-    "String",   "Memo",   "Integer",          "BigInt",   "Decimal", "Double", "Money", "Boolean",
-    "DateTime", "Lookup", "Uniqueidentifier", "Picklist", "State",   "Status", "Owner",
-};
-
 static int push_bytes_or_raise(lua_State *L, int rc, void *data, size_t len, const char *err)
 {
     if (rc < 0) {
@@ -70,6 +64,8 @@ static void push_entity(lua_State *L, const dv_entity_def *e)
     set_string(L, "primary_name", e->primary_name);
     lua_pushboolean(L, e->change_tracking);
     lua_setfield(L, -2, "change_tracking");
+    lua_pushboolean(L, e->has_info);
+    lua_setfield(L, -2, "defines_table");
 
     lua_createtable(L, e->n_attributes, 0);
     for (int i = 0; i < e->n_attributes; i++) {
@@ -77,7 +73,8 @@ static void push_entity(lua_State *L, const dv_entity_def *e)
         lua_createtable(L, 0, 6);
         set_string(L, "logical_name", a->logical_name);
         set_string(L, "display_name", a->display_name);
-        set_string(L, "type", type_names[a->type]);
+        set_string(L, "type", dv_attr_type_code(a->type));
+        set_string(L, "type_name", dv_attr_type_name(a->type));
         if (a->max_length) {
             lua_pushinteger(L, a->max_length);
             lua_setfield(L, -2, "max_length");
@@ -133,6 +130,17 @@ static int l_parse(lua_State *L)
         lua_rawseti(L, -2, i + 1);
     }
     lua_setfield(L, -2, "entities");
+    lua_createtable(L, def->n_relationships, 0);
+    for (int i = 0; i < def->n_relationships; i++) {
+        const dv_relationship_def *r = &def->relationships[i];
+        lua_createtable(L, 0, 4);
+        set_string(L, "name", r->name);
+        set_string(L, "referencing_entity", r->referencing_entity);
+        set_string(L, "referencing_attribute", r->referencing_attribute);
+        set_string(L, "referenced_entity", r->referenced_entity);
+        lua_rawseti(L, -2, i + 1);
+    }
+    lua_setfield(L, -2, "relationships");
     dv_solution_def_free(def);
     return 1;
 }

@@ -3,9 +3,12 @@
 -- tracking", RetrieveEntityChanges), step by step, with dvlua:
 --
 --   dvlua scripts/change_tracking_sample.lua [--delete | --keep] [--url URL] [--page-size N]
+--                                            [--solution PATH]
 --
 -- Setup: import the ChangeTrackingSample solution (table sample_book with the alternate key
--- sample_bookcode), wait for the key's index, create ten books.
+-- sample_bookcode) from solutions/ChangeTrackingSample/ next to this script, or from the
+-- folder or zip given with --solution (Microsoft's own export of it, say), wait for the key's
+-- index, create ten books.
 -- Demonstrate: retrieve the table's changes with no token and keep the data token; create,
 -- update and delete books; retrieve the changes since the token and show them.
 -- Clean up: delete the solution, which removes the table and its rows (--delete), or keep it
@@ -25,7 +28,7 @@ local DUPLICATE_KEY = { ["0x80060892"] = true, ["-2147088238"] = true }
 
 local function usage()
   io.stderr:write("usage: dvlua change_tracking_sample.lua [--delete | --keep] [--url URL] ",
-    "[--page-size N]\n")
+    "[--page-size N] [--solution PATH]\n")
   os.exit(2)
 end
 
@@ -44,6 +47,8 @@ do
       opts.cleanup = a:sub(3)
     elseif a == "--url" and arg[i + 1] then
       opts.url, i = arg[i + 1], i + 1
+    elseif a == "--solution" and arg[i + 1] then
+      opts.solution, i = arg[i + 1], i + 1
     elseif a == "--page-size" and math.tointeger(tonumber(arg[i + 1])) then
       opts.page_size, i = math.tointeger(tonumber(arg[i + 1])), i + 1
     else
@@ -54,8 +59,10 @@ do
   end
 end
 
--- The solution source sits next to this script (solutions/ChangeTrackingSample/ in the
--- source tree), or, installed as <prefix>/bin/dvlua-sample, in <prefix>/share/dvlua/solutions.
+-- The solution to import: --solution PATH (a folder or a zip, such as the solution exported
+-- from an organization), else the source next to this script (solutions/ChangeTrackingSample/
+-- in the source tree), or, installed as <prefix>/bin/dvlua-sample, in
+-- <prefix>/share/dvlua/solutions.
 local here = arg[0]:match("^(.*)/[^/]*$") or "."
 local solution_dir = here .. "/solutions/" .. SOLUTION
 for _, dir in ipairs { solution_dir, here .. "/../share/dvlua/solutions/" .. SOLUTION } do
@@ -151,16 +158,28 @@ local function main()
   if installed then
     say("  Solution %s %s is already installed", SOLUTION, tostring(installed.version))
   else
-    local f = io.open(solution_dir .. "/solution.xml", "rb")
-    if not f then
-      error(("cannot find the solution source %s/solution.xml (the script looks for "
-        .. "solutions/%s next to itself and in ../share/dvlua/solutions)"):format(solution_dir, SOLUTION), 0)
+    local source = opts.solution or solution_dir
+    if not opts.solution then
+      local f = io.open(solution_dir .. "/solution.xml", "rb")
+      if not f then
+        error(("cannot find the solution source %s/solution.xml (the script looks for "
+          .. "solutions/%s next to itself and in ../share/dvlua/solutions)"):format(solution_dir,
+          SOLUTION), 0)
+      end
+      f:close()
+    else
+      local f = io.open(source, "rb")
+      if not f then
+        error(("cannot open the solution %s given with --solution"):format(source), 0)
+      end
+      f:close()
     end
-    f:close()
-    org:import_solution(solution_dir, { overwrite = false, publish_workflows = false })
+    org:import_solution(source, { overwrite = false, publish_workflows = false })
     installed = org:solution(SOLUTION)
-    say("  Solution %s %s imported from %s", SOLUTION, tostring(installed and installed.version),
-      solution_dir)
+    if not installed then
+      error(("%s does not hold the solution %s"):format(source, SOLUTION), 0)
+    end
+    say("  Solution %s %s imported from %s", SOLUTION, tostring(installed.version), source)
   end
 
   -- The key's index is built asynchronously after the import; rows written before it is

@@ -12,9 +12,9 @@ layers='
 serve
 server
 router
-rows queries changes metadata solutions oauth functions batch bulk
+rows queries changes metadata solutions oauth functions batch bulk csdl
 row_put
-row_write row_select row_address
+row_write row_select row_address components
 store
 request clock entity builtin solution_parse query limits
 sbuf latency multipart

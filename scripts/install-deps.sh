@@ -10,6 +10,7 @@ libcurl4-openssl-dev libmicrohttpd-dev libsqlite3-dev libzip-dev libexpat1-dev l
 lua-busted lua-filesystem lua-sql-sqlite3 lua-sql-postgres lua-dbi-sqlite3 lua-dbi-postgresql sqlite3
 lua-socket openssl luarocks
 bsdutils man-db groff-base
+libxml2-utils unzip
 postgresql
 "
 

@@ -205,11 +205,12 @@ describe("emulator metadata and solutions", function()
         unique = "Clash",
         tables = {
           { name = "sample_fresh", set = "sample_freshes", columns = { { name = "sample_name" } } },
-          { name = "account", set = "accounts", columns = { { name = "name" } } },
+          { name = "account", set = "accounts", columns = { { name = "sample_tag" }, { name = "name", type = "int" } } },
         },
       }
       local r = import(clash)
       assert.equals(400, r.status)
+      assert.matches("column 'name' of table 'account' is of type String; the solution defines it as Integer", r.json.error.message)
       assert.equals(404, api.get("EntityDefinitions(LogicalName='sample_fresh')").status)
       assert.equals(0, #api.get("solutions?$filter=" .. api.enc("uniquename eq 'Clash'")).json.value)
     end)

@@ -170,6 +170,50 @@ describe("change_tracking_sample.lua", function()
       .. "solutions/ChangeTrackingSample next to itself and in ../share/dvlua/solutions)\n", r.stderr)
   end)
 
+  it("imports the solution from a zip given with --solution", function()
+    local solution = require "dataverse.solution"
+    local zip = os.tmpname() .. ".zip"
+    dv.write_file(zip, solution.pack(SOLUTION_DIR))
+    finally(function() os.remove(zip) end)
+    local r = sample(emu, "--solution", zip, "--keep")
+    assert.equals(0, r.status, r.stderr)
+    assert.matches("Solution ChangeTrackingSample 1%.0%.0%.0 imported from " .. zip:gsub("%p", "%%%0"), r.stdout)
+    assert.equals(11, #report(r.stdout).updated)
+    local org <close> = connect(emu)
+    assert.equals(19, org:count("sample_book"))
+  end)
+
+  it("imports the solution from a folder given with --solution, wherever the script is", function()
+    local dir = os.tmpname()
+    os.remove(dir)
+    assert(os.execute("mkdir -p " .. dv.quote(dir .. "/elsewhere")))
+    finally(function() os.execute("rm -rf " .. dv.quote(dir)) end)
+    for _, f in ipairs { "solution.xml", "customizations.xml", "[Content_Types].xml" } do
+      dv.write_file(dir .. "/elsewhere/" .. f, dv.read_file(SOLUTION_DIR .. "/" .. f))
+    end
+    dv.write_file(dir .. "/change_tracking_sample.lua", dv.read_file(SCRIPT))
+    local r = run(emu, { dir .. "/change_tracking_sample.lua", "--solution", dir .. "/elsewhere", "--delete" })
+    assert.equals(0, r.status, r.stderr)
+    assert.matches("imported from " .. (dir .. "/elsewhere"):gsub("%p", "%%%0"), r.stdout)
+    assert.matches("Solution ChangeTrackingSample deleted", r.stdout)
+  end)
+
+  it("names a --solution path that does not exist, or holds another solution", function()
+    local r = sample(emu, "--solution", "/nonexistent/solution.zip", "--delete")
+    assert.equals(1, r.status)
+    assert.equals("change_tracking_sample: cannot open the solution /nonexistent/solution.zip given "
+      .. "with --solution\n", r.stderr)
+    local E = require "emulator"
+    local other = os.tmpname() .. ".zip"
+    dv.write_file(other, E.zip(E.solution_files { unique = "Other", tables = { { name = "sample_other",
+      set = "sample_others", columns = { { name = "sample_name" } } } } }))
+    finally(function() os.remove(other) end)
+    r = sample(emu, "--solution", other, "--delete")
+    assert.equals(1, r.status)
+    assert.equals("change_tracking_sample: " .. other .. " does not hold the solution ChangeTrackingSample\n",
+      r.stderr)
+  end)
+
   it("ends with the server's refusal and a non-zero status", function()
     local r = run(emu, { SCRIPT, "--delete" }, "not-the-token")
     assert.is_not.equals(0, r.status)

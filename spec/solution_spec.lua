@@ -154,7 +154,38 @@ describe("solution.parse of the ChangeTrackingSample solution", function()
                         type = "Uniqueidentifier", required = true },
       sample_name = { logical_name = "sample_name", display_name = "Name", type = "String",
                       max_length = 100, required = true },
-    }, columns)
+    }, { sample_author = columns.sample_author, sample_bookcode = columns.sample_bookcode,
+         sample_bookid = columns.sample_bookid, sample_name = columns.sample_name })
+  end)
+
+  it("reads the system columns an export carries, with their lookups' targets", function()
+    local columns = {}
+    for _, a in ipairs(s.entities[1].attributes) do columns[a.logical_name] = a end
+    local expected = {
+      createdby = "Lookup", createdon = "DateTime", createdonbehalfby = "Lookup",
+      importsequencenumber = "Integer", modifiedby = "Lookup", modifiedon = "DateTime",
+      modifiedonbehalfby = "Lookup", overriddencreatedon = "DateTime", ownerid = "Owner",
+      owningbusinessunit = "Lookup", owningteam = "Lookup", owninguser = "Lookup",
+      statecode = "State", statuscode = "Status", timezoneruleversionnumber = "Integer",
+      utcconversiontimezonecode = "Integer",
+      sample_author = "String", sample_bookcode = "String", sample_bookid = "Uniqueidentifier",
+      sample_name = "String",
+    }
+    local types = {}
+    for name, a in pairs(columns) do types[name] = a.type end
+    assert.same(expected, types)
+    assert.equals("systemuser", columns.createdby.target)
+    assert.equals("businessunit", columns.owningbusinessunit.target)
+    assert.equals("team", columns.owningteam.target)
+  end)
+
+  it("reads the relationships of the table's lookups", function()
+    local names = {}
+    for _, r in ipairs(s.relationships) do
+      names[r.name] = r.referencing_entity .. "." .. r.referencing_attribute .. " -> " .. r.referenced_entity
+    end
+    assert.equals("sample_book.createdby -> systemuser", names.lk_sample_book_createdby)
+    assert.equals("sample_book.owningbusinessunit -> businessunit", names.business_unit_sample_book)
   end)
 
   it("reads the alternate key", function()
@@ -183,7 +214,10 @@ describe("solution.parse", function()
   end)
 
   it("adds the primary key column when the table does not list it", function()
-    local dir = customizations("<Type>primarykey</Type>", "<Type>virtual</Type>")
+    local dir = customizations("<Type>primarykey</Type>\n              <Name>sample_bookid</Name>\n"
+      .. "              <LogicalName>sample_bookid</LogicalName>",
+      "<Type>virtual</Type>\n              <Name>sample_bookguid</Name>\n"
+      .. "              <LogicalName>sample_bookguid</LogicalName>")
     local e = solution.parse(solution.pack(dir)).entities[1]
     assert.equals("sample_bookid", e.primary_id)
     local types = {}
@@ -208,11 +242,10 @@ describe("solution.parse", function()
       <ReferencingEntityName>sample_Book</ReferencingEntityName>
       <ReferencedEntityName>Account</ReferencedEntityName>
       <ReferencingAttributeName>sample_PublisherId</ReferencingAttributeName>
-    </EntityRelationship>
-  </EntityRelationships>]]
+    </EntityRelationship>]]
     local dir = sample_copy { ["customizations.xml"] = function(t)
       t = replace(t, "          </attributes>", lookup)
-      return replace(t, "  <EntityRelationships />", relationship)
+      return replace(t, "  <EntityRelationships>", relationship)
     end }
     local found
     for _, a in ipairs(solution.parse(solution.pack(dir)).entities[1].attributes) do
@@ -311,9 +344,11 @@ describe("solution.parse", function()
                    .. "'hologram'$", parse_error(dir))
   end)
 
-  it("refuses a table without a primary name column", function()
+  it("reads a table without a primary name column (the import decides)", function()
     local dir = customizations("<DisplayMask>PrimaryName|", "<DisplayMask>")
-    assert.matches("entity sample_book: no attribute is marked PrimaryName", parse_error(dir))
+    local e = solution.parse(solution.pack(dir)).entities[1]
+    assert.is_nil(e.primary_name)
+    assert.is_true(e.defines_table)
   end)
 
   it("refuses names that could not be SQL identifiers", function()

@@ -94,23 +94,37 @@ static dv_attribute_def asyncoperation_attrs[] = {
     COL("friendlymessage", DV_ATTR_MEMO, 2000, NULL),
     COL("completedon", DV_ATTR_DATETIME, 0, NULL),
 };
+
+/* What ImportSolution records about each import (importjobs(<ImportJobId>)). */
+static dv_attribute_def importjob_attrs[] = {
+    COL("importjobid", DV_ATTR_UNIQUEIDENTIFIER, 0, NULL),
+    COL("name", DV_ATTR_STRING, 100, NULL),
+    COL("solutionname", DV_ATTR_STRING, 256, NULL),
+    COL("solutionid", DV_ATTR_UNIQUEIDENTIFIER, 0, NULL),
+    COL("progress", DV_ATTR_DOUBLE, 0, NULL),
+    COL("startedon", DV_ATTR_DATETIME, 0, NULL),
+    COL("completedon", DV_ATTR_DATETIME, 0, NULL),
+    COL("data", DV_ATTR_MEMO, 0, NULL),
+};
 /* clang-format on */
 
 static dv_entity_def builtins[] = {
     {"account", "accounts", "Account", "accountid", "name", 1, account_attrs, N(account_attrs),
-     NULL, 0},
+     NULL, 0, 1},
     {"contact", "contacts", "Contact", "contactid", "fullname", 1, contact_attrs, N(contact_attrs),
-     NULL, 0},
+     NULL, 0, 1},
     {"systemuser", "systemusers", "User", "systemuserid", "fullname", 1, systemuser_attrs,
-     N(systemuser_attrs), NULL, 0},
+     N(systemuser_attrs), NULL, 0, 1},
     {"businessunit", "businessunits", "Business Unit", "businessunitid", "name", 1,
-     businessunit_attrs, N(businessunit_attrs), NULL, 0},
+     businessunit_attrs, N(businessunit_attrs), NULL, 0, 1},
     {"organization", "organizations", "Organization", "organizationid", "name", 0,
-     organization_attrs, N(organization_attrs), NULL, 0},
+     organization_attrs, N(organization_attrs), NULL, 0, 1},
     {"solution", "solutions", "Solution", "solutionid", "friendlyname", 0, solution_attrs,
-     N(solution_attrs), NULL, 0},
+     N(solution_attrs), NULL, 0, 1},
     {"asyncoperation", "asyncoperations", "System Job", "asyncoperationid", "name", 0,
-     asyncoperation_attrs, N(asyncoperation_attrs), NULL, 0},
+     asyncoperation_attrs, N(asyncoperation_attrs), NULL, 0, 1},
+    {"importjob", "importjobs", "Import Job", "importjobid", "name", 0, importjob_attrs,
+     N(importjob_attrs), NULL, 0, 1},
 };
 
 const dv_entity_def *builtin_entities(int *n)

@@ -119,10 +119,29 @@ static void key_json(dv_emulator *e, const emu_entity *t, const dv_key_def *k, s
 
 static const char *attr_type_name(dv_attr_type t)
 {
-    static const char *n[] = {"String",           "Memo",     "Integer", "BigInt",   "Decimal",
-                              "Double",           "Money",    "Boolean", "DateTime", "Lookup",
-                              "Uniqueidentifier", "Picklist", "State",   "Status",   "Owner"};
-    return (unsigned)t < sizeof n / sizeof n[0] ? n[t] : "String";
+    return dv_attr_type_code(t);
+}
+
+/* The metadata class of a column: <X>AttributeMetadata. */
+static const char *attr_class(dv_attr_type t)
+{
+    switch (t) {
+    case DV_ATTR_UNIQUEIDENTIFIER:
+    case DV_ATTR_VIRTUAL:
+    case DV_ATTR_PARTYLIST:
+    case DV_ATTR_CALENDARRULES:
+        return "";
+    case DV_ATTR_OWNER:
+        return "Lookup";
+    case DV_ATTR_FILE:
+        return "File";
+    case DV_ATTR_IMAGE:
+        return "Image";
+    case DV_ATTR_MULTISELECT:
+        return "MultiSelectPicklist";
+    default:
+        return dv_attr_type_code(t);
+    }
 }
 
 static void attr_json(const emu_entity *t, const dv_attribute_def *a, sbuf *b)
@@ -134,16 +153,15 @@ static void attr_json(const emu_entity *t, const dv_attribute_def *a, sbuf *b)
     sb_printf(b,
               "{\"@odata.type\":\"#Microsoft.Dynamics.CRM.%sAttributeMetadata\","
               "\"MetadataId\":\"%s\",\"LogicalName\":",
-              a->type == DV_ATTR_UNIQUEIDENTIFIER ? ""
-              : a->type == DV_ATTR_OWNER          ? "Lookup"
-                                                  : tn,
-              id);
+              attr_class(a->type), id);
     sb_json_str(b, a->logical_name);
     sb_puts(b, ",\"SchemaName\":");
     sb_json_str(b, a->logical_name);
     sb_puts(b, ",\"EntityLogicalName\":");
     sb_json_str(b, t->def.logical_name);
-    sb_printf(b, ",\"AttributeType\":\"%s\",\"AttributeTypeName\":{\"Value\":\"%sType\"}", tn, tn);
+    const char *tname = dv_attr_type_name(a->type);
+    sb_printf(b, ",\"AttributeType\":\"%s\",\"AttributeTypeName\":{\"Value\":\"%s%s\"}", tn,
+              tname ? tname : tn, tname ? "" : "Type");
     sb_printf(b, ",\"IsPrimaryId\":%s,\"IsPrimaryName\":%s",
               strcmp(a->logical_name, t->def.primary_id) ? "false" : "true",
               t->def.primary_name && !strcmp(a->logical_name, t->def.primary_name) ? "true"

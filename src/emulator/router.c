@@ -5,6 +5,7 @@
 #include "batch.h"
 #include "bulk.h"
 #include "changes.h"
+#include "csdl.h"
 #include "emu_internal.h"
 #include "functions.h"
 #include "metadata.h"
@@ -114,6 +115,7 @@ int router_route(emu_req *r, const char *rest)
         return h_import_solution_async(r);
     }
     if (strcmp(rest, "ReactivateEntityKey") == 0) return h_reactivate_key(r, NULL, NULL);
+    if (strcmp(rest, "$metadata") == 0) return h_csdl(r);
     if (emu_is_function(rest)) return h_function(r, rest);
     if (strcmp(rest, "$batch") == 0) return h_batch(r, batch_dispatch, NULL);
     const char *bound = strstr(rest, "/Microsoft.Dynamics.CRM.");

@@ -58,7 +58,8 @@ static int parse_select_str(emu_req *r, const emu_entity *t, const char *sel, si
     s->explicit_select = sel != NULL;
     if (!sel) {
         for (int i = 0; i < t->def.n_attributes; i++)
-            s->a[s->n++] = &t->def.attributes[i];
+            if (dv_attr_is_property(t->def.attributes[i].type))
+                s->a[s->n++] = &t->def.attributes[i];
         return 0;
     }
     const char *p = sel, *stop = sel + len;
@@ -77,6 +78,11 @@ static int parse_select_str(emu_req *r, const emu_entity *t, const char *sel, si
                              "Could not find a property named '%.*s' on type "
                              "'Microsoft.Dynamics.CRM.%s'.",
                              (int)n, p, t->def.logical_name);
+        if (a->type == DV_ATTR_IMAGE || a->type == DV_ATTR_MULTISELECT)
+            return emu_error(r, 501, "0x80040203",
+                             "The dvlua emulator does not store the content of column '%s' (%s) "
+                             "of table '%s'.",
+                             a->logical_name, dv_attr_type_name(a->type), t->def.logical_name);
         int dup = 0;
         for (int i = 0; i < s->n; i++)
             dup |= s->a[i] == a;

@@ -120,6 +120,25 @@ static int date_ok(const char *s)
     return strlen(s) >= 10 && isdigit((unsigned char)s[0]) && s[4] == '-' && s[7] == '-';
 }
 
+/* A column listed in the metadata whose content the emulator does not keep. Dataverse itself
+ * refuses a file column's content in a create or update ("Use file column data": file data
+ * goes through the file messages); image and choices columns it would take. */
+static int unstored_column(emu_req *r, const emu_entity *t, const dv_attribute_def *a)
+{
+    if (a->type == DV_ATTR_FILE)
+        return emu_error(r, 400, "0x80040203",
+                         "The value of file column '%s' of table '%s' can't be set in a create or "
+                         "update operation; upload the file with the file column messages.",
+                         a->logical_name, t->def.logical_name);
+    return emu_error(r, 501, "0x80040203",
+                     "The dvlua emulator does not store the content of column '%s' (%s) of table "
+                     "'%s'.",
+                     a->logical_name,
+                     dv_attr_type_name(a->type) ? dv_attr_type_name(a->type)
+                                                : dv_attr_type_code(a->type),
+                     t->def.logical_name);
+}
+
 /* Lookups the server fills from the caller and the owner. */
 static int is_server_lookup(const char *logical)
 {
@@ -217,6 +236,10 @@ static int apply_cb(void *ud, const char *key, const char *type, const char *jso
                          "The property '%s' does not exist on type 'Microsoft.Dynamics.CRM.%s'. "
                          "Make sure to only use property names that are defined by the type.",
                          key, tn);
+    }
+    if (!dv_attr_stored(a->type)) {
+        c->failed = 1;
+        return unstored_column(r, t, a);
     }
     if (!strcmp(key, "createdon") || !strcmp(key, "modifiedon") || !strcmp(key, "versionnumber"))
         return 0; /* system-maintained: Dataverse ignores what a client sends */

@@ -239,6 +239,11 @@ int h_row_property(emu_req *r, emu_entity *t, const address *a, const char *path
                          "Navigation paths are not served by the dvlua "
                          "emulator.");
     int raw = strcmp(rest, "$value") == 0;
+    if (raw && (at->type == DV_ATTR_FILE || at->type == DV_ATTR_IMAGE))
+        return emu_error(r, 501, BAD_QUERY,
+                         "Downloading the content of %s column '%s' is not served by the dvlua "
+                         "emulator.",
+                         dv_attr_type_name(at->type), prop);
     if (*rest && !raw)
         return emu_error(r, 400, BAD_QUERY, "Resource not found for the segment '%s'.", rest);
     char id[37];

@@ -266,3 +266,28 @@ unsigned char *base64_decode(const char *s, size_t n, size_t *outlen)
     *outlen = o;
     return out;
 }
+
+void sb_xml_str(sbuf *b, const char *s)
+{
+    for (; s && *s; s++) {
+        switch (*s) {
+        case '<':
+            sb_puts(b, "&lt;");
+            break;
+        case '>':
+            sb_puts(b, "&gt;");
+            break;
+        case '&':
+            sb_puts(b, "&amp;");
+            break;
+        case '"':
+            sb_puts(b, "&quot;");
+            break;
+        case '\'':
+            sb_puts(b, "&apos;");
+            break;
+        default:
+            sb_putc(b, *s);
+        }
+    }
+}

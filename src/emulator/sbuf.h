@@ -16,6 +16,8 @@ void sb_printf(sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3
 /* Appends s as a quoted JSON string. */
 void sb_json_str(sbuf *b, const char *s);
 void sb_json_strn(sbuf *b, const char *s, size_t n);
+/* s escaped for XML text and attribute values (NULL appends nothing). */
+void sb_xml_str(sbuf *b, const char *s);
 /* Appends s percent-encoded for a URL query value. */
 void sb_url_enc(sbuf *b, const char *s);
 /* Returns the NUL-terminated contents (never NULL). */

@@ -21,9 +21,11 @@
  *                       ImportExportXml/EntityRelationships (OneToMany: ReferencingEntityName,
  *                       ReferencingAttributeName, ReferencedEntityName), as Dataverse exports them.
  * Derived when absent: the entity set name (see derive_entity_set_name) and the primary id column
- * (<logical name>id, a Uniqueidentifier). The primary name column is the one whose DisplayMask
- * carries PrimaryName. Attribute types that hold no data of their own (virtual, entityname,
- * managedproperty) are skipped; any other unknown type is an error. */
+ * (<logical name>id, a Uniqueidentifier) of a table that has EntityInfo. The primary name column
+ * is the one whose DisplayMask carries PrimaryName; a table that only customizes an existing one
+ * may have none (the import decides). Every CrmDataType of the customization schema and the
+ * newer file, entityname and calendarrules types are read (see type_names); any other type is
+ * an error. OneToMany relationships are kept in the definition for the import. */
 #include "solution_def.h"
 
 #include <ctype.h>
@@ -110,24 +112,38 @@ static const struct {
     {DOC_CUSTOMIZATIONS, REL "/ReferencingAttributeName", F_REL_ATTRIBUTE},
 };
 
+/* Every CrmDataType of the published customization schema, plus the types newer exports
+ * write (file, entityname, calendarrules). */
 static const struct {
     const char *name;
     dv_attr_type type;
 } type_names[] = {
     {"nvarchar", DV_ATTR_STRING},
+    {"varchar", DV_ATTR_STRING},
+    {"nchar", DV_ATTR_STRING},
+    {"char", DV_ATTR_STRING},
     {"string", DV_ATTR_STRING},
     {"ntext", DV_ATTR_MEMO},
+    {"text", DV_ATTR_MEMO},
     {"memo", DV_ATTR_MEMO},
     {"int", DV_ATTR_INTEGER},
     {"integer", DV_ATTR_INTEGER},
+    {"smallint", DV_ATTR_INTEGER},
+    {"tinyint", DV_ATTR_INTEGER},
+    {"timezone", DV_ATTR_INTEGER},
     {"bigint", DV_ATTR_BIGINT},
+    {"timestamp", DV_ATTR_BIGINT},
     {"decimal", DV_ATTR_DECIMAL},
+    {"numeric", DV_ATTR_DECIMAL},
     {"float", DV_ATTR_DOUBLE},
+    {"real", DV_ATTR_DOUBLE},
     {"double", DV_ATTR_DOUBLE},
     {"money", DV_ATTR_MONEY},
+    {"smallmoney", DV_ATTR_MONEY},
     {"bit", DV_ATTR_BOOLEAN},
     {"boolean", DV_ATTR_BOOLEAN},
     {"datetime", DV_ATTR_DATETIME},
+    {"smalldatetime", DV_ATTR_DATETIME},
     {"lookup", DV_ATTR_LOOKUP},
     {"customer", DV_ATTR_LOOKUP},
     {"primarykey", DV_ATTR_UNIQUEIDENTIFIER},
@@ -136,12 +152,23 @@ static const struct {
     {"state", DV_ATTR_STATE},
     {"status", DV_ATTR_STATUS},
     {"owner", DV_ATTR_OWNER},
+    {"virtual", DV_ATTR_VIRTUAL},
+    {"binary", DV_ATTR_VIRTUAL},
+    {"varbinary", DV_ATTR_VIRTUAL},
+    {"sql_variant", DV_ATTR_VIRTUAL},
+    {"phoneticguide", DV_ATTR_VIRTUAL},
+    {"hierarchyid", DV_ATTR_VIRTUAL},
+    {"file", DV_ATTR_FILE},
+    {"image", DV_ATTR_IMAGE},
+    {"multiselectpicklist", DV_ATTR_MULTISELECT},
+    {"partylist", DV_ATTR_PARTYLIST},
+    {"entityname", DV_ATTR_ENTITYNAME},
+    {"managedproperty", DV_ATTR_MANAGEDPROPERTY},
+    {"calendarrules", DV_ATTR_CALENDARRULES},
 };
 
-/* Exported alongside real columns but derived from them; nothing to store. */
-static const char *const skipped_types[] = {"virtual", "entityname", "managedproperty"};
-
 typedef struct {
+    char *name;             /* the relationship's SchemaName */
     char *type;             /* OneToMany, or NULL when not given */
     char *referencing;      /* entity holding the lookup */
     char *referencing_attr; /* the lookup column */
@@ -168,9 +195,10 @@ typedef struct {
     dv_solution_def *def;
     int entity_cap, attr_cap, key_cap, keyattr_cap;
     int friendly_1033, entity_display_1033, attr_display_1033, key_display_1033;
-    int attr_has_logical, attr_has_type, attr_primary_key, attr_primary_name, attr_skip;
+    int attr_has_logical, attr_has_type, attr_primary_key, attr_primary_name;
     int key_has_logical;
     int saw_manifest;
+    int err_kind; /* DV_SOLUTION_ERR_*: content unless the archive or the XML was at fault */
 
     relationship *rels;
     int n_rels, rels_cap;
@@ -375,7 +403,7 @@ static void start_attribute(parser *p, const XML_Char **atts)
         return;
     e->n_attributes++;
     p->attr_has_logical = p->attr_has_type = p->attr_primary_key = 0;
-    p->attr_primary_name = p->attr_skip = 0;
+    p->attr_primary_name = 0;
     p->attr_display_1033 = 0;
     const char *phys = find_attr(atts, "PhysicalName");
     if (phys) set_name(p, &cur_attr(p)->logical_name, phys);
@@ -434,6 +462,7 @@ static void XMLCALL on_start(void *ud, const XML_Char *name, const XML_Char **at
         start_entity(p);
     } else if (strcmp(path, INFO) == 0) {
         const char *n = find_attr(atts, "Name");
+        cur_entity(p)->has_info = 1;
         if (n) set_name(p, &cur_entity(p)->logical_name, n);
     } else if (strcmp(path, INFO "/LocalizedNames/LocalizedName") == 0) {
         take_label(p, &cur_entity(p)->display_name, &p->entity_display_1033, atts);
@@ -447,6 +476,8 @@ static void XMLCALL on_start(void *ud, const XML_Char *name, const XML_Char **at
         take_label(p, &cur_key(p)->display_name, &p->key_display_1033, atts);
     } else if (strcmp(path, REL) == 0) {
         start_relationship(p);
+        const char *n = find_attr(atts, "Name");
+        if (n && !p->failed && strlen(n) <= MAX_NAME) set_str(p, &cur_rel(p)->name, n);
     }
 
     p->collecting = F_NONE;
@@ -536,11 +567,6 @@ static void set_type(parser *p, dv_attribute_def *a, const char *s)
 {
     p->attr_has_type = 1;
     p->attr_primary_key = strcasecmp(s, "primarykey") == 0;
-    for (size_t i = 0; i < sizeof skipped_types / sizeof *skipped_types; i++)
-        if (strcasecmp(s, skipped_types[i]) == 0) {
-            p->attr_skip = 1;
-            return;
-        }
     for (size_t i = 0; i < sizeof type_names / sizeof *type_names; i++)
         if (strcasecmp(s, type_names[i].name) == 0) {
             a->type = type_names[i].type;
@@ -626,9 +652,11 @@ static void handle_text(parser *p, enum field f, const char *s)
         set_name(p, &a->logical_name, s);
         if (f == F_ATTR_LOGICAL) p->attr_has_logical = 1;
         break;
-    case F_ATTR_REQUIRED:
-        a->required = strcasecmp(s, "required") == 0 || strcasecmp(s, "systemrequired") == 0 ||
-                      strcasecmp(s, "applicationrequired") == 0;
+    case F_ATTR_REQUIRED: /* 2: SystemRequired, 1: ApplicationRequired ("required") */
+        a->required = strcasecmp(s, "systemrequired") == 0 ? 2
+                      : strcasecmp(s, "required") == 0 || strcasecmp(s, "applicationrequired") == 0
+                          ? 1
+                          : 0;
         break;
     case F_ATTR_MASK:
         p->attr_primary_name = mask_has(s, "PrimaryName");
@@ -685,11 +713,6 @@ static void end_attribute(parser *p)
 {
     dv_entity_def *e = cur_entity(p);
     dv_attribute_def *a = cur_attr(p);
-    if (p->attr_skip) {
-        free_attribute(a);
-        e->n_attributes--;
-        return;
-    }
     if (!a->logical_name) {
         fail_at(p, "entity %s: an attribute has no LogicalName", entity_label(e));
         return;
@@ -785,10 +808,14 @@ static void end_entity(parser *p)
             fail_at(p, "entity %s is defined twice", e->logical_name);
             return;
         }
+    if (!e->has_info) return; /* customizes a table that exists: nothing to derive */
     if (!e->entity_set_name && !(e->entity_set_name = derive_entity_set_name(e->logical_name))) {
         fail(p, "out of memory");
         return;
     }
+    /* A table defined in full lists its primary key; one that only customizes an existing
+     * table lists what it adds, and its keys may name columns the table has already. */
+    int full = e->primary_id != NULL;
     if (!e->primary_id) {
         /* Dataverse creates the primary key column <logical name>id itself. */
         size_t n = strlen(e->logical_name);
@@ -816,11 +843,8 @@ static void end_entity(parser *p)
         a->required = 1;
         set_str(p, &e->primary_id, id);
     }
-    if (!e->primary_name) {
-        fail_at(p, "entity %s: no attribute is marked PrimaryName in its DisplayMask",
-                e->logical_name);
-        return;
-    }
+    /* No PrimaryName column is fine here: an export that customizes an existing table carries
+     * only what it adds. A new table without one is refused by the import. */
     for (int i = 0; i < e->n_keys; i++) {
         dv_key_def *k = &e->keys[i];
         for (int j = 0; j < i; j++)
@@ -828,7 +852,7 @@ static void end_entity(parser *p)
                 fail_at(p, "entity %s: key %s is defined twice", e->logical_name, k->logical_name);
                 return;
             }
-        for (int j = 0; j < k->n_attributes; j++)
+        for (int j = 0; full && j < k->n_attributes; j++)
             if (!find_attribute(e, k->attributes[j])) {
                 fail(p, "entity %s: key %s names unknown column %s", e->logical_name,
                      k->logical_name, k->attributes[j]);
@@ -882,6 +906,7 @@ static int parse_entry(parser *p, zip_t *za, const char *entry)
     zip_int64_t idx = zip_name_locate(za, entry, ZIP_FL_NOCASE);
     if (idx < 0) {
         snprintf(p->err, p->errlen, "%s missing", entry);
+        p->err_kind = DV_SOLUTION_ERR_ARCHIVE;
         return -1;
     }
     zip_stat_t st;
@@ -889,11 +914,13 @@ static int parse_entry(parser *p, zip_t *za, const char *entry)
         st.size > MAX_ENTRY_BYTES) {
         snprintf(p->err, p->errlen, "%s: larger than %u MiB uncompressed", entry,
                  MAX_ENTRY_BYTES >> 20);
+        p->err_kind = DV_SOLUTION_ERR_ARCHIVE;
         return -1;
     }
     zip_file_t *zf = zip_fopen_index(za, (zip_uint64_t)idx, 0);
     if (!zf) {
         snprintf(p->err, p->errlen, "%s: cannot open: %s", entry, zip_strerror(za));
+        p->err_kind = DV_SOLUTION_ERR_ARCHIVE;
         return -1;
     }
     XML_Parser xp = XML_ParserCreate(NULL);
@@ -921,6 +948,7 @@ static int parse_entry(parser *p, zip_t *za, const char *entry)
             snprintf(p->err, p->errlen, "%s: cannot read: %s", entry,
                      zip_error_strerror(zip_file_get_error(zf)));
             p->failed = 1;
+            p->err_kind = DV_SOLUTION_ERR_ARCHIVE;
             break;
         }
         total += (zip_uint64_t)n;
@@ -928,11 +956,14 @@ static int parse_entry(parser *p, zip_t *za, const char *entry)
             snprintf(p->err, p->errlen, "%s: larger than %u MiB uncompressed", entry,
                      MAX_ENTRY_BYTES >> 20);
             p->failed = 1;
+            p->err_kind = DV_SOLUTION_ERR_ARCHIVE;
             break;
         }
         if (XML_Parse(xp, buf, (int)n, n == 0) == XML_STATUS_ERROR) {
-            if (!p->failed) /* expat's own error, not one our handlers raised */
+            if (!p->failed) { /* expat's own error, not one our handlers raised */
                 fail_at(p, "%s", XML_ErrorString(XML_GetErrorCode(xp)));
+                p->err_kind = DV_SOLUTION_ERR_XML;
+            }
             break;
         }
         if (p->failed || n == 0) break;
@@ -944,30 +975,54 @@ static int parse_entry(parser *p, zip_t *za, const char *entry)
     return p->failed ? -1 : 0;
 }
 
-/* Gives each lookup the target its OneToMany relationship names. */
+/* Gives each lookup the target its OneToMany relationship names, and keeps the relationships
+ * for the import (they may add lookups to tables that exist already). */
 static void apply_relationships(parser *p)
 {
+    dv_solution_def *d = p->def;
+    int cap = 0;
     for (int i = 0; i < p->n_rels && !p->failed; i++) {
         relationship *r = &p->rels[i];
         if (!r->referencing || !r->referencing_attr || !r->referenced) continue;
         if (r->type && strcasecmp(r->type, "OneToMany") != 0) continue;
-        for (int j = 0; j < p->def->n_entities; j++) {
-            dv_entity_def *e = &p->def->entities[j];
+        if (!valid_logical_name(r->referenced) || !valid_logical_name(r->referencing) ||
+            !valid_logical_name(r->referencing_attr)) {
+            fail(p, "relationship %s: '%s.%s' -> '%s' is not made of valid logical names",
+                 r->name ? r->name : "(unnamed)", r->referencing, r->referencing_attr,
+                 r->referenced);
+            return;
+        }
+        /* A customer (or other polymorphic) lookup has one relationship per table it can
+         * point to; it keeps no single target and is bound as <column>_<table>. */
+        int polymorphic = 0;
+        for (int j = 0; j < p->n_rels && !polymorphic; j++) {
+            const relationship *o = &p->rels[j];
+            polymorphic = j != i && o->referencing && o->referencing_attr && o->referenced &&
+                          !strcmp(o->referencing, r->referencing) &&
+                          !strcmp(o->referencing_attr, r->referencing_attr) &&
+                          strcmp(o->referenced, r->referenced) != 0;
+        }
+        for (int j = 0; j < d->n_entities && !polymorphic; j++) {
+            dv_entity_def *e = &d->entities[j];
             if (strcmp(e->logical_name, r->referencing) != 0) continue;
             dv_attribute_def *a = find_attribute(e, r->referencing_attr);
-            if (a && a->type == DV_ATTR_LOOKUP && !a->target) {
-                if (!valid_logical_name(r->referenced))
-                    fail(p, "relationship target '%s' is not a valid logical name", r->referenced);
-                else
-                    set_str(p, &a->target, r->referenced);
-            }
+            if (a && a->type == DV_ATTR_LOOKUP && !a->target) set_str(p, &a->target, r->referenced);
         }
+        if (grow(p, (void **)&d->relationships, &cap, d->n_relationships, sizeof *d->relationships,
+                 MAX_RELATIONSHIPS, "relationships") < 0)
+            return;
+        dv_relationship_def *out = &d->relationships[d->n_relationships++];
+        out->name = dup_str(p, r->name ? r->name : r->referencing_attr);
+        out->referencing_entity = dup_str(p, r->referencing);
+        out->referencing_attribute = dup_str(p, r->referencing_attr);
+        out->referenced_entity = dup_str(p, r->referenced);
     }
 }
 
 static void free_relationships(parser *p)
 {
     for (int i = 0; i < p->n_rels; i++) {
+        free(p->rels[i].name);
         free(p->rels[i].type);
         free(p->rels[i].referencing);
         free(p->rels[i].referencing_attr);
@@ -1028,6 +1083,7 @@ int dv_solution_parse_zip(const void *zip, size_t len, dv_solution_def *out, cha
     p->err = err;
     p->errlen = errlen;
     p->def = out;
+    p->err_kind = DV_SOLUTION_ERR_CONTENT;
 
     int rc = -1;
     reset_document(p, DOC_SOLUTION);
@@ -1049,6 +1105,7 @@ int dv_solution_parse_zip(const void *zip, size_t len, dv_solution_def *out, cha
     apply_relationships(p);
     rc = p->failed ? -1 : 0;
 done:
+    if (rc < 0) rc = p->err_kind;
     free_relationships(p);
     free(p->text);
     free(p);
@@ -1080,6 +1137,13 @@ void dv_solution_def_free(dv_solution_def *def)
         free(e->primary_name);
     }
     free(def->entities);
+    for (int i = 0; i < def->n_relationships; i++) {
+        free(def->relationships[i].name);
+        free(def->relationships[i].referencing_entity);
+        free(def->relationships[i].referencing_attribute);
+        free(def->relationships[i].referenced_entity);
+    }
+    free(def->relationships);
     free(def->unique_name);
     free(def->friendly_name);
     free(def->version);

@@ -282,6 +282,7 @@ const dv_attribute_def *store_prop(const emu_entity *t, const char *prop, size_t
 {
     for (int i = 0; i < t->def.n_attributes; i++) {
         const dv_attribute_def *a = &t->def.attributes[i];
+        if (!dv_attr_is_property(a->type)) continue; /* listed in metadata only */
         char name[160];
         emu_prop_name(a, name, sizeof name);
         if (strlen(name) == n && strncmp(name, prop, n) == 0) return a;
