@@ -13,8 +13,9 @@ serve shared
 server
 router
 rows queries changes metadata solutions oauth functions batch bulk csdl
-row_put
-row_write row_select row_address components
+metadata_write row_put
+metadata_json
+row_write row_select row_address options metadata_store components
 store
 request clock entity builtin solution_parse query limits
 sbuf latency multipart

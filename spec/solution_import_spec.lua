@@ -393,7 +393,9 @@ describe("ImportSolution", function()
           { name = "sample_order_customer_contacts", from = "sample_order", attr = "sample_customerid", to = "contact" },
         } })
       assert.equals(204, r.status, r.body)
-      assert.is_nil(columns("sample_order").sample_customerid.Targets)
+      -- a customer lookup's Targets are the tables it may point to
+      assert.same({ "account", "contact" }, columns("sample_order").sample_customerid.Targets)
+      assert.equals("Customer", columns("sample_order").sample_customerid.AttributeType)
       local acct = api.create("accounts", { name = "Buyer Ltd" })
       local person = api.create("contacts", { firstname = "Ana", lastname = "Buyer" })
       local o1 = api.create("sample_orders", { sample_name = "o1",

@@ -1,342 +1,52 @@
-/* Table definitions over the Web API: EntityDefinitions (all, by LogicalName, by MetadataId)
- * with $select, $filter and $expand=Keys,Attributes; the Keys and Attributes paths with each
- * key's index status; ReactivateEntityKey; and WhoAmI. */
+/* Table definitions over the Web API: the EntityDefinitions, RelationshipDefinitions and
+ * GlobalOptionSetDefinitions paths, each method either served or refused (405 for a method
+ * the resource does not take, 501 for a documented feature not served); reads are
+ * answered here, writes by metadata_write.c; plus ReactivateEntityKey and WhoAmI. */
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "request.h"
 #include "clock.h"
 #include "emu_internal.h"
 #include "metadata.h"
-#include "query.h"
+#include "metadata_json.h"
+#include "metadata_store.h"
+#include "metadata_write.h"
+#include "options.h"
 #include "store.h"
 
-static const char *entity_props[] = {"MetadataId",
-                                     "LogicalName",
-                                     "SchemaName",
-                                     "EntitySetName",
-                                     "LogicalCollectionName",
-                                     "PrimaryIdAttribute",
-                                     "PrimaryNameAttribute",
-                                     "ChangeTrackingEnabled",
-                                     "IsCustomEntity",
-                                     "IsManaged",
-                                     "DisplayName",
-                                     "Keys",
-                                     "Attributes",
-                                     NULL};
-
-typedef struct {
-    char **names;
-    int n; /* -1: everything */
-} propsel;
-
-static int in_list(const char **list, const char *s, size_t n)
+static int method_is(emu_req *r, const char *m)
 {
-    for (int i = 0; list[i]; i++)
-        if (strlen(list[i]) == n && strncmp(list[i], s, n) == 0) return 1;
+    return strcmp(r->method, m) == 0;
+}
+
+static int not_allowed(emu_req *r, const char *what, const char *allowed)
+{
+    emu_add_header(r, "Allow", allowed);
+    return emu_error(r, 405, BAD_QUERY, "The HTTP method '%s' is not allowed on %s (allowed: %s).",
+                     r->method, what, allowed);
+}
+
+/* Only $select, $filter and $expand apply to definitions; any other option present is
+ * refused rather than ignored. */
+static int check_options(emu_req *r)
+{
+    static const char *refused[] = {"$top",    "$orderby", "$skip",    "$count",     "$apply",
+                                    "$search", "$levels",  "$compute", "$skiptoken", NULL};
+    for (int i = 0; refused[i]; i++)
+        if (emu_arg(r, refused[i]))
+            return emu_error(r, 501, BAD_QUERY,
+                             "not served: the %s query option on definitions (only $select, "
+                             "$filter and $expand are).",
+                             refused[i]);
     return 0;
 }
 
-static void propsel_free(propsel *s)
-{
-    for (int i = 0; i < s->n; i++)
-        free(s->names[i]);
-    free(s->names);
-}
-
-static int parse_list(emu_req *r, const char *arg, const char **known, const char *type, propsel *s)
-{
-    s->names = NULL;
-    s->n = -1;
-    if (!arg) return 0;
-    s->n = 0;
-    s->names = calloc(strlen(arg) + 1, sizeof(char *));
-    const char *p = arg;
-    while (*p) {
-        const char *q = p;
-        while (*q && *q != ',')
-            q++;
-        const char *b = p, *e = q;
-        while (b < e && *b == ' ')
-            b++;
-        while (e > b && e[-1] == ' ')
-            e--;
-        if (!in_list(known, b, (size_t)(e - b)))
-            return emu_error(r, 400, BAD_QUERY,
-                             "Could not find a property named '%.*s' on type "
-                             "'Microsoft.Dynamics.CRM.%s'.",
-                             (int)(e - b), b, type);
-        s->names[s->n++] = strndup(b, (size_t)(e - b));
-        p = *q ? q + 1 : q;
-    }
-    return 0;
-}
-
-static int wants(const propsel *s, const char *name)
-{
-    if (s->n < 0) return 1;
-    for (int i = 0; i < s->n; i++)
-        if (strcmp(s->names[i], name) == 0) return 1;
-    return 0;
-}
-
-static void label(sbuf *b, const char *text)
-{
-    if (!text) {
-        sb_puts(b, "{\"LocalizedLabels\":[],\"UserLocalizedLabel\":null}");
-        return;
-    }
-    sb_puts(b, "{\"LocalizedLabels\":[{\"Label\":");
-    sb_json_str(b, text);
-    sb_puts(b, ",\"LanguageCode\":1033}],\"UserLocalizedLabel\":{\"Label\":");
-    sb_json_str(b, text);
-    sb_puts(b, ",\"LanguageCode\":1033}}");
-}
-
-static void key_json(dv_emulator *e, const emu_entity *t, const dv_key_def *k, sbuf *b)
-{
-    char name[300], id[37];
-    snprintf(name, sizeof name, "%s.key.%s", t->def.logical_name, k->logical_name);
-    guid_from_name(name, id);
-    sb_printf(b, "{\"MetadataId\":\"%s\",\"LogicalName\":", id);
-    sb_json_str(b, k->logical_name);
-    sb_puts(b, ",\"SchemaName\":");
-    sb_json_str(b, k->logical_name);
-    sb_puts(b, ",\"EntityLogicalName\":");
-    sb_json_str(b, t->def.logical_name);
-    sb_puts(b, ",\"KeyAttributes\":[");
-    for (int j = 0; j < k->n_attributes; j++) {
-        if (j) sb_putc(b, ',');
-        sb_json_str(b, k->attributes[j]);
-    }
-    sb_printf(b, "],\"EntityKeyIndexStatus\":\"%s\",\"DisplayName\":",
-              store_key_status(e, t->def.logical_name, k->logical_name));
-    label(b, k->display_name ? k->display_name : k->logical_name);
-    sb_puts(b, "}");
-}
-
-static const char *attr_type_name(dv_attr_type t)
-{
-    return dv_attr_type_code(t);
-}
-
-/* The metadata class of a column: <X>AttributeMetadata. */
-static const char *attr_class(dv_attr_type t)
-{
-    switch (t) {
-    case DV_ATTR_UNIQUEIDENTIFIER:
-    case DV_ATTR_VIRTUAL:
-    case DV_ATTR_PARTYLIST:
-    case DV_ATTR_CALENDARRULES:
-        return "";
-    case DV_ATTR_OWNER:
-        return "Lookup";
-    case DV_ATTR_FILE:
-        return "File";
-    case DV_ATTR_IMAGE:
-        return "Image";
-    case DV_ATTR_MULTISELECT:
-        return "MultiSelectPicklist";
-    default:
-        return dv_attr_type_code(t);
-    }
-}
-
-static void attr_json(const emu_entity *t, const dv_attribute_def *a, sbuf *b)
-{
-    char name[300], id[37];
-    snprintf(name, sizeof name, "%s.attr.%s", t->def.logical_name, a->logical_name);
-    guid_from_name(name, id);
-    const char *tn = attr_type_name(a->type);
-    sb_printf(b,
-              "{\"@odata.type\":\"#Microsoft.Dynamics.CRM.%sAttributeMetadata\","
-              "\"MetadataId\":\"%s\",\"LogicalName\":",
-              attr_class(a->type), id);
-    sb_json_str(b, a->logical_name);
-    sb_puts(b, ",\"SchemaName\":");
-    sb_json_str(b, a->logical_name);
-    sb_puts(b, ",\"EntityLogicalName\":");
-    sb_json_str(b, t->def.logical_name);
-    const char *tname = dv_attr_type_name(a->type);
-    sb_printf(b, ",\"AttributeType\":\"%s\",\"AttributeTypeName\":{\"Value\":\"%s%s\"}", tn,
-              tname ? tname : tn, tname ? "" : "Type");
-    sb_printf(b, ",\"IsPrimaryId\":%s,\"IsPrimaryName\":%s",
-              strcmp(a->logical_name, t->def.primary_id) ? "false" : "true",
-              t->def.primary_name && !strcmp(a->logical_name, t->def.primary_name) ? "true"
-                                                                                   : "false");
-    sb_printf(b, ",\"RequiredLevel\":{\"Value\":\"%s\"}",
-              a->required == 2 ? "SystemRequired"
-              : a->required    ? "ApplicationRequired"
-                               : "None");
-    if (a->max_length) sb_printf(b, ",\"MaxLength\":%d", a->max_length);
-    if (a->target) {
-        sb_puts(b, ",\"Targets\":[");
-        sb_json_str(b, a->target);
-        sb_putc(b, ']');
-    }
-    sb_puts(b, ",\"DisplayName\":");
-    label(b, a->display_name);
-    sb_putc(b, '}');
-}
-
-static void entity_json(dv_emulator *e, const emu_entity *t, const propsel *sel, int keys,
-                        int attrs, sbuf *b)
-{
-    const dv_entity_def *d = &t->def;
-    int first = 1;
-#define PROP(name)                                                                                 \
-    if (wants(sel, name) && (sb_printf(b, "%s\"%s\":", first ? "" : ",", name), first = 0, 1))
-    sb_putc(b, '{');
-    PROP("MetadataId") sb_printf(b, "\"%s\"", t->metadata_id);
-    PROP("LogicalName") sb_json_str(b, d->logical_name);
-    PROP("SchemaName") sb_json_str(b, d->logical_name);
-    PROP("EntitySetName") sb_json_str(b, d->entity_set_name);
-    PROP("LogicalCollectionName") sb_json_str(b, d->entity_set_name);
-    PROP("PrimaryIdAttribute") sb_json_str(b, d->primary_id);
-    PROP("PrimaryNameAttribute") sb_json_str(b, d->primary_name);
-    PROP("ChangeTrackingEnabled") sb_puts(b, d->change_tracking ? "true" : "false");
-    PROP("IsCustomEntity") sb_puts(b, t->solution_id[0] ? "true" : "false");
-    PROP("IsManaged") sb_puts(b, t->solution_id[0] ? "true" : "false");
-    PROP("DisplayName") label(b, d->display_name);
-#undef PROP
-    if (keys) {
-        sb_printf(b, "%s\"Keys\":[", first ? "" : ",");
-        first = 0;
-        for (int i = 0; i < d->n_keys; i++) {
-            if (i) sb_putc(b, ',');
-            key_json(e, t, &d->keys[i], b);
-        }
-        sb_putc(b, ']');
-    }
-    if (attrs) {
-        sb_printf(b, "%s\"Attributes\":[", first ? "" : ",");
-        for (int i = 0; i < d->n_attributes; i++) {
-            if (i) sb_putc(b, ',');
-            attr_json(t, &d->attributes[i], b);
-        }
-        sb_putc(b, ']');
-    }
-    sb_putc(b, '}');
-}
-
-/* The small document a metadata $filter is evaluated against. */
-static void filter_doc(const emu_entity *t, sbuf *b)
-{
-    const dv_entity_def *d = &t->def;
-    sb_printf(b, "{\"MetadataId\":\"%s\",\"LogicalName\":", t->metadata_id);
-    sb_json_str(b, d->logical_name);
-    sb_puts(b, ",\"SchemaName\":");
-    sb_json_str(b, d->logical_name);
-    sb_puts(b, ",\"EntitySetName\":");
-    sb_json_str(b, d->entity_set_name);
-    sb_puts(b, ",\"LogicalCollectionName\":");
-    sb_json_str(b, d->entity_set_name);
-    sb_puts(b, ",\"PrimaryIdAttribute\":");
-    sb_json_str(b, d->primary_id);
-    sb_puts(b, ",\"PrimaryNameAttribute\":");
-    sb_json_str(b, d->primary_name);
-    sb_printf(b, ",\"ChangeTrackingEnabled\":%s,\"IsCustomEntity\":%s,\"IsManaged\":%s}",
-              d->change_tracking ? "true" : "false", t->solution_id[0] ? "true" : "false",
-              t->solution_id[0] ? "true" : "false");
-}
-
-static int resolve_meta(void *ud, const char *name, size_t n, char *expr, size_t cap)
-{
-    (void)ud;
-    static const char *strs[] = {"LogicalName",
-                                 "SchemaName",
-                                 "EntitySetName",
-                                 "LogicalCollectionName",
-                                 "PrimaryIdAttribute",
-                                 "PrimaryNameAttribute",
-                                 NULL};
-    static const char *bools[] = {"ChangeTrackingEnabled", "IsCustomEntity", "IsManaged", NULL};
-    int kind = 0;
-    if (in_list(strs, name, n))
-        kind = QK_STRING;
-    else if (in_list(bools, name, n))
-        kind = QK_BOOL;
-    else if (n == 10 && strncmp(name, "MetadataId", 10) == 0)
-        kind = QK_GUID;
-    if (kind) snprintf(expr, cap, "(?1->>'$.%.*s')", (int)n, name);
-    return kind;
-}
-
-static int expand_flags(emu_req *r, int *keys, int *attrs)
-{
-    static const char *known[] = {"Keys", "Attributes", NULL};
-    propsel ex;
-    int rc = parse_list(r, emu_arg(r, "$expand"), known, "EntityMetadata", &ex);
-    *keys = ex.n > 0 && wants(&ex, "Keys");
-    *attrs = ex.n > 0 && wants(&ex, "Attributes");
-    propsel_free(&ex);
-    return rc;
-}
-
-static void sel_context(const propsel *sel, sbuf *b)
-{
-    if (sel->n < 0) return;
-    sb_putc(b, '(');
-    for (int i = 0; i < sel->n; i++)
-        sb_printf(b, "%s%s", i ? "," : "", sel->names[i]);
-    sb_putc(b, ')');
-}
-
-static int list_entities(emu_req *r)
-{
-    dv_emulator *e = r->emu;
-    propsel sel;
-    int keys, attrs;
-    if (parse_list(r, emu_arg(r, "$select"), entity_props, "EntityMetadata", &sel) ||
-        expand_flags(r, &keys, &attrs)) {
-        propsel_free(&sel);
-        return -1;
-    }
-    query_filter f;
-    const char *filter = emu_arg(r, "$filter");
-    if (filter && query_filter_compile(&f, filter, "EntityMetadata", resolve_meta, NULL, 2)) {
-        emu_error(r, 400, BAD_QUERY, "%s", f.err);
-        query_filter_free(&f);
-        propsel_free(&sel);
-        return -1;
-    }
-    sqlite3_stmt *st = NULL;
-    if (filter) {
-        sbuf sql = {0};
-        sb_printf(&sql, "SELECT 1 WHERE %s", sb_str(&f.sql));
-        st = store_stmt(e, sb_str(&sql));
-        sb_free(&sql);
-    }
-    emu_json(r, 200);
-    sb_printf(&r->out, "{\"@odata.context\":\"%s$metadata#EntityDefinitions", r->base);
-    sel_context(&sel, &r->out);
-    sb_puts(&r->out, "\",\"value\":[");
-    int n = 0;
-    for (int i = 0; i < e->n_ents; i++) {
-        const emu_entity *t = &e->ents[i];
-        if (st) {
-            sbuf doc = {0};
-            filter_doc(t, &doc);
-            sqlite3_reset(st);
-            sqlite3_bind_text(st, 1, sb_str(&doc), -1, SQLITE_TRANSIENT);
-            query_filter_bind(&f, st);
-            int hit = sqlite3_step(st) == SQLITE_ROW;
-            sb_free(&doc);
-            if (!hit) continue;
-        }
-        if (n++) sb_putc(&r->out, ',');
-        entity_json(e, t, &sel, keys, attrs, &r->out);
-    }
-    sb_puts(&r->out, "]}");
-    if (filter) query_filter_free(&f);
-    propsel_free(&sel);
-    return 0;
-}
-
-/* Reads "(LogicalName='x')" or "(<guid>)" at p; returns the entity name or id in out. */
-static const char *parse_meta_key(const char *p, char *out, size_t cap, int *by_id)
+/* Reads "(LogicalName='x')", "(SchemaName='x')", "(Name='x')" or "(<guid>)" at p: the
+ * name or id into out; *by_id set for a GUID. Returns the text after ')' or NULL. */
+static const char *parse_key(const char *p, char *out, size_t cap, int *by_id, const char *prop)
 {
     if (*p != '(') return NULL;
     p++;
@@ -346,12 +56,303 @@ static const char *parse_meta_key(const char *p, char *out, size_t cap, int *by_
         *by_id = 1;
         return p + 37;
     }
-    if (strncmp(p, "LogicalName=", 12) != 0 || p[12] != '\'') return NULL;
-    p += 13;
+    size_t n = strlen(prop);
+    if (strncmp(p, prop, n) != 0 || p[n] != '=' || p[n + 1] != '\'') return NULL;
+    p += n + 2;
     const char *q = strchr(p, '\'');
     if (!q || q[1] != ')' || (size_t)(q - p) >= cap) return NULL;
     snprintf(out, cap, "%.*s", (int)(q - p), p);
     return q + 2;
+}
+
+static int syntax_error(emu_req *r, const char *path)
+{
+    return emu_error(r, 400, BAD_QUERY, "Bad Request - Error in query syntax: '%s'.", path);
+}
+
+static int not_served(emu_req *r, const char *path)
+{
+    return emu_error(r, 501, BAD_QUERY, "not served: the path '%s' by the dvlua emulator.", path);
+}
+
+/* Answers a collection of definitions: {"@odata.context": base$metadata#ctx(sel), value}. */
+static int answer_list(emu_req *r, const mtype *type, const char *ctx, const mitems *items)
+{
+    if (check_options(r)) return -1;
+    mquery *q =
+        mquery_parse(r, type, emu_arg(r, "$select"), emu_arg(r, "$filter"), emu_arg(r, "$expand"));
+    if (!q) return -1;
+    sbuf body = {0};
+    int rc = mquery_write_list(r, q, items, &body);
+    if (rc == 0) {
+        emu_json(r, 200);
+        sb_printf(&r->out, "{\"@odata.context\":\"%s$metadata#%s", r->base, ctx);
+        mquery_context(q, &r->out);
+        sb_puts(&r->out, "\",\"value\":");
+        sb_put(&r->out, body.p, body.n);
+        sb_putc(&r->out, '}');
+    }
+    sb_free(&body);
+    mquery_free(q);
+    return rc;
+}
+
+static int answer_one(emu_req *r, const mtype *type, const char *ctx, const mitem *it)
+{
+    if (check_options(r)) return -1;
+    if (emu_arg(r, "$filter"))
+        return emu_error(r, 400, BAD_QUERY,
+                         "The query parameter $filter is not supported on a single definition.");
+    mquery *q = mquery_parse(r, type, emu_arg(r, "$select"), NULL, emu_arg(r, "$expand"));
+    if (!q) return -1;
+    sbuf first = {0};
+    sb_printf(&first, "\"@odata.context\":\"%s$metadata#%s", r->base, ctx);
+    mquery_context(q, &first);
+    sb_puts(&first, "/$entity\"");
+    sbuf body = {0};
+    int rc = mquery_write_one(r, q, it, sb_str(&first), &body);
+    if (rc == 0) {
+        emu_json(r, 200);
+        sb_put(&r->out, body.p, body.n);
+    }
+    sb_free(&body);
+    sb_free(&first);
+    mquery_free(q);
+    return rc;
+}
+
+static int find_attr_item(emu_entity *t, const char *key, int by_id)
+{
+    for (int i = 0; i < t->def.n_attributes; i++) {
+        mitem it = {MI_ATTR, t, i, 0, NULL};
+        char id[37];
+        mitem_id(&it, id);
+        if (by_id ? !strcasecmp(id, key) : !strcmp(t->def.attributes[i].logical_name, key))
+            return i;
+    }
+    return -1;
+}
+
+static int find_key_item(emu_entity *t, const char *key, int by_id)
+{
+    for (int i = 0; i < t->def.n_keys; i++) {
+        mitem it = {MI_KEY, t, i, 0, NULL};
+        char id[37];
+        mitem_id(&it, id);
+        if (by_id ? !strcasecmp(id, key) : !strcmp(t->def.keys[i].logical_name, key)) return i;
+    }
+    return -1;
+}
+
+/* …/Attributes(<key>)/<cast>/OptionSet (or GlobalOptionSet): the navigation property read
+ * as a resource of its own; 204 when it is null (no global choices here). */
+static int option_set_path(emu_req *r, emu_entity *t, int idx, const mtype *cast, const char *nav)
+{
+    if (!method_is(r, "GET")) return not_allowed(r, "an attribute's option set", "GET");
+    if (check_options(r)) return -1;
+    if (emu_arg(r, "$filter") || emu_arg(r, "$expand"))
+        return emu_error(r, 400, BAD_QUERY, "Only $select applies to a single option set.");
+    mquery *q = mquery_parse(r, &MT_OPTIONSET, emu_arg(r, "$select"), NULL, NULL);
+    if (!q) return -1;
+    mitem it = {MI_ATTR, t, idx, 0, NULL};
+    sbuf v = {0};
+    int rc = mitem_write_nav(r, &it, nav, q, &v);
+    if (rc == 0 && strcmp(sb_str(&v), "null") == 0) {
+        r->status = 204;
+    } else if (rc == 0) {
+        char id[37];
+        mitem_id(&it, id);
+        emu_json(r, 200);
+        sb_printf(&r->out,
+                  "{\"@odata.context\":\"%s$metadata#EntityDefinitions(%s)/Attributes(%s)/"
+                  "Microsoft.Dynamics.CRM.%s/%s",
+                  r->base, t->metadata_id, id, mtype_name(cast), nav);
+        mquery_context(q, &r->out);
+        sb_puts(&r->out, "/$entity\",");
+        sb_put(&r->out, v.p + 1, v.n - 1);
+    }
+    sb_free(&v);
+    mquery_free(q);
+    return rc;
+}
+
+/* …/Attributes, …/Attributes/<cast>, …/Attributes(<key>)[/<cast>[/OptionSet]]. */
+static int attributes_path(emu_req *r, emu_entity *t, const char *p, const char *path)
+{
+    char ctx[400];
+    const mtype *cast = &MT_ATTR;
+    if (*p == '/' && strncmp(p + 1, "Microsoft.Dynamics.CRM.", 23) == 0) {
+        cast = mtype_attr_cast(p + 24, strlen(p + 24));
+        if (!cast) return syntax_error(r, path);
+        if (!method_is(r, "GET"))
+            return not_allowed(r, "a cast of the Attributes collection", "GET");
+        mitems l = {0};
+        for (int i = 0; i < t->def.n_attributes; i++)
+            if (mtype_attr_is(cast, t, &t->def.attributes[i])) mitems_add(&l, MI_ATTR, t, i, 0);
+        snprintf(ctx, sizeof ctx, "EntityDefinitions(%s)/Attributes/Microsoft.Dynamics.CRM.%s",
+                 t->metadata_id, mtype_name(cast));
+        int rc = answer_list(r, cast, ctx, &l);
+        mitems_free(&l);
+        return rc;
+    }
+    if (!*p) {
+        if (method_is(r, "POST")) return mw_create_attr(r, t);
+        if (!method_is(r, "GET")) return not_allowed(r, "the Attributes collection", "GET, POST");
+        mitems l = {0};
+        for (int i = 0; i < t->def.n_attributes; i++)
+            mitems_add(&l, MI_ATTR, t, i, 0);
+        snprintf(ctx, sizeof ctx, "EntityDefinitions(%s)/Attributes", t->metadata_id);
+        int rc = answer_list(r, &MT_ATTR, ctx, &l);
+        mitems_free(&l);
+        return rc;
+    }
+    char key[200];
+    int by_id;
+    const char *rest = parse_key(p, key, sizeof key, &by_id, "LogicalName");
+    if (!rest) return syntax_error(r, path);
+    int idx = find_attr_item(t, key, by_id);
+    if (idx < 0)
+        return emu_error(r, 404, NOT_FOUND, "Could not find attribute '%s' on entity '%s'.", key,
+                         t->def.logical_name);
+    mitem it = {MI_ATTR, t, idx, 0, NULL};
+    char id[37];
+    mitem_id(&it, id);
+    if (*rest == '/' && strncmp(rest + 1, "Microsoft.Dynamics.CRM.", 23) == 0) {
+        size_t cl = strcspn(rest + 24, "/");
+        const char *tail = rest + 24 + cl;
+        cast = mtype_attr_cast(rest + 24, cl);
+        if (!cast) return syntax_error(r, path);
+        if (*tail) {
+            if (strcmp(tail, "/OptionSet") && strcmp(tail, "/GlobalOptionSet"))
+                return not_served(r, path);
+            if (!mtype_attr_is(cast, t, &t->def.attributes[idx]) || !mtype_has_nav(cast, tail + 1))
+                return emu_error(r, 404, NOT_FOUND, "The attribute '%s' has no %s.", key, tail + 1);
+            return option_set_path(r, t, idx, cast, tail + 1);
+        }
+        if (!mtype_attr_is(cast, t, &t->def.attributes[idx]))
+            return emu_error(r, 404, NOT_FOUND,
+                             "The attribute '%s' is not of type Microsoft.Dynamics.CRM.%s.", key,
+                             mtype_name(cast));
+        /* Clients (dynamics-web-api's updateAttribute with castType) PUT to the cast path. */
+        if (method_is(r, "PUT")) return mw_update_attr(r, t, idx);
+        if (!method_is(r, "GET")) return not_allowed(r, "a cast of an attribute", "GET, PUT");
+        snprintf(ctx, sizeof ctx, "EntityDefinitions(%s)/Attributes(%s)/Microsoft.Dynamics.CRM.%s",
+                 t->metadata_id, id, mtype_name(cast));
+        return answer_one(r, cast, ctx, &it);
+    }
+    if (*rest) return not_served(r, path);
+    if (method_is(r, "PUT")) return mw_update_attr(r, t, idx);
+    if (method_is(r, "DELETE")) return mw_delete_attr(r, t, idx);
+    if (!method_is(r, "GET"))
+        return not_allowed(r, "an attribute definition (PATCH is not supported: use PUT)",
+                           "GET, PUT, DELETE");
+    snprintf(ctx, sizeof ctx, "EntityDefinitions(%s)/Attributes", t->metadata_id);
+    return answer_one(r, &MT_ATTR, ctx, &it);
+}
+
+static int keys_path(emu_req *r, emu_entity *t, const char *p, const char *path)
+{
+    char ctx[400];
+    if (!*p) {
+        if (method_is(r, "POST")) return mw_create_key(r, t);
+        if (!method_is(r, "GET")) return not_allowed(r, "the Keys collection", "GET, POST");
+        mitems l = {0};
+        for (int i = 0; i < t->def.n_keys; i++)
+            mitems_add(&l, MI_KEY, t, i, 0);
+        snprintf(ctx, sizeof ctx, "EntityDefinitions(%s)/Keys", t->metadata_id);
+        int rc = answer_list(r, &MT_KEY, ctx, &l);
+        mitems_free(&l);
+        return rc;
+    }
+    char key[200];
+    int by_id;
+    const char *rest = parse_key(p, key, sizeof key, &by_id, "LogicalName");
+    if (!rest) return syntax_error(r, path);
+    int idx = find_key_item(t, key, by_id);
+    if (idx < 0)
+        return emu_error(r, 404, NOT_FOUND, "Could not find key '%s' on entity '%s'.", key,
+                         t->def.logical_name);
+    if (!strcmp(rest, "/Microsoft.Dynamics.CRM.ReactivateEntityKey"))
+        return h_reactivate_key(r, t->def.logical_name, t->def.keys[idx].logical_name);
+    mitem it = {MI_KEY, t, idx, 0, NULL};
+    if (!strcmp(rest, "/AsyncJob")) {
+        if (!method_is(r, "GET")) return not_allowed(r, "a key's AsyncJob", "GET");
+        if (check_options(r)) return -1;
+        sbuf one = {0};
+        mquery *q = mquery_parse(r, &MT_KEY, NULL, NULL, "AsyncJob");
+        if (!q) return -1;
+        int rc = mquery_write_one(r, q, &it, NULL, &one);
+        mquery_free(q);
+        /* {"@odata.type":…,…,"AsyncJob":X}: answer X */
+        const char *job = strstr(sb_str(&one), ",\"AsyncJob\":");
+        if (rc == 0 && job && strncmp(job + 12, "null", 4) != 0) {
+            emu_json(r, 200);
+            sb_printf(&r->out, "{\"@odata.context\":\"%s$metadata#asyncoperations/$entity\",",
+                      r->base);
+            sb_put(&r->out, job + 13, strlen(job + 13) - 1);
+        } else if (rc == 0) {
+            r->status = 204; /* no job: the navigation property is null */
+        }
+        sb_free(&one);
+        return rc;
+    }
+    if (*rest) return not_served(r, path);
+    if (method_is(r, "DELETE")) return mw_delete_key(r, t, idx);
+    if (!method_is(r, "GET")) return not_allowed(r, "a key definition", "GET, DELETE");
+    snprintf(ctx, sizeof ctx, "EntityDefinitions(%s)/Keys", t->metadata_id);
+    return answer_one(r, &MT_KEY, ctx, &it);
+}
+
+static int find_rel(dv_emulator *e, const emu_entity *side_of, char side, const char *key,
+                    int by_id, mitem *out)
+{
+    mitems l = {0};
+    mitems_relationships(e, side_of, side, &l);
+    int found = 0;
+    for (int i = 0; i < l.n && !found; i++) {
+        char id[37], schema[300];
+        mitem_id(&l.v[i], id);
+        mrel_schema(e, &l.v[i], schema, sizeof schema);
+        if (by_id ? !strcasecmp(id, key) : !strcmp(schema, key)) {
+            *out = l.v[i];
+            found = 1;
+        }
+    }
+    mitems_free(&l);
+    return found;
+}
+
+/* …/ManyToOneRelationships, …/OneToManyRelationships, …/ManyToManyRelationships. */
+static int entity_relationships(emu_req *r, emu_entity *t, const char *nav, const char *p,
+                                const char *path)
+{
+    char ctx[400];
+    int many = !strcmp(nav, "ManyToManyRelationships");
+    char side = !strcmp(nav, "ManyToOneRelationships") ? 'm' : '1';
+    if (!*p) {
+        if (!method_is(r, "GET"))
+            return not_allowed(r,
+                               "a table's relationship collection (create relationships "
+                               "with POST RelationshipDefinitions)",
+                               "GET");
+        mitems l = {0};
+        if (!many) mitems_relationships(r->emu, t, side, &l);
+        snprintf(ctx, sizeof ctx, "EntityDefinitions(%s)/%s", t->metadata_id, nav);
+        int rc = answer_list(r, many ? &MT_REL_MANY : &MT_REL, ctx, &l);
+        mitems_free(&l);
+        return rc;
+    }
+    char key[300];
+    int by_id;
+    const char *rest = parse_key(p, key, sizeof key, &by_id, "SchemaName");
+    if (!rest) return syntax_error(r, path);
+    if (*rest) return not_served(r, path);
+    mitem it;
+    if (many || !find_rel(r->emu, t, side, key, by_id, &it))
+        return emu_error(r, 404, NOT_FOUND, "Could not find relationship '%s'.", key);
+    if (!method_is(r, "GET")) return not_allowed(r, "a relationship of a table", "GET");
+    snprintf(ctx, sizeof ctx, "EntityDefinitions(%s)/%s", t->metadata_id, nav);
+    return answer_one(r, &MT_REL, ctx, &it);
 }
 
 int h_metadata(emu_req *r, const char *path)
@@ -359,100 +360,155 @@ int h_metadata(emu_req *r, const char *path)
     dv_emulator *e = r->emu;
     const char *p = path + 17;
     if (!*p) {
-        if (strcmp(r->method, "GET") != 0)
-            return emu_error(r, 405, BAD_QUERY, "Only GET is served on EntityDefinitions.");
-        return list_entities(r);
+        if (method_is(r, "POST")) return mw_create_entity(r);
+        if (!method_is(r, "GET")) return not_allowed(r, "EntityDefinitions", "GET, POST");
+        mitems l = {0};
+        for (int i = 0; i < e->n_ents; i++)
+            mitems_add(&l, MI_ENTITY, &e->ents[i], 0, 0);
+        int rc = answer_list(r, &MT_ENTITY, "EntityDefinitions", &l);
+        mitems_free(&l);
+        return rc;
     }
+    if (*p == '/') return not_served(r, path);
     char name[200];
     int by_id;
-    p = parse_meta_key(p, name, sizeof name, &by_id);
-    if (!p) return emu_error(r, 400, BAD_QUERY, "Bad Request - Error in query syntax.");
+    p = parse_key(p, name, sizeof name, &by_id, "LogicalName");
+    if (!p) return syntax_error(r, path);
     emu_entity *t = by_id ? store_by_metadata_id(e, name) : store_by_logical(e, name, strlen(name));
     if (!t)
-        return emu_error(r, 404, "0x80040217", "Could not find an entity with %s = '%s'.",
+        return emu_error(r, 404, NOT_FOUND, "Could not find an entity with %s = '%s'.",
                          by_id ? "MetadataId" : "LogicalName", name);
     if (!*p) {
-        if (strcmp(r->method, "GET") != 0)
-            return emu_error(r, 405, BAD_QUERY, "Only GET is served on a table definition.");
-        propsel sel;
-        int keys, attrs;
-        if (parse_list(r, emu_arg(r, "$select"), entity_props, "EntityMetadata", &sel) ||
-            expand_flags(r, &keys, &attrs)) {
-            propsel_free(&sel);
-            return -1;
-        }
-        emu_json(r, 200);
-        sbuf body = {0};
-        entity_json(e, t, &sel, keys, attrs, &body);
-        sb_printf(&r->out, "{\"@odata.context\":\"%s$metadata#EntityDefinitions", r->base);
-        sel_context(&sel, &r->out);
-        sb_puts(&r->out, "/$entity\",");
-        sb_put(&r->out, body.p + 1, body.n - 1);
-        sb_free(&body);
-        propsel_free(&sel);
-        return 0;
+        if (method_is(r, "PUT")) return mw_update_entity(r, t);
+        if (method_is(r, "DELETE")) return mw_delete_entity(r, t);
+        if (!method_is(r, "GET"))
+            return not_allowed(r, "a table definition (PATCH is not supported: use PUT)",
+                               "GET, PUT, DELETE");
+        mitem it = {MI_ENTITY, t, 0, 0, NULL};
+        return answer_one(r, &MT_ENTITY, "EntityDefinitions", &it);
     }
-    int keys = strncmp(p, "/Keys", 5) == 0;
-    int attrs = strncmp(p, "/Attributes", 11) == 0;
-    if (!keys && !attrs)
-        return emu_error(r, 501, BAD_QUERY, "The path '%s' is not served by the dvlua emulator.",
-                         path);
-    p += keys ? 5 : 11;
+    if (!strncmp(p, "/Attributes", 11) && (p[11] == 0 || p[11] == '(' || p[11] == '/'))
+        return attributes_path(r, t, p + 11, path);
+    if (!strncmp(p, "/Keys", 5) && (p[5] == 0 || p[5] == '(')) return keys_path(r, t, p + 5, path);
+    static const char *rels[] = {"ManyToOneRelationships", "OneToManyRelationships",
+                                 "ManyToManyRelationships", NULL};
+    for (int i = 0; rels[i]; i++) {
+        size_t n = strlen(rels[i]);
+        if (p[0] == '/' && !strncmp(p + 1, rels[i], n) && (p[1 + n] == 0 || p[1 + n] == '('))
+            return entity_relationships(r, t, rels[i], p + 1 + n, path);
+    }
+    return not_served(r, path);
+}
+
+int h_relationship_defs(emu_req *r, const char *path)
+{
+    dv_emulator *e = r->emu;
+    const char *p = path + 23;
+    const char *cast = NULL;
+    if (!strncmp(p, "/Microsoft.Dynamics.CRM.", 24)) {
+        cast = p + 24;
+        if (strcmp(cast, "OneToManyRelationshipMetadata") &&
+            strcmp(cast, "ManyToManyRelationshipMetadata") &&
+            strcmp(cast, "RelationshipMetadataBase"))
+            return syntax_error(r, path);
+        p += strlen(p);
+    }
+    int many = cast && !strcmp(cast, "ManyToManyRelationshipMetadata");
     if (!*p) {
-        emu_json(r, 200);
-        sb_printf(&r->out,
-                  "{\"@odata.context\":\"%s$metadata#EntityDefinitions(%s)/%s\",\"value\":[",
-                  r->base, t->metadata_id, keys ? "Keys" : "Attributes");
-        int n = keys ? t->def.n_keys : t->def.n_attributes;
-        for (int i = 0; i < n; i++) {
-            if (i) sb_putc(&r->out, ',');
-            if (keys)
-                key_json(e, t, &t->def.keys[i], &r->out);
-            else
-                attr_json(t, &t->def.attributes[i], &r->out);
+        if (method_is(r, "POST") && !cast) return mw_create_rel(r);
+        if (!method_is(r, "GET"))
+            return not_allowed(r, "RelationshipDefinitions", cast ? "GET" : "GET, POST");
+        mitems l = {0};
+        if (!many) mitems_relationships(e, NULL, 0, &l);
+        char ctx[200];
+        snprintf(ctx, sizeof ctx, "RelationshipDefinitions%s%s",
+                 cast ? "/Microsoft.Dynamics.CRM." : "", cast ? cast : "");
+        int rc = answer_list(r, many ? &MT_REL_MANY : &MT_REL, ctx, &l);
+        mitems_free(&l);
+        return rc;
+    }
+    char key[300];
+    int by_id;
+    const char *rest = parse_key(p, key, sizeof key, &by_id, "SchemaName");
+    if (!rest) return syntax_error(r, path);
+    mitem it;
+    if (!find_rel(e, NULL, 0, key, by_id, &it))
+        return emu_error(r, 404, NOT_FOUND, "Could not find relationship '%s'.", key);
+    if (*rest && strcmp(rest, "/Microsoft.Dynamics.CRM.OneToManyRelationshipMetadata"))
+        return not_served(r, path);
+    if (!*rest && method_is(r, "DELETE")) return mw_delete_rel(r, it.t, it.i);
+    if (!*rest && method_is(r, "PUT"))
+        return emu_error(r, 501, BAD_QUERY, "not served: updating a relationship definition.");
+    if (!method_is(r, "GET"))
+        return not_allowed(r, "a relationship definition", *rest ? "GET" : "GET, PUT, DELETE");
+    return answer_one(r, &MT_REL,
+                      *rest ? "RelationshipDefinitions/Microsoft.Dynamics.CRM."
+                              "OneToManyRelationshipMetadata"
+                            : "RelationshipDefinitions",
+                      &it);
+}
+
+int h_optionset_defs(emu_req *r, const char *path)
+{
+    dv_emulator *e = r->emu;
+    const char *p = path + 26;
+    int n = 0;
+    char **names = mdx_names(e, MDX_OPTIONSET, &n);
+    int rc;
+    if (!*p) {
+        if (method_is(r, "POST")) {
+            rc = mw_create_optionset(r);
+        } else if (!method_is(r, "GET")) {
+            rc = not_allowed(r, "GlobalOptionSetDefinitions", "GET, POST");
+        } else {
+            mitems l = {0};
+            for (int i = 0; i < n; i++)
+                mitems_add(&l, MI_OPTIONSET, NULL, 0, 0), l.v[l.n - 1].name = names[i];
+            rc = answer_list(r, &MT_OPTIONSET, "GlobalOptionSetDefinitions", &l);
+            mitems_free(&l);
         }
-        sb_puts(&r->out, "]}");
-        return 0;
+        goto out;
     }
-    char item[200];
-    const char *rest = parse_meta_key(p, item, sizeof item, &by_id);
-    if (!rest) return emu_error(r, 400, BAD_QUERY, "Bad Request - Error in query syntax.");
-    int n = keys ? t->def.n_keys : t->def.n_attributes;
-    for (int i = 0; i < n; i++) {
-        const char *ln = keys ? t->def.keys[i].logical_name : t->def.attributes[i].logical_name;
-        char full[300], id[37];
-        snprintf(full, sizeof full, "%s.%s.%s", t->def.logical_name, keys ? "key" : "attr", ln);
-        guid_from_name(full, id);
-        if (by_id ? strcasecmp(id, item) != 0 : strcmp(ln, item) != 0) continue;
-        if (keys && strcmp(rest, "/Microsoft.Dynamics.CRM.ReactivateEntityKey") == 0)
-            return h_reactivate_key(r, t->def.logical_name, ln);
-        if (*rest)
-            return emu_error(r, 501, BAD_QUERY,
-                             "The path '%s' is not served by the dvlua "
-                             "emulator.",
-                             path);
-        emu_json(r, 200);
-        sb_printf(&r->out, "{\"@odata.context\":\"%s$metadata#EntityDefinitions(%s)/%s/$entity\",",
-                  r->base, t->metadata_id, keys ? "Keys" : "Attributes");
-        sbuf one = {0};
-        if (keys)
-            key_json(e, t, &t->def.keys[i], &one);
-        else
-            attr_json(t, &t->def.attributes[i], &one);
-        sb_put(&r->out, one.p + 1, one.n - 1);
-        sb_free(&one);
-        return 0;
+    char key[200];
+    int by_id;
+    const char *rest = parse_key(p, key, sizeof key, &by_id, "Name");
+    if (!rest) {
+        rc = syntax_error(r, path);
+        goto out;
     }
-    return emu_error(r, 404, "0x80040217", "Could not find %s '%s' on entity '%s'.",
-                     keys ? "key" : "attribute", item, t->def.logical_name);
+    const char *found = NULL;
+    for (int i = 0; i < n && !found; i++) {
+        mitem it = {MI_OPTIONSET, NULL, 0, 0, names[i]};
+        char id[37];
+        mitem_id(&it, id);
+        if (by_id ? !strcasecmp(id, key) : !strcmp(names[i], key)) found = names[i];
+    }
+    if (!found) {
+        rc = emu_error(r, 404, NOT_FOUND, "Could not find a global option set named '%s'.", key);
+    } else if (*rest) {
+        rc = not_served(r, path);
+    } else if (method_is(r, "DELETE")) {
+        rc = mw_delete_optionset(r, found);
+    } else if (method_is(r, "PUT")) {
+        rc = emu_error(r, 501, BAD_QUERY, "not served: updating a global choice.");
+    } else if (!method_is(r, "GET")) {
+        rc = not_allowed(r, "a global choice", "GET, PUT, DELETE");
+    } else {
+        mitem it = {MI_OPTIONSET, NULL, 0, 0, found};
+        rc = answer_one(r, &MT_OPTIONSET, "GlobalOptionSetDefinitions", &it);
+    }
+out:
+    for (int i = 0; i < n; i++)
+        free(names[i]);
+    free(names);
+    return rc;
 }
 
 int h_reactivate_key(emu_req *r, const char *entity, const char *key)
 {
     dv_emulator *e = r->emu;
     char ent[200] = "", k[200] = "";
-    if (strcmp(r->method, "POST") != 0)
-        return emu_error(r, 405, BAD_QUERY, "ReactivateEntityKey is an action: use POST.");
+    if (!method_is(r, "POST")) return not_allowed(r, "ReactivateEntityKey (an action)", "POST");
     if (entity) {
         snprintf(ent, sizeof ent, "%s", entity);
         snprintf(k, sizeof k, "%s", key);
@@ -477,7 +533,7 @@ int h_reactivate_key(emu_req *r, const char *entity, const char *key)
     sqlite3_bind_text(st, 2, k, -1, SQLITE_TRANSIENT);
     sqlite3_bind_double(st, 3, emu_now(e));
     if (sqlite3_step(st) != SQLITE_DONE || sqlite3_changes(store_db(e)) == 0)
-        return emu_error(r, 404, "0x80040217", "Could not find key '%s' on entity '%s'.", k, ent);
+        return emu_error(r, 404, NOT_FOUND, "Could not find key '%s' on entity '%s'.", k, ent);
     emu_json(r, 200);
     sb_printf(&r->out,
               "{\"@odata.context\":\"%s$metadata#Microsoft.Dynamics.CRM."
@@ -488,6 +544,7 @@ int h_reactivate_key(emu_req *r, const char *entity, const char *key)
 
 int h_whoami(emu_req *r)
 {
+    if (!method_is(r, "GET")) return not_allowed(r, "WhoAmI (a function)", "GET");
     emu_json(r, 200);
     sb_printf(&r->out,
               "{\"@odata.context\":\"%s$metadata#Microsoft.Dynamics.CRM.WhoAmIResponse\","

@@ -9,6 +9,7 @@
 #include "emu_internal.h"
 #include "functions.h"
 #include "metadata.h"
+#include "options.h"
 #include "queries.h"
 #include "row_address.h"
 #include "row_select.h"
@@ -84,7 +85,9 @@ static int batch_dispatch(emu_req *sub, const char *path, void *ud)
 int router_route(emu_req *r, const char *rest)
 {
     dv_emulator *e = r->emu;
+    if (emu_check_query_options(r)) return -1;
     if (!*rest || strcmp(rest, "/") == 0) {
+        if (strcmp(r->method, "GET") != 0) return emu_not_allowed(r, "the service document", "GET");
         emu_json(r, 200);
         sb_printf(&r->out, "{\"@odata.context\":\"%s$metadata\",\"value\":[", r->base);
         for (int i = 0; i < e->n_ents; i++) {
@@ -96,22 +99,24 @@ int router_route(emu_req *r, const char *rest)
         return 0;
     }
     if (strcmp(rest, "WhoAmI") == 0 || strcmp(rest, "WhoAmI()") == 0) {
-        if (strcmp(r->method, "GET") != 0)
-            return emu_error(r, 405, "0x80060888",
-                             "The HTTP method '%s' is not allowed for "
-                             "WhoAmI.",
-                             r->method);
+        if (strcmp(r->method, "GET") != 0) return emu_not_allowed(r, "WhoAmI (a function)", "GET");
         return h_whoami(r);
     }
-    if (strncmp(rest, "EntityDefinitions", 17) == 0) return h_metadata(r, rest);
+    if (strncmp(rest, "EntityDefinitions", 17) == 0 && (!rest[17] || strchr("(/", rest[17])))
+        return h_metadata(r, rest);
+    if (strncmp(rest, "RelationshipDefinitions", 23) == 0 && (!rest[23] || strchr("(/", rest[23])))
+        return h_relationship_defs(r, rest);
+    if (strncmp(rest, "GlobalOptionSetDefinitions", 26) == 0 &&
+        (!rest[26] || strchr("(/", rest[26])))
+        return h_optionset_defs(r, rest);
     if (strcmp(rest, "ImportSolution") == 0) {
         if (strcmp(r->method, "POST") != 0)
-            return emu_error(r, 405, "0x80060888", "ImportSolution is an action: use POST.");
+            return emu_not_allowed(r, "ImportSolution (an action)", "POST");
         return h_import_solution(r);
     }
     if (strcmp(rest, "ImportSolutionAsync") == 0) {
         if (strcmp(r->method, "POST") != 0)
-            return emu_error(r, 405, "0x80060888", "ImportSolutionAsync is an action: use POST.");
+            return emu_not_allowed(r, "ImportSolutionAsync (an action)", "POST");
         return h_import_solution_async(r);
     }
     if (strcmp(rest, "ReactivateEntityKey") == 0) return h_reactivate_key(r, NULL, NULL);
@@ -123,5 +128,6 @@ int router_route(emu_req *r, const char *rest)
         return h_bulk(r, rest, (size_t)(bound - rest), bound + 24);
     if (strncmp(rest, "$metadata", 9) == 0)
         return emu_error(r, 501, "0x80060888", "'%s' is not served by the dvlua emulator.", rest);
+    if (emu_unserved_operation(r, rest)) return -1;
     return route_rows(r, rest);
 }

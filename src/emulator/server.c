@@ -12,8 +12,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "emu_internal.h"
 #include "limits.h"
+#include "metadata_store.h"
 #include "oauth.h"
 #include "request.h"
 #include "router.h"
@@ -594,6 +596,12 @@ int dv_emulator_fail_key(dv_emulator *emu, const char *entity, const char *key, 
         sqlite3_bind_text(st, 1, entity, -1, SQLITE_TRANSIENT);
         sqlite3_bind_text(st, 2, key, -1, SQLITE_TRANSIENT);
         if (sqlite3_step(st) == SQLITE_DONE) changed = sqlite3_changes(store_db(emu));
+    }
+    /* The failed index job, which the key's AsyncJob then names. */
+    if (changed && store_begin(emu) == 0) {
+        if (mdx_fail_key(emu, entity, key, "The index job for this key failed.", emu_now(emu)) ||
+            store_commit(emu))
+            store_rollback(emu);
     }
     unlock_all(emu);
     if (!changed) {

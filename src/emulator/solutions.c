@@ -9,6 +9,7 @@
 #include "clock.h"
 #include "components.h"
 #include "emu_internal.h"
+#include "metadata_store.h"
 #include "row_write.h"
 #include "solutions.h"
 #include "store.h"
@@ -307,11 +308,13 @@ int h_uninstall_solution(emu_req *r, const char *solution_id)
     if (store_begin(e)) return emu_error(r, 503, "0x80040216", "The store is busy.");
     char id[37], err[256];
     snprintf(id, sizeof id, "%s", solution_id);
-    /* An unmanaged solution's components stay: they belong to the organization. */
-    if (managed && comp_uninstall(e, id, err, sizeof err)) {
+    /* An unmanaged solution's components stay: they belong to the organization. What was
+     * created over the Web API in a managed one goes first, then the solution's layer. */
+    if (managed && (mdx_drop_solution(e, id) || comp_uninstall(e, id, err, sizeof err))) {
         store_rollback(e);
         store_reload(e);
-        return emu_error(r, 500, "0x80040216", "The uninstall failed: %s.", err);
+        return emu_error(r, 500, "0x80040216", "The uninstall failed: %s.",
+                         *err ? err : "the definitions could not be removed");
     }
     if (store_row_delete(e, sol, id, emu_now(e)) || store_commit(e)) {
         store_rollback(e);

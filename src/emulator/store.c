@@ -34,7 +34,10 @@ static const char *schema =
     "CREATE INDEX IF NOT EXISTS tomb_ver ON tomb(entity, ver);"
     "CREATE TABLE IF NOT EXISTS keyval(entity TEXT, key TEXT, val TEXT, id TEXT,"
     " PRIMARY KEY(entity, key, val));"
-    "CREATE INDEX IF NOT EXISTS keyval_id ON keyval(entity, id);";
+    "CREATE INDEX IF NOT EXISTS keyval_id ON keyval(entity, id);"
+    /* definitions' extra properties, kept by metadata_store.c */
+    "CREATE TABLE IF NOT EXISTS mdx(kind TEXT, entity TEXT, name TEXT, solution TEXT, json TEXT,"
+    " PRIMARY KEY(kind, entity, name));";
 
 /* One SQLite connection and its statements; a file store has one per thread. */
 typedef struct store_conn {
@@ -512,6 +515,7 @@ int store_drop_entity(dv_emulator *e, const char *logical)
         "DELETE FROM row WHERE entity = ?1",    "DELETE FROM tomb WHERE entity = ?1",
         "DELETE FROM keyval WHERE entity = ?1", "DELETE FROM ekey WHERE entity = ?1",
         "DELETE FROM attr WHERE entity = ?1",   "DELETE FROM ent WHERE logical = ?1",
+        "DELETE FROM mdx WHERE entity = ?1",
     };
     for (size_t i = 0; i < sizeof sqls / sizeof sqls[0]; i++) {
         sqlite3_stmt *st = store_stmt(e, sqls[i]);
