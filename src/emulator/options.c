@@ -9,10 +9,12 @@
 static const char *const served[] = {"$select",  "$filter",    "$orderby",    "$top",   "$count",
                                      "$expand",  "$skiptoken", "$deltatoken", "$apply", "$skip",
                                      "fetchXml", "tag",        NULL};
-/* Documented, not served: refused with 501 instead of being ignored. */
-static const char *const unserved[] = {
-    "$search", "$format",    "$compute",  "$index", "$levels", "$schemaversion",
-    "$id",     "savedQuery", "userQuery", "sql",    NULL};
+/* Documented, not served: refused with 501 instead of being ignored. ($search and $format
+ * are OData options Dataverse itself refuses ("Query data using the Web API"): they get its
+ * 400 like any other unsupported option.) */
+static const char *const unserved[] = {"$compute",       "$index", "$levels",
+                                       "$schemaversion", "$id",    "savedQuery",
+                                       "userQuery",      "sql",    NULL};
 
 static int in(const char *const *list, const char *s)
 {
