@@ -56,7 +56,7 @@ for _, clients in ipairs(counts) do
   assert(url, "the server did not start")
   local go = dir .. "/go-" .. clients
   for c = 1, clients do
-    os.execute(string.format("./dvlua %s %s %d %s %s/out-%d-%d >/dev/null 2>&1 &", wfile, url, rows, go, dir, clients, c))
+    os.execute(string.format("./dvlua %s %s %d %s %s/out-%d-%d >%s/err-%d-%d 2>&1 &", wfile, url, rows, go, dir, clients, c, dir, clients, c))
   end
   os.execute("sleep 1")
   local start = require("dataverse.core").now()
@@ -68,6 +68,8 @@ for _, clients in ipairs(counts) do
     for _ = 1, 6000 do
       s = read(path)
       if s:match("\n") then break end
+      local e = read(string.format("%s/err-%d-%d", dir, clients, c))
+      if e ~= "" then error("client " .. c .. " failed: " .. e) end
       os.execute("sleep 0.05")
     end
     local a, b = s:match("(%S+) (%S+)")

@@ -182,10 +182,10 @@ describe("emulator table definitions", function()
       assert.equals("The query parameter $foo is not supported.", r.json.error.message)
       r = api.get("accounts?foo=1")
       assert.equals(400, r.status)
-      r = api.get("accounts?$search=one") -- Dataverse does not support $search
+      -- $search is an option Dataverse itself refuses on a table: its 400, not a 501
+      r = api.get("accounts?$search=one")
       assert.equals(400, r.status)
-      r = api.get("accounts?$compute=" .. api.enc("revenue mul 2 as double"))
-      assert.equals(501, r.status)
+      assert.equals("0x80060888", r.json.error.code)
       -- parameter aliases are part of the protocol
       assert.equals(200, api.get("accounts?$select=name&@p1=1").status)
     end)

@@ -9,8 +9,9 @@
 static const char *const served[] = {"$select",  "$filter",    "$orderby",    "$top",   "$count",
                                      "$expand",  "$skiptoken", "$deltatoken", "$apply", "$skip",
                                      "fetchXml", "tag",        NULL};
-/* Documented, not served: refused with 501 instead of being ignored. ($skip, $search and
- * $format are options Dataverse itself does not support: 400 like an unknown one.) */
+/* Documented, not served: refused with 501 instead of being ignored. ($search and $format
+ * are OData options Dataverse itself refuses ("Query data using the Web API"): they get its
+ * 400 like any other unsupported option.) */
 static const char *const unserved[] = {"$compute",       "$index", "$levels",
                                        "$schemaversion", "$id",    "savedQuery",
                                        "userQuery",      "sql",    NULL};
