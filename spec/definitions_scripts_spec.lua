@@ -76,6 +76,14 @@ describe("scripts on a table created over the Web API", function()
     assert.equals(204, api.patch("sample_books(sample_bookcode='BookCode2')",
       { ["sample_readerid@odata.bind"] = "/contacts(" .. c .. ")" }).status)
     assert.equals(c, api.get("sample_books(sample_bookcode='BookCode2')?$select=_sample_readerid_value").json._sample_readerid_value)
+    -- ... and under its SchemaName, the navigation property name Dataverse gives a custom lookup
+    local c2 = api.create("contacts", { firstname = "Sam", lastname = "Schema" })
+    local r2 = api.patch("sample_books(sample_bookcode='BookCode2')",
+      { ["sample_ReaderId@odata.bind"] = "/contacts(" .. c2 .. ")" })
+    assert.equals(204, r2.status, r2.body)
+    assert.equals(c2, api.get("sample_books(sample_bookcode='BookCode2')?$select=_sample_readerid_value").json._sample_readerid_value)
+    -- a system lookup stays case-sensitive, as in Dataverse
+    assert.equals(400, api.post("accounts", { name = "Case", ["PrimaryContactId@odata.bind"] = "/contacts(" .. c .. ")" }).status)
   end)
 
   it("mirrors the table into SQLite with sync_sqlite.lua, then only what changed", function()

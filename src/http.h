@@ -33,8 +33,8 @@ typedef struct dv_http_options {
     long backoff_base_ms;    /* first backoff step; default 500 */
     long backoff_cap_ms;     /* no single wait exceeds this, Retry-After included; default 30000 */
     int insecure_skip_tls_verify; /* 1 turns off TLS peer and host verification; default 0 */
-    int allow_insecure_http; /* 1 lets tokens and secrets go over plain http:// to any host;
-                                default 0: only to loopback addresses (src/urlsafe.h) */
+    int allow_insecure_http;      /* 1 lets tokens and secrets go over plain http:// to any host;
+                                     default 0: only to loopback addresses (src/urlsafe.h) */
     int trace;                    /* 1 traces to stderr; also on when env DVLUA_TRACE=1 */
     const char *user_agent;       /* default "dvlua/<version>"; copied */
 } dv_http_options;

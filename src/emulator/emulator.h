@@ -6,16 +6,16 @@
 typedef struct dv_emulator dv_emulator;
 
 typedef struct {
-    const char *db;        /* SQLite file, or ":memory:" (NULL means ":memory:") */
-    const char *host;      /* IPv4 address to listen on; NULL means 127.0.0.1 */
-    unsigned short port;   /* 0 picks a free port */
-    const char *token;     /* when set, the only bearer token accepted (and issued) */
-    const char *faults;    /* NULL: fault injection off; else a spec (may be "") */
-    long max_body;         /* request body limit in bytes; 0 means 64 MiB */
-    double retention;      /* change-tracking retention in seconds; 0 means 7 days */
-    double key_delay;      /* seconds until a new alternate key is Active (0: at once);
-                              negative means the default, 0.6 */
-    unsigned conn_timeout; /* idle connection timeout in seconds; 0 means 30 */
+    const char *db;                /* SQLite file, or ":memory:" (NULL means ":memory:") */
+    const char *host;              /* IPv4 address to listen on; NULL means 127.0.0.1 */
+    unsigned short port;           /* 0 picks a free port */
+    const char *token;             /* when set, the only bearer token accepted (and issued) */
+    const char *faults;            /* NULL: fault injection off; else a spec (may be "") */
+    long max_body;                 /* request body limit in bytes; 0 means 64 MiB */
+    double retention;              /* change-tracking retention in seconds; 0 means 7 days */
+    double key_delay;              /* seconds until a new alternate key is Active (0: at once);
+                                      negative means the default, 0.6 */
+    unsigned conn_timeout;         /* idle connection timeout in seconds; 0 means 30 */
     unsigned header_timeout;       /* a connection that has not sent a whole request head within
                                       this many idle seconds is closed; 0 means 5 */
     unsigned max_conns;            /* connections at once; 0: from RLIMIT_NOFILE, at most 4096 */

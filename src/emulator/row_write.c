@@ -158,6 +158,19 @@ static int apply_cb(void *ud, const char *key, const char *type, const char *jso
         char nav[128];
         snprintf(nav, sizeof nav, "%.*s", (int)(klen - 11), key);
         const dv_attribute_def *a = store_attr(t, nav);
+        if (!a) {
+            /* A custom lookup's navigation property is its SchemaName (sample_ParentBook);
+             * the emulator keeps logical names, so it matches that spelling case-blind. The
+             * system lookups (no publisher prefix) stay case-sensitive, as in Dataverse. */
+            char low[128];
+            for (size_t i = 0; i < sizeof low; i++)
+                if (!(low[i] = (char)tolower((unsigned char)nav[i]))) break;
+            const dv_attribute_def *custom = strchr(low, '_') ? store_attr(t, low) : NULL;
+            if (custom) {
+                a = custom;
+                memcpy(nav, low, sizeof nav);
+            }
+        }
         const char *want_target = a ? a->target : NULL;
         char *us = strrchr(nav, '_');
         if (!a && us) {
@@ -410,7 +423,8 @@ int write_row(emu_req *r, const emu_entity *t, const char *id, fieldset *fs, int
     int rc = store_row_put(e, t, id, sb_str(&data), v, &dup);
     sb_free(&data);
     if (rc == 1) return dup_key_error(r, t, dup);
-    if (rc) return emu_error(r, 500, "0x80040216", "The store failed: %s", sqlite3_errmsg(store_db(e)));
+    if (rc)
+        return emu_error(r, 500, "0x80040216", "The store failed: %s", sqlite3_errmsg(store_db(e)));
     return 0;
 }
 
