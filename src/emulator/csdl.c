@@ -142,42 +142,6 @@ static const char *const metadata_types =
     "<NavigationProperty Name=\"Keys\" Type=\"Collection(mscrm.EntityKeyMetadata)\" />"
     "</EntityType>";
 
-/* The EDM type of a column's property; NULL when the Web API exposes none. */
-static const char *edm_type(dv_attr_type t)
-{
-    switch (t) {
-    case DV_ATTR_STRING:
-    case DV_ATTR_MEMO:
-    case DV_ATTR_MULTISELECT:
-        return "Edm.String";
-    case DV_ATTR_INTEGER:
-    case DV_ATTR_PICKLIST:
-    case DV_ATTR_STATE:
-    case DV_ATTR_STATUS:
-        return "Edm.Int32";
-    case DV_ATTR_BIGINT:
-        return "Edm.Int64";
-    case DV_ATTR_DECIMAL:
-    case DV_ATTR_MONEY:
-        return "Edm.Decimal";
-    case DV_ATTR_DOUBLE:
-        return "Edm.Double";
-    case DV_ATTR_BOOLEAN:
-        return "Edm.Boolean";
-    case DV_ATTR_DATETIME:
-        return "Edm.DateTimeOffset";
-    case DV_ATTR_LOOKUP:
-    case DV_ATTR_OWNER:
-    case DV_ATTR_UNIQUEIDENTIFIER:
-    case DV_ATTR_FILE: /* the file's id; the content goes through the file messages */
-        return "Edm.Guid";
-    case DV_ATTR_IMAGE:
-        return "Edm.Binary";
-    default:
-        return NULL;
-    }
-}
-
 /* One lookup, seen from both ends. */
 typedef struct {
     const emu_entity *from; /* the table holding the lookup */
@@ -317,7 +281,7 @@ static void entity_type(sbuf *b, const emu_entity *t, const nav *navs, int n_nav
     sb_puts(b, "\" /></Key>");
     for (int i = 0; i < d->n_attributes; i++) {
         const dv_attribute_def *a = &d->attributes[i];
-        const char *type = dv_attr_is_property(a->type) ? edm_type(a->type) : NULL;
+        const char *type = dv_attr_is_property(a->type) ? dv_attr_edm_type(a->type) : NULL;
         if (!type) continue;
         char prop[160];
         emu_prop_name(a, prop, sizeof prop);

@@ -78,33 +78,6 @@ int collect_cb(void *ud, const char *key, const char *type, const char *json, co
     return 0;
 }
 
-static const char *edm_name(dv_attr_type t)
-{
-    switch (t) {
-    case DV_ATTR_STRING:
-    case DV_ATTR_MEMO:
-        return "Edm.String";
-    case DV_ATTR_INTEGER:
-    case DV_ATTR_PICKLIST:
-    case DV_ATTR_STATE:
-    case DV_ATTR_STATUS:
-        return "Edm.Int32";
-    case DV_ATTR_BIGINT:
-        return "Edm.Int64";
-    case DV_ATTR_DECIMAL:
-    case DV_ATTR_MONEY:
-        return "Edm.Decimal";
-    case DV_ATTR_DOUBLE:
-        return "Edm.Double";
-    case DV_ATTR_BOOLEAN:
-        return "Edm.Boolean";
-    case DV_ATTR_DATETIME:
-        return "Edm.DateTimeOffset";
-    default:
-        return "Edm.Guid";
-    }
-}
-
 /* ---- writing ---- */
 
 typedef struct {
@@ -313,7 +286,7 @@ static int apply_cb(void *ud, const char *key, const char *type, const char *jso
         return emu_error(r, 400, BAD_QUERY,
                          "Cannot convert a primitive value to the expected type '%s'. See the "
                          "inner exception for more details. (property '%s')",
-                         edm_name(a->type), key);
+                         dv_attr_edm_type(a->type) ? dv_attr_edm_type(a->type) : "Edm.Guid", key);
     }
     if ((a->type == DV_ATTR_STRING || a->type == DV_ATTR_MEMO) && a->max_length > 0 &&
         strcmp(type, "text") == 0) {

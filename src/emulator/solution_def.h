@@ -59,6 +59,42 @@ static inline const char *dv_attr_type_name(dv_attr_type t)
     }
 }
 
+/* The EDM type of a column's property; NULL when the Web API exposes none. */
+static inline const char *dv_attr_edm_type(dv_attr_type t)
+{
+    switch (t) {
+    case DV_ATTR_STRING:
+    case DV_ATTR_MEMO:
+    case DV_ATTR_MULTISELECT:
+        return "Edm.String";
+    case DV_ATTR_INTEGER:
+    case DV_ATTR_PICKLIST:
+    case DV_ATTR_STATE:
+    case DV_ATTR_STATUS:
+        return "Edm.Int32";
+    case DV_ATTR_BIGINT:
+        return "Edm.Int64";
+    case DV_ATTR_DECIMAL:
+    case DV_ATTR_MONEY:
+        return "Edm.Decimal";
+    case DV_ATTR_DOUBLE:
+        return "Edm.Double";
+    case DV_ATTR_BOOLEAN:
+        return "Edm.Boolean";
+    case DV_ATTR_DATETIME:
+        return "Edm.DateTimeOffset";
+    case DV_ATTR_LOOKUP:
+    case DV_ATTR_OWNER:
+    case DV_ATTR_UNIQUEIDENTIFIER:
+    case DV_ATTR_FILE: /* the file's id; the content goes through the file messages */
+        return "Edm.Guid";
+    case DV_ATTR_IMAGE:
+        return "Edm.Binary";
+    default:
+        return NULL;
+    }
+}
+
 /* Whether rows hold the column's value (the emulator stores only these). */
 static inline int dv_attr_stored(dv_attr_type t)
 {
