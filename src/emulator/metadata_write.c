@@ -159,7 +159,8 @@ static int begin(emu_req *r)
     return 0;
 }
 
-/* Commits, reloads the definitions and answers 204 with OData-EntityId base+loc. */
+/* Commits, reloads the definitions and answers 204, with OData-EntityId base+loc when loc
+ * is given. */
 static int done(emu_req *r, const char *loc)
 {
     if (store_commit(r->emu)) {
@@ -167,9 +168,11 @@ static int done(emu_req *r, const char *loc)
         return emu_error(r, 500, BUSY, "The change could not be committed.");
     }
     store_reload(r->emu);
-    char url[600];
-    snprintf(url, sizeof url, "%s%s", r->base, loc);
-    emu_add_header(r, "OData-EntityId", url);
+    if (loc) {
+        char url[600];
+        snprintf(url, sizeof url, "%s%s", r->base, loc);
+        emu_add_header(r, "OData-EntityId", url);
+    }
     r->status = 204;
     return 0;
 }
@@ -498,13 +501,7 @@ int mw_delete_attr(emu_req *r, emu_entity *t, int idx)
         emu_error(r, 500, BUSY, "The column could not be deleted.");
         return fail(r);
     }
-    if (store_commit(r->emu)) {
-        store_reload(r->emu);
-        return emu_error(r, 500, BUSY, "The change could not be committed.");
-    }
-    store_reload(r->emu);
-    r->status = 204;
-    return 0;
+    return done(r, NULL);
 }
 
 int mw_update_attr(emu_req *r, emu_entity *t, int idx)
@@ -571,13 +568,7 @@ int mw_update_attr(emu_req *r, emu_entity *t, int idx)
         emu_error(r, 500, BUSY, "The column could not be updated.");
         return fail(r);
     }
-    if (store_commit(r->emu)) {
-        store_reload(r->emu);
-        return emu_error(r, 500, BUSY, "The change could not be committed.");
-    }
-    store_reload(r->emu);
-    r->status = 204;
-    return 0;
+    return done(r, NULL);
 }
 
 /* ---- tables ---- */
@@ -812,13 +803,7 @@ int mw_update_entity(emu_req *r, emu_entity *t)
         emu_error(r, 500, BUSY, "The table could not be updated.");
         return fail(r);
     }
-    if (store_commit(r->emu)) {
-        store_reload(r->emu);
-        return emu_error(r, 500, BUSY, "The change could not be committed.");
-    }
-    store_reload(r->emu);
-    r->status = 204;
-    return 0;
+    return done(r, NULL);
 }
 
 int mw_delete_entity(emu_req *r, emu_entity *t)
@@ -852,13 +837,7 @@ int mw_delete_entity(emu_req *r, emu_entity *t)
         emu_error(r, 500, BUSY, "The table could not be deleted.");
         return fail(r);
     }
-    if (store_commit(e)) {
-        store_reload(e);
-        return emu_error(r, 500, BUSY, "The change could not be committed.");
-    }
-    store_reload(e);
-    r->status = 204;
-    return 0;
+    return done(r, NULL);
 }
 
 /* ---- keys ---- */
@@ -984,13 +963,7 @@ int mw_delete_key(emu_req *r, emu_entity *t, int idx)
         emu_error(r, 500, BUSY, "The key could not be deleted.");
         return fail(r);
     }
-    if (store_commit(r->emu)) {
-        store_reload(r->emu);
-        return emu_error(r, 500, BUSY, "The change could not be committed.");
-    }
-    store_reload(r->emu);
-    r->status = 204;
-    return 0;
+    return done(r, NULL);
 }
 
 /* ---- relationships ---- */
@@ -1135,13 +1108,7 @@ int mw_delete_rel(emu_req *r, emu_entity *t, int idx)
         emu_error(r, 500, BUSY, "The relationship could not be deleted.");
         return fail(r);
     }
-    if (store_commit(r->emu)) {
-        store_reload(r->emu);
-        return emu_error(r, 500, BUSY, "The change could not be committed.");
-    }
-    store_reload(r->emu);
-    r->status = 204;
-    return 0;
+    return done(r, NULL);
 }
 
 /* ---- global choices ---- */
@@ -1234,11 +1201,5 @@ int mw_delete_optionset(emu_req *r, const char *name)
         emu_error(r, 500, BUSY, "The global choice could not be deleted.");
         return fail(r);
     }
-    if (store_commit(e)) {
-        store_reload(e);
-        return emu_error(r, 500, BUSY, "The change could not be committed.");
-    }
-    store_reload(e);
-    r->status = 204;
-    return 0;
+    return done(r, NULL);
 }
