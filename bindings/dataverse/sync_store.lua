@@ -302,9 +302,13 @@ function M.sqlite(path, opts)
     -- A committed page is durable against a process kill at once, and against a power cut
     -- as soon as the WAL is synced: NORMAL is the documented setting for WAL.
     self:exec("PRAGMA synchronous = NORMAL")
-    -- Writing proves the file can be written (a read-only file opens fine).
+    -- Writing proves the file can be written (a read-only file opens fine). Inside a write
+    -- transaction that is rolled back: another run opening the same file at the same moment
+    -- neither sees the probe nor trips over it.
+    self:begin()
     self:exec("CREATE TABLE IF NOT EXISTS sync_probe (x INTEGER)")
-    self:exec("DROP TABLE sync_probe")
+    self:exec("INSERT INTO sync_probe VALUES (1)")
+    self:rollback()
   end)
   if not ok then
     self:close()
