@@ -138,25 +138,38 @@ end
 local INT = { Integer = true, Picklist = true, State = true, Status = true, BigInt = true }
 local NUM = { Decimal = true, Money = true, Double = true }
 
--- The typed value a source text stands for in column col (nil: empty, i.e. null).
-local function convert(col, text, where)
+-- The typed value a source text stands for in column col (nil: empty, i.e. null), or
+-- false and what is wrong with it.
+local function convert(col, text)
   if text == "" then return nil end
   local ty = col.type
   if INT[ty] then
     local v = math.tointeger(tonumber(text))
-    if not v then fail("%s: column %s: '%s' is not a whole number", where, col.name, text) end
+    if not v then return false, string.format("column %s: '%s' is not a whole number", col.name, text) end
     return v
   elseif NUM[ty] then
     local v = tonumber(text)
-    if not v then fail("%s: column %s: '%s' is not a number", where, col.name, text) end
+    if not v then return false, string.format("column %s: '%s' is not a number", col.name, text) end
     return v
   elseif ty == "Boolean" then
     local l = text:lower()
     if l == "true" or l == "1" then return true end
     if l == "false" or l == "0" then return false end
-    fail("%s: column %s: '%s' is not true or false", where, col.name, text)
+    return false, string.format("column %s: '%s' is not true or false", col.name, text)
   end
   return text
+end
+
+-- One part of a key as compared between the source and the table. Dataverse compares text
+-- without regard to case (its SQL collation), so "BK-1" and "bk-1" are the same key; numbers
+-- compare by value (2, 2.0 and "2" in a whole-number key are one key).
+local function key_part(v)
+  if type(v) == "string" then return v:lower() end
+  if type(v) == "number" then
+    if v == math.floor(v) and v > -2 ^ 63 and v < 2 ^ 63 then return string.format("%d", math.tointeger(v)) end
+    return string.format("%.17g", v)
+  end
+  return tostring(v)
 end
 
 local function same(a, b)
@@ -212,41 +225,74 @@ sync.main("push", function()
     if not pos[k] then fail("%s: the key column '%s' is not in the source", o.from, k) end
   end
 
-  -- The source rows, typed, and checked before anything is written.
-  local source, by_key = {}, {}
+  -- The source rows, typed, and checked before anything is written. A row with a value that
+  -- does not fit its column, or with an empty key, is a failure of that row (listed with the
+  -- others); it also keeps --delete-missing from deleting anything, since the row it stands
+  -- for in the table cannot be known. Two rows with one key stop the run: which one is meant
+  -- cannot be known either.
+  local source, by_key, failed, unusable = {}, {}, {}, 0
   for r, rec in ipairs(records) do
-    local row, kparts = {}, {}
+    local row, kparts, bad = {}, {}, nil
     for c, col in ipairs(cols) do
-      local v = convert(col, rec[c], where_of(r))
-      row[col.name] = v
+      local v, err = convert(col, rec[c])
+      if err then
+        bad = bad or err
+      else
+        row[col.name] = v
+      end
     end
     for _, k in ipairs(keys) do
       local v = row[k]
-      if v == nil then fail("%s: the key column '%s' is empty", where_of(r), k) end
-      kparts[#kparts + 1] = tostring(v)
+      if v == nil then
+        bad = bad or string.format("the key column '%s' is empty", k)
+      else
+        kparts[#kparts + 1] = key_part(v)
+      end
     end
-    local ks = table.concat(kparts, "\0")
-    if by_key[ks] then fail("%s: the same key as %s", where_of(r), where_of(by_key[ks])) end
-    by_key[ks] = r
-    source[r] = { row = row, key = ks }
+    if bad then
+      unusable = unusable + 1
+      failed[#failed + 1] = { r = r, err = { status = "", code = "source", message = bad } }
+      io.stderr:write(string.format("push: %s: %s; row not written\n", where_of(r), bad))
+    else
+      local ks = table.concat(kparts, "\0")
+      local other = by_key[ks]
+      if other then
+        local differ = false
+        for _, k in ipairs(keys) do differ = differ or records[r][pos[k]] ~= records[other][pos[k]] end
+        fail("%s: the same key as %s%s", where_of(r), where_of(other),
+          differ and " (Dataverse compares keys without regard to case)" or "")
+      end
+      by_key[ks] = r
+      source[r] = { row = row, key = ks }
+    end
   end
 
   -- What the table holds now, by key.
   local select = { meta.id }
   for _, col in ipairs(cols) do if col.name ~= meta.id then select[#select + 1] = col.name end end
+  -- A row whose key is empty in the table matches no source row: it gets a key of its own
+  -- (its id), so that --delete-missing deletes every such row, not one per run.
   local current = {}
   for row in org:query(meta.name, { columns = select, page_size = 5000 }) do
     local kparts = {}
-    for _, k in ipairs(keys) do kparts[#kparts + 1] = tostring(row[k]) end
+    for _, k in ipairs(keys) do
+      local v = row[k]
+      if v == nil or v == NULL then
+        kparts = { "\1" .. tostring(row[meta.id]) }
+        break
+      end
+      kparts[#kparts + 1] = key_part(v)
+    end
     current[table.concat(kparts, "\0")] = row
   end
 
   -- Only the rows that are missing or differ are written.
   local todo, todo_r = {}, {}
   local unchanged = 0
-  for r, s in ipairs(source) do
-    local have = current[s.key]
-    local differs = have == nil
+  for r = 1, #records do
+    local s = source[r]
+    local have = s and current[s.key]
+    local differs = s ~= nil and have == nil
     if have then
       for _, col in ipairs(cols) do
         if not same(s.row[col.name], have[col.name]) then differs = true break end
@@ -261,7 +307,7 @@ sync.main("push", function()
       end
       todo[#todo + 1] = body
       todo_r[#todo_r + 1] = r
-    else
+    elseif s then
       unchanged = unchanged + 1
     end
   end
@@ -269,7 +315,8 @@ sync.main("push", function()
   local ok_tty = os.execute("test -t 2")
   local tty = ok_tty == true or ok_tty == 0
   local size = o["batch-size"] and math.floor(o["batch-size"]) or 1000
-  local written, created, failed = 0, 0, {}
+  table.sort(todo_r)
+  local written, created = 0, 0
   local step = size * 4
   for from = 1, #todo, step do
     local part, part_r = {}, {}
@@ -293,7 +340,10 @@ sync.main("push", function()
   end
 
   local deleted = 0
-  if o["delete-missing"] then
+  if o["delete-missing"] and unusable > 0 then
+    io.stderr:write(string.format("push: --delete-missing: nothing deleted, since %d source row(s) could not be read " ..
+      "(the rows they stand for in the table cannot be known)\n", unusable))
+  elseif o["delete-missing"] then
     local ids = {}
     for ks, row in pairs(current) do
       if not by_key[ks] then ids[#ids + 1] = row[meta.id] end
@@ -314,15 +364,24 @@ sync.main("push", function()
     f:write("source,key,status,code,message\n")
     for _, x in ipairs(failed) do
       local src = x.r and where_of(x.r) or ("delete " .. x.id)
-      local key = x.r and source[x.r].key:gsub("%z", ",") or x.id
+      local key = x.id
+      if x.r then
+        local parts = {}
+        for i, k in ipairs(keys) do parts[i] = records[x.r][pos[k]] end
+        key = table.concat(parts, ",")
+      end
       local e = x.err
       f:write(table.concat({ csv_field(src), csv_field(key), csv_field(e.status), csv_field(e.code),
         csv_field(e.message) }, ","), "\n")
     end
     f:close()
   end
-  io.stderr:write(string.format("push %s: %d source rows, %d written (%d new), %d unchanged, %d deleted, %d failed, %.1fs\n",
-    meta.name, #source, written, created, unchanged, deleted, #failed, monotonic() - t0))
+  -- How much the service held the run back: requests, retries, 429s and the time paused.
+  local st = type(org.stats) == "function" and org:stats() or {}
+  io.stderr:write(string.format("push %s: %d source rows, %d written (%d new), %d unchanged, %d deleted, %d failed, " ..
+    "%.1fs; %d requests, %d retried, %d throttled, %.1fs waited\n", meta.name, #records, written, created, unchanged,
+    deleted, #failed, monotonic() - t0, tonumber(st.requests) or 0, tonumber(st.retries) or 0,
+    tonumber(st.throttled) or 0, tonumber(st.waited) or 0))
   if #failed > 0 then
     fail("%d row(s) failed%s", #failed, o.failures and (", listed in " .. o.failures) or " (--failures FILE lists them)")
   end
