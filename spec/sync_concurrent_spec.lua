@@ -80,20 +80,22 @@ describe("sync.lua under production failures", function()
     end
   end
 
-  it("processes opening one mirror at the same moment all get it", function()
-    local db = dir .. "/opens.sqlite"
-    local code = string.format([[local sync = require "dataverse.sync"
-for _ = 1, 40 do local s = sync.sqlite(%q); s:close() end]], db)
-    local procs = {}
-    for i = 1, 4 do
-      local err = os.tmpname()
-      procs[i] = { err = err, p = io.popen(dv.quote(dv.bin) .. " -e " .. dv.quote(code) .. " 2>" .. err .. "; echo $?") }
-    end
-    for _, x in ipairs(procs) do
-      local status = x.p:read("a")
-      x.p:close()
-      assert.equal("0", status:match("%d+"), dv.read_file(x.err))
-      os.remove(x.err)
+  it("processes opening one mirror at the same moment all get it, also when it is new", function()
+    for round = 1, 12 do
+      local db = dir .. "/opens" .. round .. ".sqlite"
+      local code = string.format([[local sync = require "dataverse.sync"
+for _ = 1, 3 do local s = sync.sqlite(%q); s:close() end]], db)
+      local procs = {}
+      for i = 1, 4 do
+        local err = os.tmpname()
+        procs[i] = { err = err, p = io.popen(dv.quote(dv.bin) .. " -e " .. dv.quote(code) .. " 2>" .. err .. "; echo $?") }
+      end
+      for _, x in ipairs(procs) do
+        local status = x.p:read("a")
+        x.p:close()
+        assert.equal("0", status:match("%d+"), dv.read_file(x.err))
+        os.remove(x.err)
+      end
     end
   end)
 
@@ -159,6 +161,76 @@ for _ = 1, 40 do local s = sync.sqlite(%q); s:close() end]], db)
       added = 0
       for n in pairs(seen) do assert.is_true(n == before or n == after, "a reader saw " .. n .. " rows") end
       before = after
+    end
+  end)
+
+  -- With --history, the last change logged for each row tells what the mirror holds: a live
+  -- row's last entry is new_or_updated at the row's version, a deleted row's is its deletion.
+  local function history_agrees(db, t, soft)
+    local store <close> = sync.sqlite(db)
+    local id = t .. "id"
+    local last = {}
+    for x in store:rows(string.format("SELECT %s AS id, _dv_change, _dv_version FROM %s__history ORDER BY _dv_seq", id, t)) do
+      last[x.id] = x
+    end
+    local live = {}
+    for x in store:rows(string.format("SELECT %s AS id, _dv_version%s FROM %s", id,
+      soft and ", _dv_deleted_at" or "", t)) do
+      if not x._dv_deleted_at then
+        live[x.id] = true
+        assert.is_truthy(last[x.id], "row " .. x.id .. " of " .. t .. " is not in the history")
+        assert.equal("new_or_updated", last[x.id]._dv_change)
+        assert.equal(tostring(x._dv_version), tostring(last[x.id]._dv_version))
+      end
+    end
+    for rid, x in pairs(last) do
+      if not live[rid] then assert.equal("removed_or_deleted", x._dv_change, "row " .. rid .. " of " .. t) end
+    end
+  end
+
+  it("kill -9 at random pages of runs while rows change, then a rerun: exact, nothing deleted comes back", function()
+    math.randomseed(1129)
+    for _, variant in ipairs { { "--soft-delete", "--history" }, {} } do
+      local db = dir .. "/killed" .. #variant .. ".sqlite"
+      local kills = 0
+      for round = 1, 8 do
+        -- The first runs are loads, the later ones deltas; --full once, midway.
+        local extra = { "--page-size", "7" }
+        for _, x in ipairs(variant) do extra[#extra + 1] = x end
+        if round == 5 then extra[#extra + 1] = "--full" end
+        local p = spawn(emu, "sync.lua", sync_args(db, extra), { prelude = h.kill_prelude(math.random(1, 6)) })
+        local writes = 0
+        while not p.done() do
+          if writes < 3 then
+            write_some()
+            writes = writes + 1
+          else
+            os.execute("sleep 0.02")
+          end
+        end
+        if p.wait().status ~= 0 then kills = kills + 1 end
+      end
+      assert.is_true(kills >= 4, "only " .. kills .. " runs were killed")
+      local deleted = {}
+      for _ = 1, 3 do deleted[#deleted + 1] = table.remove(accounts, 3) end
+      for _, rid in ipairs(deleted) do org:delete("account", rid) end
+      local r = h.script(emu, "sync.lua", sync_args(db, variant))
+      assert.equal(0, r.status, r.stderr)
+      local soft = variant[1] == "--soft-delete"
+      check(db, { live = soft })
+      local store <close> = sync.sqlite(db)
+      for _, rid in ipairs(deleted) do
+        local row = store:first("SELECT " .. (soft and "_dv_deleted_at" or "accountid") ..
+          " FROM account WHERE accountid = ?", rid)
+        if soft then
+          assert.is_truthy(row and row._dv_deleted_at, "deleted row " .. rid .. " is not marked")
+        else
+          assert.is_nil(row)
+        end
+      end
+      if variant[2] == "--history" then
+        for _, t in ipairs(TABLES) do history_agrees(db, t, soft) end
+      end
     end
   end)
 end)

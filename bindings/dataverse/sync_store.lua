@@ -297,7 +297,18 @@ function M.sqlite(path, opts)
   end
   local ok, e = pcall(function()
     self:exec("PRAGMA busy_timeout = 30000")
-    local mode = self:first("PRAGMA journal_mode = WAL")
+    -- Turning a new file to WAL needs it alone, and SQLite answers "locked" at once rather
+    -- than waiting when another run is doing the same: wait here (up to the busy timeout).
+    local mode
+    for try = 1, 300 do
+      local okm, m = pcall(self.first, self, "PRAGMA journal_mode = WAL")
+      if okm then
+        mode = m
+        break
+      end
+      if try == 300 or not tostring(m):find("locked", 1, true) then error(m, 0) end
+      require("dataverse.core").sleep(0.1)
+    end
     if not mode then fail("cannot open database %s", path) end
     -- A committed page is durable against a process kill at once, and against a power cut
     -- as soon as the WAL is synced: NORMAL is the documented setting for WAL.
