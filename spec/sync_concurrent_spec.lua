@@ -233,4 +233,31 @@ for _ = 1, 3 do local s = sync.sqlite(%q); s:close() end]], db)
       end
     end
   end)
+
+  it("a storm of 429s with Retry-After, 503s and dropped connections: exit 0, exact, throttling reported", function()
+    -- An emulator of its own: standing faults last as long as it does.
+    local emu2, org2 = h.start()
+    finally(function() emu2:stop() end)
+    local ids = h.seed(org2, 40, "Storm")
+    for i = 1, 30 do org2:create("contact", { firstname = "S" .. i, lastname = "Storm" }) end
+    local db = dir .. "/storm.sqlite"
+    local tables = "account,contact,businessunit,systemuser"
+    -- Every 5th request throttled, every 7th refused, every 11th dropped halfway through its
+    -- answer (each request gets 5 tries, so never more than that in a row).
+    emu2:faults("429=0/5,503/7,drop/11")
+    for round = 1, 3 do
+      pcall(h.churn, org2, ids, { create = 3, update = 2, delete = 2 })
+      emu2:faults("429=1*2") -- and a burst with Retry-After: 1 as each run starts
+      local r = h.script(emu2, "sync.lua", { "--to", "sqlite:" .. db, "--tables", tables, "--parallel", "4",
+        "--page-size", "6" })
+      assert.equal(0, r.status, "round " .. round .. ": " .. r.stderr)
+      local retried, throttled, waited = r.stderr:match("(%d+) retried, (%d+) throttled, ([%d.]+)s waited")
+      assert.is_true(tonumber(throttled) >= 2, r.stderr)
+      assert.is_true(tonumber(retried) > tonumber(throttled), r.stderr)
+      assert.is_true(tonumber(waited) >= 1, r.stderr)
+      assert.not_matches("failed", r.stderr, 1, true)
+      local store <close> = sync.sqlite(db)
+      for t in tables:gmatch("[^,]+") do h.assert_exact(org2, store, t) end
+    end
+  end)
 end)
