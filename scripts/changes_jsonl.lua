@@ -34,6 +34,8 @@ sync.main("changes_jsonl", function()
   local names = {}
   for i, c in ipairs(cols) do names[i] = sync.wire_name(c) end
 
+  -- One run at a time per feed (its output file, or its token file when it writes to stdout).
+  local lock <close> = (o.out or o.since) and J.lock(o.out or o.since) or nil
   local out
   if o.out then
     out = J.open_output(o.out)

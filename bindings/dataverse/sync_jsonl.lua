@@ -7,7 +7,8 @@
 -- killed inside a write) cuts it off before appending. The state file is replaced only after
 -- the page's lines are written, through a temporary file that is synced and renamed, so it
 -- always holds a whole state: delivery is at least once (a page may be written twice), never
--- a gap, and a consumer that applies lines by id ends exact.
+-- a gap, and a consumer that applies lines by id ends exact. One run at a time writes a
+-- feed (DIR/<table>.jsonl.lock; see M.lock).
 local sync = require "dataverse.sync"
 
 local M = {}
@@ -88,6 +89,22 @@ function M.open_output(path)
   return f
 end
 
+-- Claims the feed at `path` for this process: a lock on path.lock (fcntl, through
+-- LuaFileSystem), held until the returned handle is closed or the process ends, however it
+-- ends. A second run on the same feed would append the same changes again, and a slower
+-- one could append an old update after a newer deletion (a replay would bring the row
+-- back); so it is refused, naming the feed. Returns the handle to close.
+function M.lock(path)
+  local lfs = require "lfs"
+  local f, err = io.open(path .. ".lock", "ab")
+  if not f then fail("cannot create the lock file %s.lock: %s", path, tostring(err)) end
+  if not lfs.lock(f, "w") then
+    f:close()
+    fail("another run is writing %s; this one leaves it alone (the next run goes on from where that one ends)", path)
+  end
+  return f
+end
+
 function M.read_state(path)
   local f = io.open(path, "rb")
   if not f then return nil end
@@ -135,6 +152,7 @@ function M.sync_table(org, dir, job, o, stats)
   stats = stats or sync.new_stats(name)
   stats.state = "running"
   local out_path, state_path = dir .. "/" .. name .. ".jsonl", dir .. "/" .. name .. ".state"
+  local lock <close> = M.lock(out_path)
   local out <close> = M.open_output(out_path)
   local st = M.read_state(state_path) or {}
   local wanted = {}
