@@ -186,6 +186,18 @@ local function main()
       prog:finish()
     end
     for _, r in ipairs(results) do io.stderr:write(sync.stamped(sync.summary_line(r), s.watch), "\n") end
+    -- --all: a mirror whose table was deleted, or lost change tracking, is no longer among the
+    -- tables; it is left as it was, and said so, rather than forgotten in silence.
+    if s.all and store and store:columns_of("sync_state") then
+      local synced = {}
+      for _, job in ipairs(jobs) do synced[job.into or job.meta.name] = true end
+      for row in store:rows("SELECT table_name FROM sync_state ORDER BY table_name") do
+        if not synced[row.table_name] and store:columns_of(row.table_name) then
+          io.stderr:write(sync.stamped(string.format("%s: not synced: no longer a table with change tracking; " ..
+            "its mirror is left as it was", row.table_name), s.watch), "\n")
+        end
+      end
+    end
     local st = type(org.stats) == "function" and org:stats() or nil
     if st then
       io.stderr:write(sync.stamped(string.format("sync: %d tables, %d requests, %d retried, %d throttled, %.1fs waited",

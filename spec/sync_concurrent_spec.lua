@@ -327,4 +327,26 @@ for _ = 1, 3 do local s = sync.sqlite(%q); s:close() end]], db)
     assert.equal(0, r.status, r.stderr)
     assert.is_true(#dv.read_file(feed) > 100)
   end)
+
+  it("--all: a table deleted from Dataverse between runs is said, its mirror left as it was", function()
+    local emu2, org2 = h.start()
+    finally(function() emu2:stop() end)
+    local E = require "emulator"
+    local books = { unique = "Unmanaged", managed = false, tables = E.books.tables }
+    org2:request("POST", "ImportSolution", E.import_body(books))
+    for i = 1, 5 do org2:create("sample_book", { sample_name = "Kept " .. i, sample_bookcode = "K" .. i }) end
+    local db = dir .. "/dropped.sqlite"
+    local r = h.script(emu2, "sync.lua", { "--to", "sqlite:" .. db, "--all" })
+    assert.equal(0, r.status, r.stderr)
+    assert.matches("sample_book: full load, 5 inserted", r.stderr, 1, true)
+    local status = org2:request("DELETE", "EntityDefinitions(LogicalName='sample_book')")
+    assert.equal(204, status)
+    r = h.script(emu2, "sync.lua", { "--to", "sqlite:" .. db, "--all" })
+    assert.equal(0, r.status, r.stderr)
+    assert.matches("sample_book: not synced: no longer a table with change tracking; its mirror is left as it was",
+      r.stderr, 1, true)
+    local store <close> = sync.sqlite(db)
+    assert.equal(5, tonumber(store:first("SELECT count(*) AS n FROM sample_book").n))
+    h.assert_exact(org2, store, "account", nil, { allow_empty = true })
+  end)
 end)
