@@ -349,4 +349,49 @@ for _ = 1, 3 do local s = sync.sqlite(%q); s:close() end]], db)
     assert.equal(5, tonumber(store:first("SELECT count(*) AS n FROM sample_book").n))
     h.assert_exact(org2, store, "account", nil, { allow_empty = true })
   end)
+
+  it("the token expires in the middle of a paged delta: that run ends exact, the next one reloads, once", function()
+    local db = dir .. "/midexpiry.sqlite"
+    local args = sync_args(db, { "--page-size", "3" })
+    assert.equal(0, h.script(emu, "sync.lua", args).status)
+    write_some()
+    write_some()
+    -- The run stops after its first page of account until the spec has moved the clock.
+    local marker, go = os.tmpname(), os.tmpname()
+    os.remove(marker)
+    os.remove(go)
+    local prelude = string.format([[
+local sync = require "dataverse.sync"
+local real = sync.each_change
+sync.each_change = function(org, o, on_change, on_page)
+  local pages = 0
+  return real(org, o, on_change, function()
+    on_page()
+    pages = pages + 1
+    if o.entity == "account" and pages == 1 and o.next_link then
+      io.open(%q, "w"):close()
+      while not io.open(%q) do os.execute("sleep 0.05") end
+    end
+  end)
+end]], marker, go)
+    local p = spawn(emu, "sync.lua", args, { prelude = prelude })
+    while not io.open(marker) and not p.done() do os.execute("sleep 0.05") end
+    emu:advance(8 * 24 * 3600)
+    dv.write_file(go, "")
+    local r = p.wait()
+    os.remove(marker)
+    os.remove(go)
+    assert.equal(0, r.status, r.stderr)
+    assert.matches("account: changes", r.stderr, 1, true)
+    check(db)
+    -- Both tokens are now older than the retention: the next run reloads both, and only once.
+    write_some()
+    r = h.script(emu, "sync.lua", args)
+    assert.equal(0, r.status, r.stderr)
+    assert.matches("account: full reload (token expired)", r.stderr, 1, true)
+    check(db)
+    r = h.script(emu, "sync.lua", args)
+    assert.equal(0, r.status, r.stderr)
+    assert.not_matches("full reload", r.stderr, 1, true)
+  end)
 end)
