@@ -35,7 +35,7 @@ EXE_OBJ := build/src/main.o $(patsubst %.c,build/%.o,$(wildcard src/repl*.c))
 MOD_OBJ := $(filter-out $(EXE_OBJ),$(OBJ)) build/module_entries.o
 
 .PHONY: all module deps test demo bench install uninstall clean format lint check-deps fuzz \
-	check-sanitize fuzz-short
+	check-sanitize fuzz-short soak
 
 all: dvlua dataverse.so
 
@@ -86,6 +86,11 @@ deps:
 
 test: check-deps dvlua dataverse.so
 	./dvlua spec/run.lua $(SPEC)
+
+# The production-failure specs with more rounds, kills and overlapping runs (docs/RELIABILITY.md).
+SOAK ?= 10
+soak: check-deps dvlua dataverse.so
+	DVLUA_SOAK=$(SOAK) ./dvlua spec/run.lua spec/sync_concurrent_spec.lua spec/sync_soak_spec.lua
 
 demo: check-deps dvlua
 	./dvlua scripts/change_tracking_sample.lua --delete

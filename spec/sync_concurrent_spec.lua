@@ -37,6 +37,8 @@ local function spawn(emu, script, args, opts)
 end
 
 local TABLES = { "account", "contact" }
+-- `make soak` multiplies the rounds (DVLUA_SOAK=10: ten times as many runs, kills and overlaps).
+local SOAK = math.max(1, math.floor(tonumber(os.getenv("DVLUA_SOAK") or "1") or 1))
 
 describe("sync.lua under production failures", function()
   local emu, org, dir, accounts, contacts
@@ -81,7 +83,7 @@ describe("sync.lua under production failures", function()
   end
 
   it("processes opening one mirror at the same moment all get it, also when it is new", function()
-    for round = 1, 10 do
+    for round = 1, 10 * SOAK do
       local db = dir .. "/opens" .. round .. ".sqlite"
       local code = string.format([[local sync = require "dataverse.sync"
 for _ = 1, 3 do local s = sync.sqlite(%q); s:close() end]], db)
@@ -102,7 +104,7 @@ for _ = 1, 3 do local s = sync.sqlite(%q); s:close() end]], db)
   for _, variant in ipairs { {}, { "--soft-delete" }, { "--history" } } do
     it("two overlapping runs while rows change, then a quiet run: exact " .. table.concat(variant, " "), function()
       local db = dir .. "/overlap" .. #variant .. (variant[1] or "") .. ".sqlite"
-      for round = 1, 2 do
+      for round = 1, 2 * SOAK do
         local a = spawn(emu, "sync.lua", sync_args(db, variant))
         local b = spawn(emu, "sync.lua", sync_args(db, variant))
         -- Writes go on while both run (a bounded number, so that the runs can catch up).
@@ -193,11 +195,11 @@ for _ = 1, 3 do local s = sync.sqlite(%q); s:close() end]], db)
     for _, variant in ipairs { { "--soft-delete", "--history" }, {} } do
       local db = dir .. "/killed" .. #variant .. ".sqlite"
       local kills = 0
-      for round = 1, 8 do
+      for round = 1, 8 * SOAK do
         -- The first runs are loads, the later ones deltas; --full once, midway.
         local extra = { "--page-size", "7" }
         for _, x in ipairs(variant) do extra[#extra + 1] = x end
-        if round == 5 then extra[#extra + 1] = "--full" end
+        if round % 5 == 0 then extra[#extra + 1] = "--full" end
         local p = spawn(emu, "sync.lua", sync_args(db, extra), { prelude = h.kill_prelude(math.random(1, 6)) })
         local writes = 0
         while not p.done() do
@@ -245,7 +247,7 @@ for _ = 1, 3 do local s = sync.sqlite(%q); s:close() end]], db)
     -- Every 5th request throttled, every 7th refused, every 11th dropped halfway through its
     -- answer (each request gets 5 tries, so never more than that in a row).
     emu2:faults("429=0/5,503/7,drop/11")
-    for round = 1, 2 do
+    for round = 1, 2 * SOAK do
       pcall(h.churn, org2, ids, { create = 3, update = 2, delete = 2 })
       emu2:faults("429=1*2") -- and a burst with Retry-After: 1 as each run starts
       local r = h.script(emu2, "sync.lua", { "--to", "sqlite:" .. db, "--tables", tables, "--parallel", "4",
@@ -284,7 +286,7 @@ for _ = 1, 3 do local s = sync.sqlite(%q); s:close() end]], db)
     os.execute("mkdir -p " .. dv.quote(out))
     local args = { "--to", "jsonl:" .. out, "--tables", "account", "--page-size", "4" }
     local refused = 0
-    for _ = 1, 4 do
+    for _ = 1, 4 * SOAK do
       local a = spawn(emu, "sync.lua", args)
       local b = spawn(emu, "sync.lua", args)
       local writes = 0

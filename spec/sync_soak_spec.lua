@@ -4,7 +4,7 @@
 local M = require "sync_mirror"
 local sync = require "dataverse.sync"
 
-local ROUNDS = 6
+local ROUNDS = 6 * math.max(1, math.floor(tonumber(os.getenv("DVLUA_SOAK") or "1") or 1))
 
 describe("sync under injected faults, several tables", function()
   it("ends every round with exact mirrors", function()
