@@ -396,4 +396,27 @@ end]], marker, go)
     assert.equal(0, r.status, r.stderr)
     assert.not_matches("full reload", r.stderr, 1, true)
   end)
+
+  it("a reload after an expired token, killed halfway, goes on from its last page in the next run", function()
+    local db = dir .. "/reload-resume.sqlite"
+    local args = { "--to", "sqlite:" .. db, "--tables", "account", "--page-size", "5" }
+    assert.equal(0, h.script(emu, "sync.lua", args).status)
+    emu:advance(8 * 24 * 3600)
+    write_some()
+    local full_pages = 0
+    for _ in org:query("account", { columns = { "name" } }) do full_pages = full_pages + 1 end
+    full_pages = full_pages // 5 + 1
+    -- Killed after the 4th page of the reload the expired token forced.
+    local r = h.script(emu, "sync.lua", args, { prelude = h.kill_prelude(4) })
+    assert.are_not.equal(0, r.status)
+    write_some()
+    r = h.script(emu, "sync.lua", args)
+    assert.equal(0, r.status, r.stderr)
+    assert.matches("account: full reload (left unfinished by an earlier run)", r.stderr, 1, true)
+    assert.matches("resumed", r.stderr, 1, true)
+    local pages = tonumber(r.stderr:match("(%d+) pages"))
+    assert.is_true(pages < full_pages, r.stderr)
+    local store <close> = sync.sqlite(db)
+    h.assert_exact(org, store, "account")
+  end)
 end)

@@ -724,6 +724,13 @@ function M.sync_table(org, store, job, o, stats)
   local kept = parse_spec(stats.kept)
   local token = state and not is_null(state.token) and state.token or nil
   local full = o.full or job.full or reason ~= nil or token == nil
+  -- A reload that an earlier run left half done (after an expired token, or --full) goes on
+  -- from its last page, rather than a delta from the old token throwing it away.
+  if not full and state and state.phase == "load" and not is_null(state.cursor) and state.cursor
+    and state.stage == spec_of(mcols) and store:columns_of(stage_new) then
+    full = true
+    reason = "left unfinished by an earlier run"
+  end
   if reason and reason ~= "first" then stats.reason = reason end
   if o.full and store:columns_of(name) then stats.reason = "asked" end
 
