@@ -73,6 +73,18 @@ describe("sync.lua under production failures", function()
     return a
   end
 
+  -- Of two overlapping runs, one or the other carried each table to its end.
+  local function completed_each(ra, rb)
+    for _, t in ipairs(TABLES) do
+      local done = false
+      for _, r in ipairs { ra, rb } do
+        done = done or r.stderr:find("\n" .. t .. ": full", 1, true) ~= nil or r.stderr:find("\n" .. t .. ": changes", 1, true) ~= nil
+          or r.stderr:find("^" .. t .. ": full") ~= nil or r.stderr:find("^" .. t .. ": changes") ~= nil
+      end
+      assert.is_true(done, "no run finished " .. t .. ":\n" .. ra.stderr .. rb.stderr)
+    end
+  end
+
   local function check(db, opts)
     local store <close> = sync.sqlite(db)
     for _, t in ipairs(TABLES) do h.assert_exact(org, store, t, nil, opts) end
@@ -125,7 +137,7 @@ for _ = 1, 3 do local s = sync.sqlite(%q); s:close() end]], db)
             assert.not_matches("database is locked", r.stderr, 1, true)
           end
         end
-        assert.is_true(ra.status == 0 or rb.status == 0, "round " .. round .. ": " .. ra.stderr .. rb.stderr)
+        completed_each(ra, rb)
       end
       local r = h.script(emu, "sync.lua", sync_args(db, variant))
       assert.equal(0, r.status, r.stderr)
@@ -418,5 +430,34 @@ end]], marker, go)
     assert.is_true(pages < full_pages, r.stderr)
     local store <close> = sync.sqlite(db)
     h.assert_exact(org, store, "account")
+  end)
+
+  it("two overlapping runs into PostgreSQL while rows change, then a quiet run: exact", function()
+    local cluster <close> = require("pg").start()
+    local to = "postgres:" .. cluster.dsn
+    local args = { "--to", to, "--tables", table.concat(TABLES, ","), "--page-size", "9", "--parallel", "2",
+      "--soft-delete" }
+    for _ = 1, 2 * SOAK do
+      local a = spawn(emu, "sync.lua", args)
+      local b = spawn(emu, "sync.lua", args)
+      local writes = 0
+      while not (a.done() and b.done()) do
+        if writes < 6 then
+          write_some()
+          writes = writes + 1
+        else
+          os.execute("sleep 0.05")
+        end
+      end
+      local ra, rb = a.wait(), b.wait()
+      for _, r in ipairs { ra, rb } do
+        if r.status ~= 0 then assert.matches("another sync took over table", r.stderr, 1, true) end
+      end
+      completed_each(ra, rb)
+    end
+    local r = h.script(emu, "sync.lua", args)
+    assert.equal(0, r.status, r.stderr)
+    local store <close> = sync.postgres(cluster.dsn)
+    for _, t in ipairs(TABLES) do h.assert_exact(org, store, t, nil, { live = true }) end
   end)
 end)

@@ -680,6 +680,23 @@ local function finish_load(store, name, stage, mcols, o, token, stats, kept)
   rename_table(store, stage, name)
 end
 
+-- PostgreSQL: transactions on one table's state wait for each other, as SQLite's BEGIN
+-- IMMEDIATE makes every write transaction do. Without it two runs read a state the other is
+-- changing, and create the same staging table at once (a duplicate-key error from the
+-- catalog instead of the message below). The lock ends with the transaction.
+local function serialize(store, key)
+  if store.kind == "postgres" then store:exec("SELECT pg_advisory_xact_lock(hashtext(?))", "dvlua-sync:" .. key) end
+end
+
+-- Inside a page's (or a stage's) transaction: this run still owns the table. A stage may
+-- also start on a table no run owns (this run finished one stage and starts the next).
+local function check_claim(store, name, me, free_ok)
+  local cur = store:first("SELECT run_id FROM " .. ident(STATE) .. " WHERE table_name = ?", name)
+  if not (cur and (cur.run_id == me or (free_ok and cur.run_id == nil))) then
+    fail("another sync took over table %s; this run stops (the other one goes on from the last page)", name)
+  end
+end
+
 local function new_stats(name)
   return { table = name, inserted = 0, updated = 0, deleted = 0, rows = 0, pages = 0, requests = 0,
     warnings = {}, dropped = {}, started = now(), state = "waiting" }
@@ -702,6 +719,8 @@ function M.sync_table(org, store, job, o, stats)
   local me = run_id()
   local state
   store:atomic(function()
+    serialize(store, "sync_state")
+    serialize(store, name)
     ensure_state(store)
     state = read_state(store, name)
     -- Claims the table: a concurrent run on it notices at its next page and stops.
@@ -764,6 +783,8 @@ function M.sync_table(org, store, job, o, stats)
     end
     local function fresh()
       store:atomic(function()
+        serialize(store, name)
+        check_claim(store, name, me, true)
         drop_table(store, stage_new)
         drop_table(store, stage_delta)
         local defs = {}
@@ -846,10 +867,8 @@ function M.sync_table(org, store, job, o, stats)
       local n = nbuf
       buf, nbuf = {}, 0
       store:atomic(function()
-        local cur = store:first("SELECT run_id FROM " .. ident(STATE) .. " WHERE table_name = ?", name)
-        if not cur or cur.run_id ~= me then
-          fail("another sync took over table %s; this run stops (the other one goes on from the last page)", name)
-        end
+        serialize(store, name)
+        check_claim(store, name, me)
         store:insert_rows(stage, names, rows, "upsert", sqltypes)
         if req.next_link then
           set_state(store, name, { cursor = req.next_link })
