@@ -42,6 +42,17 @@ local function read_config(path)
   if not ok or type(t) ~= "table" then
     error("config file " .. path .. " must return a table" .. (ok and "" or (": " .. tostring(t))), 0)
   end
+  -- A misspelt setting would otherwise be ignored in silence (soft_delet = true: no soft deletes).
+  local known = { to = true, all = true, tables = true, columns = true, parallel = true, watch = true, dry_run = true,
+    soft_delete = true, history = true, labels = true, page_size = true, full = true }
+  for k in pairs(t) do
+    if not known[k] then
+      local names = {}
+      for n in pairs(known) do names[#names + 1] = n end
+      table.sort(names)
+      error(string.format("config file %s: unknown setting %q (known: %s)", path, tostring(k), table.concat(names, ", ")), 0)
+    end
+  end
   return t
 end
 

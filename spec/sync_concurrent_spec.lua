@@ -460,4 +460,14 @@ end]], marker, go)
     local store <close> = sync.postgres(cluster.dsn)
     for _, t in ipairs(TABLES) do h.assert_exact(org, store, t, nil, { live = true }) end
   end)
+
+  it("a misspelt setting in a config file is refused, naming it, before anything is written", function()
+    local db = dir .. "/conf-typo.sqlite"
+    local conf = dv.write_file(dir .. "/typo.conf.lua", string.format(
+      "return { to = %q, tables = { 'account' }, soft_delet = true }\n", "sqlite:" .. db))
+    local r = h.script(emu, "sync.lua", { "--config", conf })
+    assert.equal(1, r.status)
+    assert.matches('config file ' .. conf .. ': unknown setting "soft_delet"', r.stderr, 1, true)
+    assert.is_nil(io.open(db))
+  end)
 end)
