@@ -95,7 +95,8 @@ end
 -- one could append an old update after a newer deletion (a replay would bring the row
 -- back); so it is refused, naming the feed. Returns the handle to close.
 function M.lock(path)
-  local lfs = require "lfs"
+  local ok, lfs = pcall(require, "lfs")
+  if not ok then fail("LuaFileSystem is not installed (Debian package lua-filesystem); JSON-lines feeds need its lock") end
   local f, err = io.open(path .. ".lock", "ab")
   if not f then fail("cannot create the lock file %s.lock: %s", path, tostring(err)) end
   if not lfs.lock(f, "w") then
