@@ -207,7 +207,7 @@ for _ = 1, 3 do local s = sync.sqlite(%q); s:close() end]], db)
     for _, variant in ipairs { { "--soft-delete", "--history" }, {} } do
       local db = dir .. "/killed" .. #variant .. ".sqlite"
       local kills = 0
-      for round = 1, 8 * SOAK do
+      for round = 1, 6 * SOAK do
         -- The first runs are loads, the later ones deltas; --full once, midway.
         local extra = { "--page-size", "7" }
         for _, x in ipairs(variant) do extra[#extra + 1] = x end
