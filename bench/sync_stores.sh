@@ -7,6 +7,7 @@
 #   sh bench/sync_stores.sh                  # BENCH_ROWS="10000 100000" by default
 #   BENCH_ROWS="10000 1000000" sh bench/sync_stores.sh
 #   BENCH_PG=0 sh bench/sync_stores.sh     # without PostgreSQL
+#   BENCH_PG_LUADBI=0 sh bench/sync_stores.sh   # PostgreSQL through COPY only, not LuaDBI too
 set -eu
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -56,8 +57,15 @@ UPDATE org SET v = (SELECT max(ver) FROM row) WHERE k = 'version';"
 		DSN=$("$DVLUA" bench/sync_pg.lua 2>/dev/null | head -n 1 || true)
 		PGDIR=$(echo "$DSN" | sed -n 's/.*host=\([^ ]*\).*/\1/p')
 		if [ -n "$DSN" ]; then
-			measure "PostgreSQL (sync_pg)" "$N" "$DVLUA" scripts/sync_postgres.lua --table account \
-				--columns "$MIRROR_COLUMNS" --dsn "$DSN" --page-size 5000
+			# COPY through the libpq module (the default), then LuaDBI's prepared INSERTs.
+			measure "PostgreSQL (COPY)" "$N" env DVLUA_PG_WRITER=libpq "$DVLUA" scripts/sync_postgres.lua \
+				--table account --columns "$MIRROR_COLUMNS" --dsn "$DSN" --page-size 5000
+			if [ "${BENCH_PG_LUADBI:-1}" = 1 ]; then
+				PG_DSN=$DSN "$DVLUA" -e 'local s = require("dataverse.sync").postgres(os.getenv("PG_DSN"))
+					s:exec("DROP TABLE IF EXISTS account, sync_state") s:close()' || true
+				measure "PostgreSQL (LuaDBI)" "$N" env DVLUA_PG_WRITER=luadbi "$DVLUA" scripts/sync_postgres.lua \
+					--table account --columns "$MIRROR_COLUMNS" --dsn "$DSN" --page-size 5000
+			fi
 			if [ "$(id -u)" -eq 0 ]; then
 				runuser -u postgres -- /usr/lib/postgresql/15/bin/pg_ctl stop -s -m immediate -D "$PGDIR/data" || true
 			else
