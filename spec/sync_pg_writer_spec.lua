@@ -277,5 +277,15 @@ end]]
     local bin = dv.bin:match("^/") and dv.bin or (os.getenv("PWD") .. "/" .. dv.bin:gsub("^%./", ""))
     local ok = os.execute("cd / && " .. bin .. [[ -e 'assert(require("dataverse_pg").driver == "libpq")' 2>/dev/null]])
     assert.is_true(ok)
+    -- Only the module links libpq: dvlua and dataverse.so run without it.
+    local function needed(file)
+      local p = io.popen("readelf -d " .. file .. " 2>&1")
+      local out = p:read("a")
+      p:close()
+      return out
+    end
+    assert.matches("libpq.so.5", needed("dataverse_pg.so"), 1, true)
+    assert.not_matches("libpq", needed(bin))
+    assert.not_matches("libpq", needed("dataverse.so"))
   end)
 end)
