@@ -149,6 +149,27 @@ describe("dataverse_pg (libpq)", function()
     end)
     assert.equal(7, store:first("SELECT count(*) AS n FROM t").n)
   end)
+
+  it("a stage filled without its key gets it at the end, the newest copy of a row kept", function()
+    local store <close> = S.postgres(cluster.dsn)
+    assert.is_true(store.deferred_key)
+    store:exec("DROP TABLE IF EXISTS st")
+    store:exec('CREATE TABLE st (id uuid, name text, "_dv_version" bigint)')
+    local a, b = "00000000-0000-4000-8000-00000000000a", "00000000-0000-4000-8000-00000000000b"
+    store:atomic(function()
+      store:insert_rows("st", { "id", "name", "_dv_version" }, { { a, "a new", 9 }, { b, "b old", 3 } }, "upsert")
+      store:insert_rows("st", { "id", "name", "_dv_version" }, { { a, "a old", 5 }, { b, "b new", 4 } }, "upsert")
+      store:insert_rows("st", { "id", "name", "_dv_version" }, { { b, "b newest", 4 } }, "upsert")
+    end)
+    store:atomic(function() store:add_key("st", "id", "_dv_version") end)
+    local got = {}
+    for r in store:rows("SELECT id, name FROM st") do got[r.id] = r.name end
+    assert.same({ [a] = "a new", [b] = "b newest" }, got)
+    assert.equal("p", store:first("SELECT contype FROM pg_constraint WHERE conrelid = 'st'::regclass").contype)
+    -- Keyed already (a stage begun by an earlier version): left as it is.
+    store:atomic(function() store:add_key("st", "id", "_dv_version") end)
+    assert.has_error(function() store:exec("INSERT INTO st (id) VALUES (?)", a) end)
+  end)
 end)
 
 describe("sync_postgres.lua through COPY", function()
@@ -195,6 +216,8 @@ describe("sync_postgres.lua through COPY", function()
     assert.not_matches("LuaDBI", r.stderr, 1, true)
     exact()
     with_store(function(store)
+      assert.equal("account_pkey", store:first("SELECT conname FROM pg_constraint WHERE contype = 'p' AND " ..
+        "conrelid = 'account'::regclass").conname)
       for i, id in ipairs(ids) do
         local row = store:first("SELECT name, description, revenue::text AS revenue, createdon::text AS createdon " ..
           "FROM account WHERE accountid = ?", id)

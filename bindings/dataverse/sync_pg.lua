@@ -135,6 +135,19 @@ function Pg:insert_rows(tbl, names, rows, mode)
   fail("%s: %s", self.what, message(err))
 end
 
+-- Gives a stage filled without its key (dataverse.sync: store.deferred_key) the primary key
+-- on column `id`. Should the server have sent a row twice, the copy with the highest
+-- `version` (then the one written last) stays, as an upsert would have left it.
+function Pg:add_key(tbl, id, version)
+  local T, I, V = ident(tbl), ident(id), ident(version)
+  if self:first("SELECT 1 AS k FROM pg_constraint WHERE conrelid = to_regclass(?) AND contype = 'p'", T) then
+    return -- a stage begun by an earlier version, keyed from the start
+  end
+  self:exec(string.format("DELETE FROM %s a USING %s b WHERE a.%s = b.%s AND (COALESCE(a.%s, -1), a.ctid) < " ..
+    "(COALESCE(b.%s, -1), b.ctid)", T, T, I, I, V, V))
+  self:exec(string.format("ALTER TABLE %s ADD PRIMARY KEY (%s)", T, I))
+end
+
 function Pg:close()
   if self.conn then
     self:rollback()
@@ -149,7 +162,8 @@ Pg.__gc = Pg.close
 function M.connect(pg, dsn)
   local ok, conn = pcall(pg.connect, dsn or "")
   if not ok then fail("%s", message(conn)) end
-  local self = setmetatable({ conn = conn, kind = "postgres", what = "PostgreSQL", writer = "libpq COPY", copies = {} },
+  local self = setmetatable({ conn = conn, kind = "postgres", what = "PostgreSQL", writer = "libpq COPY", copies = {},
+    exact_floats = true, deferred_key = true },
     Pg)
   self:exec("SET client_min_messages = warning")
   return self
