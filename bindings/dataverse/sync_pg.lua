@@ -29,8 +29,9 @@ local function message(err)
   return (tostring(err):gsub("^[^:]*:%d+: ", ""))
 end
 
--- "?" placeholders (as the LuaDBI stores take them) become libpq's $1, $2, …
-local numbered = setmetatable({}, { __mode = "k" })
+-- "?" placeholders (as the LuaDBI stores take them) become libpq's $1, $2, … The engine's
+-- statements are a few texts per table (values are bound, never part of them): cached.
+local numbered = {}
 local function dollars(sql)
   local s = numbered[sql]
   if not s then

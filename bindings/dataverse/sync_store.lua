@@ -1,5 +1,6 @@
 -- dataverse.sync_store: the SQL stores behind dataverse.sync (SQLite and PostgreSQL), through
--- LuaDBI (Debian's lua-dbi-sqlite3 and lua-dbi-postgresql).
+-- LuaDBI (Debian's lua-dbi-sqlite3 and lua-dbi-postgresql). postgres() hands PostgreSQL to
+-- dataverse.sync_pg (libpq and COPY, the module dataverse_pg) when that module loads.
 --
 --   local S = require "dataverse.sync_store"
 --   local store = S.sqlite("mirror.sqlite")            -- or S.postgres(dsn_or_nil)
