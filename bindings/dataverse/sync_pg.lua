@@ -144,9 +144,21 @@ function Pg:add_key(tbl, id, version)
   if self:first("SELECT 1 AS k FROM pg_constraint WHERE conrelid = to_regclass(?) AND contype = 'p'", T) then
     return -- a stage begun by an earlier version, keyed from the start
   end
+  -- Building the index checks uniqueness: the duplicates are looked for only when it fails.
+  local add = string.format("ALTER TABLE %s ADD PRIMARY KEY (%s)", T, I)
+  self:exec("SAVEPOINT dv_key")
+  local conn = self.conn
+  local ok, err = pcall(conn.exec, conn, add)
+  if ok then
+    self:exec("RELEASE SAVEPOINT dv_key")
+    return
+  end
+  self:exec("ROLLBACK TO SAVEPOINT dv_key")
+  self:exec("RELEASE SAVEPOINT dv_key")
+  if not (type(err) == "table" and err.sqlstate == "23505") then fail("%s: %s", self.what, message(err)) end
   self:exec(string.format("DELETE FROM %s a USING %s b WHERE a.%s = b.%s AND (COALESCE(a.%s, -1), a.ctid) < " ..
     "(COALESCE(b.%s, -1), b.ctid)", T, T, I, I, V, V))
-  self:exec(string.format("ALTER TABLE %s ADD PRIMARY KEY (%s)", T, I))
+  self:exec(add)
 end
 
 function Pg:close()
@@ -167,6 +179,9 @@ function M.connect(pg, dsn)
     exact_floats = true, deferred_key = true },
     Pg)
   self:exec("SET client_min_messages = warning")
+  -- The store's statements are short; compiling them (for the large row estimates of a
+  -- freshly loaded stage) costs more than it saves.
+  self:exec("SET jit = off")
   return self
 end
 
