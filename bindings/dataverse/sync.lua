@@ -314,7 +314,8 @@ end
 local function compile_row(list)
   is_null(false) -- learns JSON null
   local src, convs = { "local NULL, type, C, math_type, huge, find, lower, match = ...\n" ..
-    "return function(row)\nlocal r, v = {}\n" }, {}
+    -- The row's table sized once (a constructor of nils), not grown column by column.
+    "return function(row)\nlocal r, v = {" .. string.rep("nil", #list + 1, ",") .. "}\n" }, {}
   for i, c in ipairs(list) do
     convs[i] = c.conv
     src[#src + 1] = string.format("v = row[%q]\n", c.keys[1])
@@ -339,7 +340,6 @@ local function compile_row(list)
   return chunk(NULL, type, convs, math.type, math.huge, string.find, string.lower, string.match)
 end
 M.compile_row = compile_row
-M.mirror_columns = mirror_columns
 
 local STATE = "sync_state"
 local STATE_COLUMNS = { "token", "columns", "updated", "phase", "cursor", "stage", "run_id", "kept" }
@@ -812,9 +812,9 @@ function M.sync_table(org, store, job, o, stats)
     local req = { entity = meta.name, columns = wanted, since = (not is_load) and token or nil, page_size = o.page_size,
       annotations = annotations, resume = resume }
     local function on_change(change)
-      local r = {}
+      local r
       if change.type == "removed_or_deleted" then
-        r[1] = tostring(change.id):lower():gsub("[{}]", "")
+        r = { (tostring(change.id):lower():gsub("[{}]", "")) }
         r[ncol + 1] = "d"
       else
         local row = change.row or change
