@@ -54,7 +54,7 @@ UPDATE org SET v = (SELECT max(ver) FROM row) WHERE k = 'version';"
 	measure "SQLite (sync_sqlite)" "$N" "$DVLUA" scripts/sync_sqlite.lua --table account --columns "$MIRROR_COLUMNS" \
 		--db "$WORK/mirror.sqlite" --page-size 5000
 	if [ "${BENCH_PG:-1}" = 1 ] && [ -x /usr/lib/postgresql/15/bin/initdb ]; then
-		DSN=$("$DVLUA" bench/sync_pg.lua 2>/dev/null | head -n 1 || true)
+		DSN=$("$DVLUA" bench/sync_pg.lua $$ 2>/dev/null | head -n 1 || true)
 		PGDIR=$(echo "$DSN" | sed -n 's/.*host=\([^ ]*\).*/\1/p')
 		if [ -n "$DSN" ]; then
 			# COPY through the libpq module (the default), then LuaDBI's prepared INSERTs.
