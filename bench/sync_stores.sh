@@ -46,7 +46,7 @@ UPDATE org SET v = (SELECT max(ver) FROM row) WHERE k = 'version';"
 	PORT=$(awk 'BEGIN { srand(); print 30000 + int(rand() * 20000) }')
 	"$DVLUA" --serve --listen 127.0.0.1:$PORT --db "$DB" >"$WORK/serve.log" 2>&1 &
 	SERVER=$!
-	for _ in $(seq 1 100); do grep -q http "$WORK/serve.log" && break; sleep 0.1; done
+	for _ in $(seq 1 600); do grep -q http "$WORK/serve.log" && break; sleep 0.1; done
 	URL=$(grep -o 'http://[^ ]*' "$WORK/serve.log" | head -n 1)
 	export DATAVERSE_URL=$URL DATAVERSE_TOKEN=bench
 	measure "null sink" "$N" "$DVLUA" bench/sync_null.lua "$URL" bench "$COLUMNS"
