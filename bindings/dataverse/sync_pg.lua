@@ -118,14 +118,11 @@ function Pg:insert_rows(tbl, names, rows, mode)
     return n
   end
   local conn = self.conn
-  self:exec("SAVEPOINT dv_page")
-  local ok, err = pcall(conn.copy, conn, sql, rows, #names)
-  if ok then
-    self:exec("RELEASE SAVEPOINT dv_page")
-    return n
-  end
-  self:exec("ROLLBACK TO SAVEPOINT dv_page")
-  self:exec("RELEASE SAVEPOINT dv_page")
+  -- The savepoint rides with the COPY (one round trip) and is not released: the page's
+  -- COMMIT ends it, and each page is its own transaction.
+  local ok, err = pcall(conn.copy, conn, "SAVEPOINT dv_page; " .. sql, rows, #names)
+  if ok then return n end
+  if self.conn:status() == "failed transaction" then self:exec("ROLLBACK TO SAVEPOINT dv_page") end
   if type(err) == "table" and err.sqlstate == "23505" then
     self:upsert_via_temp(tbl, names, rows)
     return n

@@ -309,7 +309,8 @@ static int send_chunk(pg_box *b)
     return rc == 1 ? 0 : -1;
 }
 
-/* c:copy(sql, rows, ncol [, first, last]): sql a COPY … FROM STDIN (text format), rows an
+/* c:copy(sql, rows, ncol [, first, last]): sql a COPY … FROM STDIN (text format; statements
+ * without parameters may precede it in the same text, as in "SAVEPOINT p; COPY …"), rows an
  * array of arrays of ncol values (nil allowed). Returns the number of rows copied. A bad
  * value ends the COPY with nothing written and raises naming its row and column. */
 static int l_copy(lua_State *L)
