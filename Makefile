@@ -29,7 +29,7 @@ MOD_LIBS   = $(filter-out -llua5.4,$(shell pkg-config --libs $(MOD_PKGS) 2>/dev/
 SRC  := $(wildcard src/*.c src/emulator/*.c bindings/*.c)
 LUA  := $(sort $(wildcard bindings/dataverse/*.lua))
 OBJ  := $(patsubst %.c,build/%.o,$(SRC)) build/embedded_lua.o
-DEPF := $(OBJ:.o=.d)
+DEPF := $(OBJ:.o=.d) $(patsubst %.c,build/%.d,$(wildcard src/pg/*.c))
 # The interpreter's own files; everything else is the module.
 EXE_OBJ := build/src/main.o $(patsubst %.c,build/%.o,$(wildcard src/repl*.c))
 MOD_OBJ := $(filter-out $(EXE_OBJ),$(OBJ)) build/module_entries.o
@@ -37,7 +37,7 @@ MOD_OBJ := $(filter-out $(EXE_OBJ),$(OBJ)) build/module_entries.o
 .PHONY: all module deps test demo bench install uninstall clean format lint check-deps fuzz \
 	check-sanitize fuzz-short soak
 
-all: dvlua dataverse.so
+all: dvlua dataverse.so dataverse_pg.so
 
 module: dataverse.so
 
@@ -47,6 +47,17 @@ dvlua: $(OBJ)
 # `require "dataverse"` from any Lua 5.4 (LUA_CPATH=./?.so lua5.4 -e 'require "dataverse"').
 dataverse.so: $(MOD_OBJ)
 	$(CC) -shared $(LDFLAGS) -o $@ $(MOD_OBJ) $(MOD_LIBS) -lm -lpthread
+
+# PostgreSQL over libpq (COPY for the sync stores) is a module of its own, loaded on demand:
+# dvlua and dataverse.so do not link libpq. dvlua finds it beside itself and in LUA_CMOD.
+PG_SRC  := $(wildcard src/pg/*.c)
+PG_OBJ  := $(patsubst %.c,build/%.o,$(PG_SRC))
+build/src/pg/%.o: DV_CFLAGS += $(shell pkg-config --cflags libpq 2>/dev/null)
+
+build/src/main.o: DV_CFLAGS += -DDV_LUA_CMOD='"$(LUA_CMOD)"'
+
+dataverse_pg.so: $(PG_OBJ)
+	$(CC) -shared $(LDFLAGS) -o $@ $(PG_OBJ) $(shell pkg-config --libs libpq 2>/dev/null)
 
 # Builds that manage their own dependencies (luarocks, packagers) pass CHECK_DEPS=.
 CHECK_DEPS ?= check-deps
@@ -84,7 +95,7 @@ check-deps:
 deps:
 	sh scripts/install-deps.sh
 
-test: check-deps dvlua dataverse.so
+test: check-deps dvlua dataverse.so dataverse_pg.so
 	./dvlua spec/run.lua $(SPEC)
 
 # The production-failure specs with more rounds, kills and overlapping runs (docs/RELIABILITY.md).
@@ -188,11 +199,12 @@ SCRIPTS := $(wildcard scripts/*.lua)
 cmdname = dvlua-$(subst _,-,$(patsubst change_tracking_sample,sample,$(patsubst changes_jsonl,changes,$(basename $(notdir $(1))))))
 DOCS    := README.md $(wildcard docs/*.md)
 
-install: dvlua dataverse.so
+install: dvlua dataverse.so dataverse_pg.so
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LUA_CMOD) $(DESTDIR)$(MANDIR) \
 	  $(DESTDIR)$(DOCDIR) $(DESTDIR)$(DATADIR)/solutions
 	install -m 755 dvlua $(DESTDIR)$(BINDIR)/dvlua
 	install -m 644 dataverse.so $(DESTDIR)$(LUA_CMOD)/dataverse.so
+	install -m 644 dataverse_pg.so $(DESTDIR)$(LUA_CMOD)/dataverse_pg.so
 	install -m 644 docs/dvlua.1 $(DESTDIR)$(MANDIR)/dvlua.1
 	install -m 644 $(DOCS) $(DESTDIR)$(DOCDIR)/
 	for p in $(foreach s,$(SCRIPTS),$(s):$(call cmdname,$(s))); do \
@@ -204,19 +216,20 @@ install: dvlua dataverse.so
 
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/dvlua $(DESTDIR)$(BINDIR)/dvlua-sync $(DESTDIR)$(LUA_CMOD)/dataverse.so \
+	  $(DESTDIR)$(LUA_CMOD)/dataverse_pg.so \
 	  $(DESTDIR)$(MANDIR)/dvlua.1 $(foreach s,$(SCRIPTS),$(DESTDIR)$(BINDIR)/$(call cmdname,$(s)))
 	rm -rf $(DESTDIR)$(DATADIR) $(DESTDIR)$(DOCDIR)
 
 format:
-	clang-format -i $(SRC) $(wildcard src/*.h src/emulator/*.h bindings/*.h) tools/bin2c.c
+	clang-format -i $(SRC) $(PG_SRC) $(wildcard src/*.h src/emulator/*.h src/pg/*.h bindings/*.h) tools/bin2c.c
 
 # The emulator's layers are checked on its objects: no file calls up (docs/EMULATOR.md).
 lint: $(patsubst %.c,build/%.o,$(wildcard src/emulator/*.c))
 	cppcheck --quiet --enable=warning,performance,portability --error-exitcode=1 \
-	  --suppress=missingIncludeSystem -Isrc -Ibindings $(SRC)
+	  --suppress=missingIncludeSystem -Isrc -Ibindings $(SRC) $(PG_SRC)
 	sh scripts/check-layers.sh
 
 clean:
-	rm -rf build dvlua dataverse.so build-san dvlua-san
+	rm -rf build dvlua dataverse.so dataverse_pg.so build-san dvlua-san
 
 -include $(DEPF) $(SAN_OBJ:.o=.d)

@@ -4,9 +4,10 @@
 --   dvlua bench/sync_store_write.lua [rows] [reps]
 --
 -- SQLite: multi-row prepared INSERTs (LuaDBI). PostgreSQL (a throwaway cluster from
--- spec/helpers/pg.lua): multi-row prepared INSERTs of up to 999 values, and the whole page as
--- one JSON parameter unpacked by jsonb_array_elements, and one array parameter per column
--- unpacked by unnest. Prints seconds and rows/s per path.
+-- spec/helpers/pg.lua): COPY through libpq (the module dataverse_pg, the default writer);
+-- through LuaDBI, multi-row prepared INSERTs of up to 999 values, the whole page as one JSON
+-- parameter unpacked by jsonb_array_elements, and one array parameter per column unpacked by
+-- unnest. Prints seconds and rows/s per path.
 package.path = "spec/helpers/?.lua;" .. package.path
 local S = require "dataverse.sync_store"
 local sync = require "dataverse.sync"
@@ -76,15 +77,18 @@ os.remove("/tmp/dvlua-bench-w.sqlite")
 local lite = S.sqlite("/tmp/dvlua-bench-w.sqlite")
 local pg = require "pg"
 local cluster = pg.start()
-local pgs = S.postgres(cluster.dsn)
-local pgj = S.postgres(cluster.dsn)
+local pgc = S.postgres(cluster.dsn, { writer = "libpq" })
+local pgs = S.postgres(cluster.dsn, { writer = "luadbi" })
+local pgj = S.postgres(cluster.dsn, { writer = "luadbi" })
 pgj.json_batches = true
 for _ = 1, REPS do
   run(lite, "SQLite VALUES", false, false)
+  run(pgc, "PostgreSQL COPY (libpq)", true, false)
   run(pgs, "PostgreSQL VALUES (999)", true, false)
   run(pgj, "PostgreSQL jsonb page", true, true)
   run(pgs, "PostgreSQL unnest arrays", true, false, true)
 end
+pgc:close()
 pgs:close()
 pgj:close()
 lite:close()

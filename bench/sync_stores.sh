@@ -7,6 +7,7 @@
 #   sh bench/sync_stores.sh                  # BENCH_ROWS="10000 100000" by default
 #   BENCH_ROWS="10000 1000000" sh bench/sync_stores.sh
 #   BENCH_PG=0 sh bench/sync_stores.sh     # without PostgreSQL
+#   BENCH_PG_LUADBI=0 sh bench/sync_stores.sh   # PostgreSQL through COPY only, not LuaDBI too
 set -eu
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -45,7 +46,7 @@ UPDATE org SET v = (SELECT max(ver) FROM row) WHERE k = 'version';"
 	PORT=$(awk 'BEGIN { srand(); print 30000 + int(rand() * 20000) }')
 	"$DVLUA" --serve --listen 127.0.0.1:$PORT --db "$DB" >"$WORK/serve.log" 2>&1 &
 	SERVER=$!
-	for _ in $(seq 1 100); do grep -q http "$WORK/serve.log" && break; sleep 0.1; done
+	for _ in $(seq 1 600); do grep -q http "$WORK/serve.log" && break; sleep 0.1; done
 	URL=$(grep -o 'http://[^ ]*' "$WORK/serve.log" | head -n 1)
 	export DATAVERSE_URL=$URL DATAVERSE_TOKEN=bench
 	measure "null sink" "$N" "$DVLUA" bench/sync_null.lua "$URL" bench "$COLUMNS"
@@ -53,11 +54,18 @@ UPDATE org SET v = (SELECT max(ver) FROM row) WHERE k = 'version';"
 	measure "SQLite (sync_sqlite)" "$N" "$DVLUA" scripts/sync_sqlite.lua --table account --columns "$MIRROR_COLUMNS" \
 		--db "$WORK/mirror.sqlite" --page-size 5000
 	if [ "${BENCH_PG:-1}" = 1 ] && [ -x /usr/lib/postgresql/15/bin/initdb ]; then
-		DSN=$("$DVLUA" bench/sync_pg.lua 2>/dev/null | head -n 1 || true)
+		DSN=$("$DVLUA" bench/sync_pg.lua $$ 2>/dev/null | head -n 1 || true)
 		PGDIR=$(echo "$DSN" | sed -n 's/.*host=\([^ ]*\).*/\1/p')
 		if [ -n "$DSN" ]; then
-			measure "PostgreSQL (sync_pg)" "$N" "$DVLUA" scripts/sync_postgres.lua --table account \
-				--columns "$MIRROR_COLUMNS" --dsn "$DSN" --page-size 5000
+			# COPY through the libpq module (the default), then LuaDBI's prepared INSERTs.
+			measure "PostgreSQL (COPY)" "$N" env DVLUA_PG_WRITER=libpq "$DVLUA" scripts/sync_postgres.lua \
+				--table account --columns "$MIRROR_COLUMNS" --dsn "$DSN" --page-size 5000
+			if [ "${BENCH_PG_LUADBI:-1}" = 1 ]; then
+				PG_DSN=$DSN "$DVLUA" -e 'local s = require("dataverse.sync").postgres(os.getenv("PG_DSN"))
+					s:exec("DROP TABLE IF EXISTS account, sync_state") s:close()' || true
+				measure "PostgreSQL (LuaDBI)" "$N" env DVLUA_PG_WRITER=luadbi "$DVLUA" scripts/sync_postgres.lua \
+					--table account --columns "$MIRROR_COLUMNS" --dsn "$DSN" --page-size 5000
+			fi
 			if [ "$(id -u)" -eq 0 ]; then
 				runuser -u postgres -- /usr/lib/postgresql/15/bin/pg_ctl stop -s -m immediate -D "$PGDIR/data" || true
 			else

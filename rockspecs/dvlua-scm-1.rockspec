@@ -30,6 +30,7 @@ external_dependencies = {
   LIBZIP = { header = "zip.h" },
   EXPAT = { header = "expat.h" },
   LIBEDIT = { header = "editline/readline.h" },
+  LIBPQ = { library = "pq" }, -- dataverse_pg.so; Debian keeps libpq-fe.h under postgresql/
 }
 build = {
   type = "make",

@@ -6,7 +6,7 @@ set -eu
 PACKAGES="
 make gcc pkgconf ca-certificates curl
 liblua5.4-dev lua5.4 lua-cjson-dev
-libcurl4-openssl-dev libmicrohttpd-dev libsqlite3-dev libzip-dev libexpat1-dev libedit-dev
+libcurl4-openssl-dev libmicrohttpd-dev libsqlite3-dev libzip-dev libexpat1-dev libedit-dev libpq-dev
 lua-busted lua-filesystem lua-sql-sqlite3 lua-sql-postgres lua-dbi-sqlite3 lua-dbi-postgresql sqlite3
 lua-socket openssl luarocks
 bsdutils man-db groff-base

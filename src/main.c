@@ -290,6 +290,37 @@ static void doREPL(lua_State *L)
     progname = old;
 }
 
+#ifndef DV_LUA_CMOD
+#define DV_LUA_CMOD "/usr/local/lib/lua/5.4"
+#endif
+
+/* C modules that come with dvlua but are not linked into it (dataverse_pg.so, which needs
+ * libpq) are found beside the executable (a build tree) and where `make install` puts them,
+ * after the places package.cpath names already. */
+static void extend_cpath(lua_State *L)
+{
+    char exe[4096], dir[4200];
+    luaL_Buffer b;
+    lua_getglobal(L, "package");
+    lua_getfield(L, -1, "cpath");
+    const char *cpath = lua_tostring(L, -1);
+    luaL_buffinit(L, &b);
+    luaL_addstring(&b, cpath ? cpath : "");
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n > 0) {
+        exe[n] = '\0';
+        char *slash = strrchr(exe, '/');
+        if (slash) *slash = '\0';
+        snprintf(dir, sizeof dir, ";%s/?.so", exe);
+        if (!cpath || !strstr(cpath, dir + 1)) luaL_addstring(&b, dir);
+    }
+    snprintf(dir, sizeof dir, ";%s/?.so", DV_LUA_CMOD);
+    if (!cpath || !strstr(cpath, dir + 1)) luaL_addstring(&b, dir);
+    luaL_pushresult(&b);
+    lua_setfield(L, -3, "cpath");
+    lua_pop(L, 2);
+}
+
 static int pmain(lua_State *L)
 {
     int argc = (int)lua_tointeger(L, 1);
@@ -308,6 +339,7 @@ static int pmain(lua_State *L)
         lua_setfield(L, LUA_REGISTRYINDEX, "LUA_NOENV");
     }
     luaL_openlibs(L);
+    extend_cpath(L);
     dv_preload(L);
     create_arg_table(L, argv, argc, script);
     lua_gc(L, LUA_GCGEN, 0, 0);

@@ -280,8 +280,11 @@ local function mirror_columns(store, cols, o)
     local wire = wire_name(c)
     local keys = wire ~= c.name and { wire, c.name } or { wire }
     local fast = (t[3] == "text" or t[3] == "date") and "text" or t[3]
-    if fast == "num" or fast == "dec" then fast = not pg and "num" or nil end
-    if fast == "int" and pg then fast = nil end
+    -- A store that writes floats as their shortest exact decimal itself (COPY, src/pg/)
+    -- takes them as they are; LuaDBI's PostgreSQL driver needs them as text.
+    if fast == "num" or fast == "dec" then fast = (not pg or store.exact_floats) and "num" or nil end
+    -- PostgreSQL takes 64-bit integers whole; LuaDBI's SQLite driver only 32 bits.
+    if fast == "int" and pg then fast = "int64" end
     out[#out + 1] = { name = c.name, type = c.type, sql = pg and t[2] or t[1], keys = keys, conv = conv[t[3]], fast = fast }
     if LOOKUPS[c.type] then
       out[#out + 1] = { name = c.name .. "__table", type = "target", sql = TEXT, keys = { wire .. LOOKUP_ANN },
@@ -311,7 +314,8 @@ end
 local function compile_row(list)
   is_null(false) -- learns JSON null
   local src, convs = { "local NULL, type, C, math_type, huge, find, lower, match = ...\n" ..
-    "return function(row)\nlocal r, v = {}\n" }, {}
+    -- The row's table sized once (a constructor of nils), not grown column by column.
+    "return function(row)\nlocal r, v = {" .. string.rep("nil", #list + 1, ",") .. "}\n" }, {}
   for i, c in ipairs(list) do
     convs[i] = c.conv
     src[#src + 1] = string.format("v = row[%q]\n", c.keys[1])
@@ -320,6 +324,7 @@ local function compile_row(list)
     local fast = ({
       text = "if type(v) == 'string' then r[%d] = v",
       int = "if math_type(v) == 'integer' and v <= 2147483647 and v >= -2147483648 then r[%d] = v",
+      int64 = "if math_type(v) == 'integer' then r[%d] = v",
       num = "if type(v) == 'number' and v == v and v ~= huge and v ~= -huge then r[%d] = v",
       guid = "if type(v) == 'string' and not find(v, '{', 1, true) then r[%d] = lower(v)",
       etag = "if type(v) == 'string' then r[%d] = match(v, '%%d+')",
@@ -395,10 +400,10 @@ local function parse_spec(s)
   return t
 end
 
-local function create_table(store, name, mcols, extra)
+local function create_table(store, name, mcols, extra, keyless)
   local defs = {}
   for i, c in ipairs(mcols) do
-    defs[i] = ident(c.name) .. " " .. c.sql .. (i == 1 and " PRIMARY KEY" or "")
+    defs[i] = ident(c.name) .. " " .. c.sql .. (i == 1 and not keyless and " PRIMARY KEY" or "")
   end
   for _, d in ipairs(extra or {}) do defs[#defs + 1] = d end
   store:ddl("CREATE TABLE " .. ident(name) .. " (" .. table.concat(defs, ", ") .. ")")
@@ -628,6 +633,7 @@ local function finish_load(store, name, stage, mcols, o, token, stats, kept)
   local id = ident(mcols[1].name)
   local old = store:columns_of(name)
   local N_, M_ = ident(stage), ident(name)
+  if store.deferred_key then store:add_key(stage, mcols[1].name, "_dv_version") end
   local stamp = utc_now()
   local n = store:first("SELECT count(*) AS n FROM " .. N_)
   stats.inserted = tonumber(n.n) or 0
@@ -795,7 +801,9 @@ function M.sync_table(org, store, job, o, stats)
         for _, c in ipairs(stage_cols) do
           if is_load or not c.internal then cs[#cs + 1] = c end
         end
-        create_table(store, stage, cs, defs)
+        -- A store that can add the key once a load is complete (store.deferred_key) fills
+        -- the stage without it: one index build at the end instead of a B-tree insert per row.
+        create_table(store, stage, cs, defs, is_load and store.deferred_key)
         -- Columns kept from an older schema travel with a reload.
         if is_load then
           local old = store:columns_of(name) or {}
@@ -832,9 +840,9 @@ function M.sync_table(org, store, job, o, stats)
     local req = { entity = meta.name, columns = wanted, since = (not is_load) and token or nil, page_size = o.page_size,
       annotations = annotations, resume = resume }
     local function on_change(change)
-      local r = {}
+      local r
       if change.type == "removed_or_deleted" then
-        r[1] = tostring(change.id):lower():gsub("[{}]", "")
+        r = { (tostring(change.id):lower():gsub("[{}]", "")) }
         r[ncol + 1] = "d"
       else
         local row = change.row or change

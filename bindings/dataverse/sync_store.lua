@@ -1,5 +1,6 @@
 -- dataverse.sync_store: the SQL stores behind dataverse.sync (SQLite and PostgreSQL), through
--- LuaDBI (Debian's lua-dbi-sqlite3 and lua-dbi-postgresql).
+-- LuaDBI (Debian's lua-dbi-sqlite3 and lua-dbi-postgresql). postgres() hands PostgreSQL to
+-- dataverse.sync_pg (libpq and COPY, the module dataverse_pg) when that module loads.
 --
 --   local S = require "dataverse.sync_store"
 --   local store = S.sqlite("mirror.sqlite")            -- or S.postgres(dsn_or_nil)
@@ -27,6 +28,7 @@ M.ident = ident
 
 local Store = {}
 Store.__index = Store
+M.Store = Store
 
 local function clean(err)
   err = tostring(err or "unknown error")
@@ -328,20 +330,56 @@ function M.sqlite(path, opts)
   return self
 end
 
+-- A connection error without secrets: libpq may echo the connection string.
+local function connect_error(err)
+  err = clean(err):gsub("^Failed to connect to database: ", ""):gsub("%s*\n%s*", "; "):gsub(";%s*$", "")
+  err = err:gsub("password%s*=%s*'[^']*'", "password=***"):gsub("password%s*=%s*%S+", "password=***")
+    :gsub("(://[^:/@]*:)[^@]*@", "%1***@")
+  fail("cannot connect to PostgreSQL: %s", err)
+end
+
+-- The writer for PostgreSQL: "libpq" (the module dataverse_pg, COPY) when it loads, else
+-- "luadbi"; DVLUA_PG_WRITER=libpq or luadbi (or opts.writer) insists on one.
+local fallback_said = false
+local function pg_module(writer)
+  if writer == "luadbi" then return nil end
+  local ok, mod = pcall(require, "dataverse_pg")
+  if ok then return mod end
+  local msg = tostring(mod)
+  -- Not found, or found but not loadable (libpq5 missing: the loader's second line says so).
+  local why = msg:match("^module '[^']*' not found") and "not found" or msg:match("\n%s*([^\n]+)") or msg
+  if writer == "libpq" then
+    fail("the PostgreSQL module dataverse_pg (libpq, COPY) cannot be loaded: %s", why)
+  end
+  if not fallback_said then
+    fallback_said = true
+    io.stderr:write("sync: the module dataverse_pg (libpq, COPY) is not installed; writing to PostgreSQL ",
+      "through LuaDBI, several times slower (", why, ")\n")
+  end
+  return nil
+end
+
 -- Connects to PostgreSQL: a libpq connection string ("host=… dbname=…") or URI, or the PG*
--- environment variables when dsn is nil or empty.
-function M.postgres(dsn)
+-- environment variables when dsn is nil or empty. opts.writer: "libpq" or "luadbi".
+function M.postgres(dsn, opts)
+  local writer = opts and opts.writer or os.getenv("DVLUA_PG_WRITER")
+  if writer == "" then writer = nil end
+  if writer ~= nil and writer ~= "libpq" and writer ~= "luadbi" then
+    fail("unknown PostgreSQL writer %q (DVLUA_PG_WRITER: libpq or luadbi)", writer)
+  end
+  local mod = pg_module(writer)
+  if mod then
+    local ok, store = pcall(require("dataverse.sync_pg").connect, mod, dsn)
+    if not ok then connect_error(store) end
+    return store
+  end
   local DBI = load("postgresql", "lua-dbi-postgresql")
   -- PQsetdbLogin takes a whole connection string or URI in its database name argument; an
   -- empty one leaves everything to the PG* variables.
   local conn, err = DBI.Connect("PostgreSQL", dsn or "")
-  if not conn then
-    err = clean(err):gsub("^Failed to connect to database: ", ""):gsub("%s*\n%s*", "; "):gsub(";%s*$", "")
-    -- libpq may echo the connection string; never repeat a password.
-    err = err:gsub("password=%S+", "password=***"):gsub("(://[^:/@]*:)[^@]*@", "%1***@")
-    fail("cannot connect to PostgreSQL: %s", err)
-  end
+  if not conn then connect_error(err) end
   local self = new(conn, "postgres", "PostgreSQL")
+  self.writer = "LuaDBI"
   self:exec("SET client_min_messages = warning")
   return self
 end

@@ -105,8 +105,9 @@ function M.norm(v, ty)
   local kind = (sync.TYPES[ty] or sync.TYPES.String)[3]
   if kind == "int" then return string.format("%d", math.tointeger(tonumber(v))) end
   if kind == "num" then return string.format("%.4f", tonumber(v)) end
-  -- Money and decimals to every digit the double holds (tostring would keep 14 of them).
-  if kind == "dec" and tonumber(v) then return sync.decimal_text(tonumber(v)) end
+  -- A decimal read back as a number (LuaDBI) or as PostgreSQL's exact text (libpq): compared
+  -- at the precision of the double the Web API's JSON gave.
+  if kind == "dec" and tonumber(v) then return sync.decimal_text(tonumber(v) + 0.0) end
   if ty == "DateTime" then return (tostring(v):gsub("%D", ""):sub(1, 14)) end
   if ty == "Uniqueidentifier" or ty == "Lookup" or ty == "Owner" or ty == "Customer" then
     return tostring(v):lower()
