@@ -146,6 +146,8 @@ int h_bulk(emu_req *r, const char *set, size_t set_len, const char *action)
         targets_free(v, n);
         return emu_error(r, 503, "0x80040216", "The store is busy.");
     }
+    /* One step of the version counter for the whole call; every row still gets its own. */
+    store_reserve_versions(r->emu, n);
     sbuf ids = {0};
     int rc = 0;
     for (int i = 0; i < n && rc == 0; i++) {

@@ -321,7 +321,11 @@ static void build_data(const emu_entity *t, const fieldset *fs, sbuf *out)
         char prop[160];
         emu_prop_name(&t->def.attributes[i], prop, sizeof prop);
         const char *v = fs_get(fs, prop);
-        sb_printf(out, "%s\"%s\":%s", i ? "," : "", prop, v ? v : "null");
+        if (i) sb_putc(out, ',');
+        sb_putc(out, '"');
+        sb_puts(out, prop);
+        sb_puts(out, "\":");
+        sb_puts(out, v ? v : "null");
     }
     sb_putc(out, '}');
 }
@@ -364,6 +368,11 @@ static void contact_fullname(dv_emulator *e, const emu_entity *t, fieldset *fs)
     sqlite3_reset(st);
 }
 
+static const char *fs_member(void *ud, const char *prop)
+{
+    return fs_get(ud, prop);
+}
+
 int write_row(emu_req *r, const emu_entity *t, const char *id, fieldset *fs, int existing)
 {
     dv_emulator *e = r->emu;
@@ -393,7 +402,7 @@ int write_row(emu_req *r, const emu_entity *t, const char *id, fieldset *fs, int
     sbuf data = {0};
     build_data(t, fs, &data);
     int dup = -1;
-    int rc = store_row_put(e, t, id, sb_str(&data), v, &dup);
+    int rc = store_row_write(e, t, id, sb_str(&data), v, !existing, fs_member, fs, &dup);
     sb_free(&data);
     if (rc == 1) return dup_key_error(r, t, dup);
     if (rc)
