@@ -100,6 +100,9 @@ static store_conn *conn_open(dv_emulator *e, const char *path, char *err, size_t
     if (strcmp(path, ":memory:") != 0) {
         sqlite3_exec(c->db, "PRAGMA journal_mode=WAL", NULL, NULL, NULL);
         sqlite3_exec(c->db, "PRAGMA synchronous=NORMAL", NULL, NULL, NULL);
+        /* Statement journals and savepoints stay in memory: a bulk call's thousand rows in
+         * one savepoint would otherwise copy every page they touch to a temporary file. */
+        sqlite3_exec(c->db, "PRAGMA temp_store=MEMORY", NULL, NULL, NULL);
     }
     pthread_mutex_lock(&e->conns_mu);
     c->next = e->conns;
