@@ -100,9 +100,6 @@ static store_conn *conn_open(dv_emulator *e, const char *path, char *err, size_t
     if (strcmp(path, ":memory:") != 0) {
         sqlite3_exec(c->db, "PRAGMA journal_mode=WAL", NULL, NULL, NULL);
         sqlite3_exec(c->db, "PRAGMA synchronous=NORMAL", NULL, NULL, NULL);
-        /* Statement journals and savepoints stay in memory: a bulk call's thousand rows in
-         * one savepoint would otherwise copy every page they touch to a temporary file. */
-        sqlite3_exec(c->db, "PRAGMA temp_store=MEMORY", NULL, NULL, NULL);
         /* Rows keyed by random GUIDs land on random pages of the primary key's index: with
          * SQLite's default 2 MB cache a table of 100,000 rows reads a page back for most
          * writes. A cap, not an allocation: a connection grows to it only as it reads. */
