@@ -170,4 +170,66 @@ describe("emulator bulk operation messages", function()
     assert.matches('"Ids":%["', r.body)
     assert.equals(1, count("sample_bookcode eq 'BATCH1'"))
   end)
+  it("hands out versions in commit order around bulk calls, whole or rolled back", function()
+    local function version(code)
+      return api.get("sample_books(sample_bookcode='" .. code .. "')?$select=versionnumber").json.versionnumber
+    end
+    local function upsert(code, name)
+      return api.patch("sample_books(sample_bookcode='" .. code .. "')", { sample_name = name })
+    end
+    assert.equals(204, api.patch("sample_books(sample_bookcode='V0')", { sample_name = "before" }).status)
+    local v0 = version("V0")
+    local t = books(3, 500)
+    assert.equals(200, api.post("sample_books/Microsoft.Dynamics.CRM.CreateMultiple", { Targets = t }).status)
+    local prev = v0
+    for _, r in ipairs(t) do
+      local v = version(r.sample_bookcode)
+      assert.is_true(v > prev)
+      prev = v
+    end
+    -- a call that fails on its third row took versions for four; none of them is handed out
+    -- after the rollback, or a later write would sort before an earlier one
+    local bad = books(4, 600)
+    bad[3].sample_bookcode = bad[1].sample_bookcode
+    assert.equals(412, api.post("sample_books/Microsoft.Dynamics.CRM.CreateMultiple", { Targets = bad }).status)
+    local delta = api.get("sample_books?$select=sample_name", { headers = { Prefer = "odata.track-changes" } })
+      .json["@odata.deltaLink"]
+    for k = 1, 3 do
+      assert.equals(204, upsert("V" .. k, "after " .. k).status)
+      local v = version("V" .. k)
+      assert.is_true(v > prev, ("write %d got version %d, not above %d"):format(k, v, prev))
+      prev = v
+    end
+    local changes = api.get(delta).json.value
+    assert.equals(3, #changes)
+  end)
+
+  it("reads records outside the plain form (escapes, spacing, numbers) as written", function()
+    local body = '{ "Targets" : [\n'
+      .. '  {"@odata.type":"' .. T .. '", "sample_name":"say \\"hi\\"\\n\\u00e9", "sample_bookcode":"ESC1", "sample_pages": -12},\n'
+      .. '  {"@odata.type":"' .. T .. '","sample_name":"plain","sample_bookcode":"ESC2","sample_pages":0,"sample_edition":null}\n'
+      .. '] }'
+    local r = api.post("sample_books/Microsoft.Dynamics.CRM.CreateMultiple", body)
+    assert.equals(200, r.status)
+    local row = api.get("sample_books(sample_bookcode='ESC1')?$select=sample_name,sample_pages").json
+    assert.equals('say "hi"\n\u{e9}', row.sample_name)
+    assert.equals(-12, row.sample_pages)
+    row = api.get("sample_books(sample_bookcode='ESC2')?$select=sample_name,sample_pages,sample_edition").json
+    assert.equals("plain", row.sample_name)
+    assert.equals(0, row.sample_pages)
+    assert.equals(require("cjson").null, row.sample_edition)
+    -- a fraction for a whole-number column, or a number JSON does not allow, is refused
+    for _, pages in ipairs { "1.5", "007", "1e2" } do
+      local bad = '{"Targets":[{"@odata.type":"' .. T .. '","sample_bookcode":"ESC3","sample_pages":' .. pages .. '}]}'
+      r = api.post("sample_books/Microsoft.Dynamics.CRM.CreateMultiple", bad)
+      assert.equals(400, r.status, pages)
+    end
+    assert.equals(0, count("sample_bookcode eq 'ESC3'"))
+    -- the same forms in a single PATCH
+    r = api.patch("sample_books(sample_bookcode='ESC2')", '{\n "sample_name" : "tab\\there" ,"sample_pages":7 }')
+    assert.equals(204, r.status)
+    row = api.get("sample_books(sample_bookcode='ESC2')?$select=sample_name,sample_pages").json
+    assert.equals("tab\there", row.sample_name)
+    assert.equals(7, row.sample_pages)
+  end)
 end)

@@ -20,5 +20,7 @@ typedef struct {
 
 /* The property name a column is read and filtered by (`_x_value` for lookups). */
 void emu_prop_name(const dv_attribute_def *a, char *out, size_t n);
+/* 1 when prop (n bytes) is a's property name. */
+int emu_prop_is(const dv_attribute_def *a, const char *prop, size_t n);
 
 #endif

@@ -8,6 +8,7 @@
 
 #include "clock.h"
 #include "emu_internal.h"
+#include "jwalk.h"
 #include "row_write.h"
 #include "store.h"
 
@@ -43,8 +44,35 @@ void fs_free(fieldset *fs)
     memset(fs, 0, sizeof *fs);
 }
 
+/* each_field for the bodies jw_object reads: the members copied out NUL-terminated. */
+static int each_flat_field(size_t len, const jw_member *m, int n, field_cb cb, void *ud)
+{
+    char *buf = malloc(2 * len + 3 * (size_t)n + 1);
+    if (!buf) return -1;
+    int rc = 0;
+    for (int i = 0; i < n && rc == 0; i++) {
+        char *key = buf, *js = key + m[i].key_len + 1, *text = js + m[i].json_len + 1;
+        memcpy(key, m[i].key, m[i].key_len);
+        key[m[i].key_len] = 0;
+        memcpy(js, m[i].json, m[i].json_len);
+        js[m[i].json_len] = 0;
+        memcpy(text, m[i].text, m[i].text_len);
+        text[m[i].text_len] = 0;
+        rc = cb(ud, key, m[i].type, js, text);
+    }
+    free(buf);
+    return rc;
+}
+
 int each_field(dv_emulator *e, const char *json, size_t len, field_cb cb, void *ud)
 {
+    jw_member *m = NULL;
+    int n = 0;
+    if (jw_object(json, len, &m, &n) == 0) {
+        int rc = each_flat_field(len, m, n, cb, ud);
+        free(m);
+        return rc;
+    }
     sqlite3_stmt *st = store_stmt(
         e, "SELECT key, type, CASE type WHEN 'true' THEN 'true' WHEN 'false' THEN 'false' "
            "WHEN 'null' THEN 'null' WHEN 'object' THEN value WHEN 'array' THEN value "
@@ -66,6 +94,12 @@ int each_field(dv_emulator *e, const char *json, size_t len, field_cb cb, void *
 
 static int json_is_object(dv_emulator *e, const char *json, size_t len)
 {
+    jw_member *m = NULL;
+    int n = 0;
+    if (jw_object(json, len, &m, &n) == 0) {
+        free(m);
+        return 1;
+    }
     sqlite3_stmt *st = store_stmt(e, "SELECT json_valid(?1) AND json_type(?1) = 'object'");
     sqlite3_bind_text(st, 1, json, (int)len, SQLITE_TRANSIENT);
     return sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int(st, 0);
@@ -321,7 +355,11 @@ static void build_data(const emu_entity *t, const fieldset *fs, sbuf *out)
         char prop[160];
         emu_prop_name(&t->def.attributes[i], prop, sizeof prop);
         const char *v = fs_get(fs, prop);
-        sb_printf(out, "%s\"%s\":%s", i ? "," : "", prop, v ? v : "null");
+        if (i) sb_putc(out, ',');
+        sb_putc(out, '"');
+        sb_puts(out, prop);
+        sb_puts(out, "\":");
+        sb_puts(out, v ? v : "null");
     }
     sb_putc(out, '}');
 }
@@ -364,6 +402,11 @@ static void contact_fullname(dv_emulator *e, const emu_entity *t, fieldset *fs)
     sqlite3_reset(st);
 }
 
+static const char *fs_member(void *ud, const char *prop)
+{
+    return fs_get(ud, prop);
+}
+
 int write_row(emu_req *r, const emu_entity *t, const char *id, fieldset *fs, int existing)
 {
     dv_emulator *e = r->emu;
@@ -393,7 +436,7 @@ int write_row(emu_req *r, const emu_entity *t, const char *id, fieldset *fs, int
     sbuf data = {0};
     build_data(t, fs, &data);
     int dup = -1;
-    int rc = store_row_put(e, t, id, sb_str(&data), v, &dup);
+    int rc = store_row_write(e, t, id, sb_str(&data), v, !existing, fs_member, fs, &dup);
     sb_free(&data);
     if (rc == 1) return dup_key_error(r, t, dup);
     if (rc)

@@ -176,18 +176,37 @@ int guid_valid(const char *s, size_t n)
 
 static void guid_format(const unsigned char b[16], char out[37])
 {
-    snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0],
-             b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13],
-             b[14], b[15]);
+    static const char hex[] = "0123456789abcdef";
+    int o = 0;
+    for (int i = 0; i < 16; i++) {
+        if (i == 4 || i == 6 || i == 8 || i == 10) out[o++] = '-';
+        out[o++] = hex[b[i] >> 4];
+        out[o++] = hex[b[i] & 15];
+    }
+    out[36] = 0;
+}
+
+/* Random bytes for new ids, fetched 16 ids at a time: bulk writes create thousands of ids
+ * per request, and a system call per id showed. Each thread has its own. */
+static __thread unsigned char pool[256];
+static __thread size_t pool_left;
+
+static int pool_take(unsigned char b[16])
+{
+    if (pool_left < 16) {
+        if (getrandom(pool, sizeof pool, 0) != (ssize_t)sizeof pool) return -1;
+        pool_left = sizeof pool;
+    }
+    memcpy(b, pool + sizeof pool - pool_left, 16);
+    memset(pool + sizeof pool - pool_left, 0, 16); /* an id's bytes are not kept */
+    pool_left -= 16;
+    return 0;
 }
 
 void guid_new(char out[37])
 {
     unsigned char b[16];
-    /* getrandom: one system call, where opening /dev/urandom per id cost three (bulk
-     * writes create thousands of ids per request). */
-    ssize_t got = getrandom(b, sizeof b, 0);
-    if (got != (ssize_t)sizeof b) {
+    if (pool_take(b)) {
         /* No urandom: a clock-and-counter mix still gives distinct ids within a process. */
         static unsigned long ctr;
         struct timespec ts;

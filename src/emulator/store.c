@@ -43,6 +43,9 @@ static const char *schema =
 typedef struct store_conn {
     sqlite3 *db;
     stmt_cache stmts;
+    /* Versions taken from the counter in one step and not handed out yet (next..last);
+     * valid only inside the transaction that took them. */
+    int64_t ver_next, ver_last;
     dv_emulator *e;
     struct store_conn *next;
 } store_conn;
@@ -85,6 +88,7 @@ static store_conn *conn_open(dv_emulator *e, const char *path, char *err, size_t
         return NULL;
     }
     c->e = e;
+    c->ver_next = 1; /* none reserved */
     if (sqlite3_open_v2(path, &c->db, flags, NULL) != SQLITE_OK) {
         snprintf(err, errlen, "cannot open database %s: %s", path,
                  c->db ? sqlite3_errmsg(c->db) : "out of memory");
@@ -96,6 +100,10 @@ static store_conn *conn_open(dv_emulator *e, const char *path, char *err, size_t
     if (strcmp(path, ":memory:") != 0) {
         sqlite3_exec(c->db, "PRAGMA journal_mode=WAL", NULL, NULL, NULL);
         sqlite3_exec(c->db, "PRAGMA synchronous=NORMAL", NULL, NULL, NULL);
+        /* Rows keyed by random GUIDs land on random pages of the primary key's index: with
+         * SQLite's default 2 MB cache a table of 100,000 rows reads a page back for most
+         * writes. A cap, not an allocation: a connection grows to it only as it reads. */
+        sqlite3_exec(c->db, "PRAGMA cache_size=-65536", NULL, NULL, NULL);
     }
     pthread_mutex_lock(&e->conns_mu);
     c->next = e->conns;
@@ -160,6 +168,15 @@ int store_exec(dv_emulator *e, const char *sql)
 
 /* While a change set holds the transaction (tx_hold), a handler's begin, commit and rollback
  * are part of it: the change set commits or rolls back as a whole. */
+/* Reserved versions die with the transaction: a later one must take fresh ones, above what
+ * other connections committed meanwhile. */
+static void forget_versions(dv_emulator *e)
+{
+    store_conn *c = conn(e);
+    c->ver_next = 1;
+    c->ver_last = 0;
+}
+
 int store_begin(dv_emulator *e)
 {
     if (e->tx_hold) return 0;
@@ -169,6 +186,7 @@ int store_begin(dv_emulator *e)
 int store_commit(dv_emulator *e)
 {
     if (e->tx_hold) return 0;
+    forget_versions(e);
     if (store_exec(e, "COMMIT") == 0) return 0;
     store_rollback(e);
     return -1;
@@ -177,6 +195,7 @@ int store_commit(dv_emulator *e)
 void store_rollback(dv_emulator *e)
 {
     if (e->tx_hold) return;
+    forget_versions(e);
     if (!sqlite3_get_autocommit(store_db(e))) store_exec(e, "ROLLBACK");
 }
 
@@ -383,9 +402,7 @@ const dv_attribute_def *store_prop(const emu_entity *t, const char *prop, size_t
     for (int i = 0; i < t->def.n_attributes; i++) {
         const dv_attribute_def *a = &t->def.attributes[i];
         if (!dv_attr_is_property(a->type)) continue; /* listed in metadata only */
-        char name[160];
-        emu_prop_name(a, name, sizeof name);
-        if (strlen(name) == n && strncmp(name, prop, n) == 0) return a;
+        if (emu_prop_is(a, prop, n)) return a;
     }
     return NULL;
 }
@@ -528,11 +545,30 @@ int store_drop_entity(dv_emulator *e, const char *logical)
 
 int64_t store_next_version(dv_emulator *e)
 {
+    store_conn *c = conn(e);
+    if (c->ver_next <= c->ver_last && !sqlite3_get_autocommit(c->db)) return c->ver_next++;
     sqlite3_stmt *st = store_stmt(e, "UPDATE org SET v = v + 1 WHERE k = 'version' RETURNING v");
     if (!st || sqlite3_step(st) != SQLITE_ROW) return -1;
     int64_t v = sqlite3_column_int64(st, 0);
     sqlite3_step(st);
     return v;
+}
+
+int store_reserve_versions(dv_emulator *e, int n)
+{
+    store_conn *c = conn(e);
+    if (n < 1 || sqlite3_get_autocommit(c->db)) return -1;
+    sqlite3_stmt *st = store_stmt(e, "UPDATE org SET v = v + ?1 WHERE k = 'version' RETURNING v");
+    if (!st) return -1;
+    sqlite3_bind_int(st, 1, n);
+    if (sqlite3_step(st) != SQLITE_ROW) return -1;
+    int64_t last = sqlite3_column_int64(st, 0);
+    sqlite3_step(st);
+    /* Versions still reserved from earlier in this transaction are used first: they are
+     * below these. */
+    if (c->ver_next > c->ver_last) c->ver_next = last - n + 1;
+    c->ver_last = last;
+    return 0;
 }
 
 int64_t store_current_version(dv_emulator *e)
@@ -596,8 +632,8 @@ static void bind_key_paths(sqlite3_stmt *st, const emu_entity *t, const dv_key_d
     }
 }
 
-int store_row_put(dv_emulator *e, const emu_entity *t, const char *id, const char *data,
-                  int64_t ver, int *dup_key)
+int store_row_write(dv_emulator *e, const emu_entity *t, const char *id, const char *data,
+                    int64_t ver, int fresh, store_member_fn member, void *ud, int *dup_key)
 {
     sqlite3_stmt *st = store_stmt(e, "INSERT OR REPLACE INTO row VALUES(?1,?2,?3,?4)");
     if (!st) return -1;
@@ -606,30 +642,59 @@ int store_row_put(dv_emulator *e, const emu_entity *t, const char *id, const cha
     sqlite3_bind_int64(st, 3, ver);
     sqlite3_bind_text(st, 4, data, -1, SQLITE_TRANSIENT);
     if (sqlite3_step(st) != SQLITE_DONE) return -1;
-    st = store_stmt(e, "DELETE FROM tomb WHERE entity=?1 AND id=?2");
-    sqlite3_bind_text(st, 1, t->def.logical_name, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, id, -1, SQLITE_TRANSIENT);
-    sqlite3_step(st);
+    /* A row that exists has no tombstone; one that does not has no key entries. */
+    if (fresh != 0) {
+        st = store_stmt(e, "DELETE FROM tomb WHERE entity=?1 AND id=?2");
+        sqlite3_bind_text(st, 1, t->def.logical_name, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, id, -1, SQLITE_TRANSIENT);
+        sqlite3_step(st);
+    }
     if (t->def.n_keys == 0) return 0;
-    st = store_stmt(e, "DELETE FROM keyval WHERE entity=?1 AND id=?2");
-    sqlite3_bind_text(st, 1, t->def.logical_name, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, id, -1, SQLITE_TRANSIENT);
-    if (sqlite3_step(st) != SQLITE_DONE) return -1;
+    if (fresh != 1) {
+        st = store_stmt(e, "DELETE FROM keyval WHERE entity=?1 AND id=?2");
+        sqlite3_bind_text(st, 1, t->def.logical_name, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, id, -1, SQLITE_TRANSIENT);
+        if (sqlite3_step(st) != SQLITE_DONE) return -1;
+    }
     for (int i = 0; i < t->def.n_keys; i++) {
         const dv_key_def *k = &t->def.keys[i];
         sbuf sql = {0};
-        /* ?1 entity, ?2 data, ?3 key name, ?4 id, ?5.. the key columns' JSON paths */
         sb_puts(&sql, "INSERT INTO keyval SELECT ?1, ?3, v, ?4 FROM (SELECT ");
-        key_value_sql(&sql, k->n_attributes, 5);
+        if (member) {
+            /* ?5.. the key columns' own JSON values: small texts, not the whole row */
+            sb_puts(&sql, "CASE WHEN ");
+            for (int j = 0; j < k->n_attributes; j++)
+                sb_printf(&sql, "%s(?%d ->> '$') IS NOT NULL", j ? " AND " : "", 5 + j);
+            sb_puts(&sql, " THEN json_array(");
+            for (int j = 0; j < k->n_attributes; j++)
+                sb_printf(&sql, "%s?%d ->> '$'", j ? "," : "", 5 + j);
+            sb_puts(&sql, ") END");
+        } else {
+            /* ?2 data, ?5.. the key columns' JSON paths */
+            key_value_sql(&sql, k->n_attributes, 5);
+        }
         sb_puts(&sql, " AS v) WHERE v IS NOT NULL");
         st = store_stmt(e, sb_str(&sql));
         sb_free(&sql);
         if (!st) return -1;
         sqlite3_bind_text(st, 1, t->def.logical_name, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 2, data, -1, SQLITE_TRANSIENT);
+        if (!member) sqlite3_bind_text(st, 2, data, -1, SQLITE_TRANSIENT);
         sqlite3_bind_text(st, 3, k->logical_name, -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 4, id, -1, SQLITE_TRANSIENT);
-        bind_key_paths(st, t, k, 5);
+        if (member) {
+            for (int j = 0; j < k->n_attributes; j++) {
+                const dv_attribute_def *a = store_attr(t, k->attributes[j]);
+                char prop[160];
+                if (a)
+                    emu_prop_name(a, prop, sizeof prop);
+                else
+                    snprintf(prop, sizeof prop, "%s", k->attributes[j]);
+                const char *v = a ? member(ud, prop) : NULL;
+                if (v) sqlite3_bind_text(st, 5 + j, v, -1, SQLITE_TRANSIENT);
+            }
+        } else {
+            bind_key_paths(st, t, k, 5);
+        }
         int rc = sqlite3_step(st);
         if (rc == SQLITE_CONSTRAINT) {
             if (dup_key) *dup_key = i;
@@ -638,6 +703,12 @@ int store_row_put(dv_emulator *e, const emu_entity *t, const char *id, const cha
         if (rc != SQLITE_DONE) return -1;
     }
     return 0;
+}
+
+int store_row_put(dv_emulator *e, const emu_entity *t, const char *id, const char *data,
+                  int64_t ver, int *dup_key)
+{
+    return store_row_write(e, t, id, data, ver, -1, NULL, NULL, dup_key);
 }
 
 int store_row_delete(dv_emulator *e, const emu_entity *t, const char *id, double now)

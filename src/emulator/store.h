@@ -45,6 +45,9 @@ int store_drop_entity(dv_emulator *e, const char *logical);
 
 /* The next value of the organization-wide version counter; inside a transaction. */
 int64_t store_next_version(dv_emulator *e);
+/* Takes n versions from the counter in one step, inside a transaction: the next n calls of
+ * store_next_version in it hand them out in order. Returns 0 or -1. */
+int store_reserve_versions(dv_emulator *e, int n);
 int64_t store_current_version(dv_emulator *e);
 
 /* "Pending", "InProgress", "Active" or "Failed" for a key, from its job's timestamps. */
@@ -56,6 +59,13 @@ int store_row_get(dv_emulator *e, const emu_entity *t, const char *id, char **da
  * 1 when an alternate key value is taken (the key's index in *dup_key); -1 on error. */
 int store_row_put(dv_emulator *e, const emu_entity *t, const char *id, const char *data,
                   int64_t ver, int *dup_key);
+/* store_row_put for a caller that knows more: fresh is 1 when no row has the id (it may have
+ * a tombstone), 0 when the row exists, -1 when unknown; member, when not NULL, gives a
+ * column's JSON value by property name (NULL when absent), so the key entries come from it
+ * rather than from parsing data. */
+typedef const char *(*store_member_fn)(void *ud, const char *prop);
+int store_row_write(dv_emulator *e, const emu_entity *t, const char *id, const char *data,
+                    int64_t ver, int fresh, store_member_fn member, void *ud, int *dup_key);
 /* Deletes a row and leaves a tombstone at a new version. */
 int store_row_delete(dv_emulator *e, const emu_entity *t, const char *id, double now);
 /* Finds a row id by alternate key; vals are SQL values bound in key column order. The stmt
