@@ -273,6 +273,13 @@ void mitems_add(mitems *l, int kind, emu_entity *t, int i, int j)
     l->v[l->n++] = (mitem){kind, t, i, j, NULL};
 }
 
+void mitems_all(mitems *l, int kind, emu_entity *t)
+{
+    int n = kind == MI_ATTR ? t->def.n_attributes : t->def.n_keys;
+    for (int i = 0; i < n; i++)
+        mitems_add(l, kind, t, i, 0);
+}
+
 void mitems_free(mitems *l)
 {
     free(l->v);
@@ -1450,11 +1457,9 @@ static int write_nav(emu_req *r, const mitem *it, const char *nav, const mquery 
     int rc = 0;
     if (it->kind == MI_ENTITY) {
         if (!strcmp(nav, "Attributes"))
-            for (int i = 0; i < it->t->def.n_attributes; i++)
-                mitems_add(&l, MI_ATTR, it->t, i, 0);
+            mitems_all(&l, MI_ATTR, it->t);
         else if (!strcmp(nav, "Keys"))
-            for (int i = 0; i < it->t->def.n_keys; i++)
-                mitems_add(&l, MI_KEY, it->t, i, 0);
+            mitems_all(&l, MI_KEY, it->t);
         else if (!strcmp(nav, "ManyToOneRelationships"))
             mitems_relationships(e, it->t, 'm', &l);
         else if (!strcmp(nav, "OneToManyRelationships"))
