@@ -2,11 +2,10 @@
 -- them (the project's live in DV_CFLAGS / DV_LDFLAGS).
 local dv = require "dv"
 
+-- Runs a shell command line; returns what it printed and its exit status.
 local function sh(cmd)
-  local p = assert(io.popen(cmd .. " 2>&1"))
-  local out = p:read("a")
-  local ok, _, code = p:close()
-  return out, ok and 0 or code
+  local code, out = dv.sh(cmd)
+  return out, code
 end
 
 describe("make with the user's CFLAGS", function()

@@ -3,12 +3,7 @@ local E = require "emulator"
 local curl = require "curl"
 local dv = require "dv"
 
-local function sh(cmd)
-  local p = assert(io.popen(cmd))
-  local out = p:read("a")
-  local ok, _, code = p:close()
-  return out, code or (ok and 0 or 1)
-end
+local sh = dv.sh
 
 describe("emulator server", function()
   describe("dvlua --serve", function()
@@ -29,7 +24,7 @@ describe("emulator server", function()
       assert.truthy(r.json.UserId)
       assert.equals(401, curl.request { url = url .. "/api/data/v9.2/WhoAmI", headers = { Authorization = "Bearer wrong" } }.status)
       local pid = dv.read_file(pidf):match("%d+")
-      local _, code = sh("kill -TERM " .. pid .. "; for i in $(seq 100); do kill -0 " .. pid ..
+      local code = sh("kill -TERM " .. pid .. "; for i in $(seq 100); do kill -0 " .. pid ..
         " 2>/dev/null || exit 0; sleep 0.05; done; exit 1")
       assert.equals(0, code, "the server did not stop")
       assert.equals(0, curl.request { url = url .. "/api/data/v9.2/WhoAmI" }.status)
@@ -203,7 +198,7 @@ describe("emulator server", function()
       local api = E.start { timeout = 1 }
       local host, port = api.url:match("http://([%d%.]+):(%d+)")
       -- a client that sends half a request and waits: the server closes it
-      local _, code = sh("bash -c 'exec 3<>/dev/tcp/" .. host .. "/" .. port ..
+      local code = sh("bash -c 'exec 3<>/dev/tcp/" .. host .. "/" .. port ..
         "; printf \"GET /api/data/v9.2/WhoAmI HTTP/1.1\\r\\n\" >&3; timeout 10 cat <&3 >/dev/null'")
       assert.equals(0, code)
       sh("bash -c 'exec 3<>/dev/tcp/" .. host .. "/" .. port ..

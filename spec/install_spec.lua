@@ -5,13 +5,7 @@ local dv = require "dv"
 
 local q = dv.quote
 
-local function sh(cmd)
-  local out = os.tmpname()
-  local _, _, status = os.execute(cmd .. " >" .. out .. " 2>&1")
-  local text = dv.read_file(out)
-  os.remove(out)
-  return status, text
-end
+local sh = dv.sh
 
 local function tmpdir()
   local p = io.popen("mktemp -d")
