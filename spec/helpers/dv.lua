@@ -62,6 +62,28 @@ function M.sh(cmd)
   return status, text
 end
 
+-- Starts `dvlua --serve --listen 127.0.0.1:0 <args>` in the background (args: shell words)
+-- with opts.env and after opts.prefix (shell commands, e.g. a ulimit); waits for the URL
+-- it prints. Returns url (nil when none came), pid and the path of its output, which the
+-- caller removes.
+function M.serve(args, opts)
+  opts = opts or {}
+  local out, pidf = os.tmpname(), os.tmpname()
+  local envs = {}
+  for k, v in pairs(opts.env or {}) do envs[#envs + 1] = k .. "=" .. shell_quote(v) end
+  os.execute((opts.prefix or "") .. "env " .. table.concat(envs, " ") .. " " .. shell_quote(M.bin) ..
+    " --serve --listen 127.0.0.1:0 " .. (args or "") .. " >" .. out .. " 2>&1 & echo $! >" .. pidf)
+  local url
+  for _ = 1, 200 do
+    url = read_file(out):match("(http://[%d%.]+:%d+)\n")
+    if url then break end
+    os.execute("sleep 0.05")
+  end
+  local pid = read_file(pidf):match("%d+")
+  os.remove(pidf)
+  return url, pid, out
+end
+
 function M.write_file(path, text)
   local f = assert(io.open(path, "wb"))
   f:write(text)

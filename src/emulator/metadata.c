@@ -136,6 +136,22 @@ static int find_item(emu_entity *t, int kind, const char *key, int by_id)
     return -1;
 }
 
+/* The column (kind MI_ATTR) or key (MI_KEY) of table t that "(<key>)" at p names: its
+ * index, its name or id in key and the text after it in *rest; or -1 once answered (400 for
+ * bad syntax, 404 when there is none). */
+static int member_at(emu_req *r, emu_entity *t, int kind, const char *p, const char *path,
+                     char key[200], const char **rest)
+{
+    int by_id;
+    *rest = parse_key(p, key, 200, &by_id, "LogicalName");
+    if (!*rest) return syntax_error(r, path);
+    int idx = find_item(t, kind, key, by_id);
+    if (idx < 0)
+        return emu_error(r, 404, NOT_FOUND, "Could not find %s '%s' on entity '%s'.",
+                         kind == MI_ATTR ? "attribute" : "key", key, t->def.logical_name);
+    return idx;
+}
+
 /* …/Attributes or …/Keys (nav) of table t, as a collection. */
 static int answer_all(emu_req *r, emu_entity *t, int kind, const mtype *type, const char *nav)
 {
@@ -213,13 +229,9 @@ static int attributes_path(emu_req *r, emu_entity *t, const char *p, const char 
         return answer_all(r, t, MI_ATTR, &MT_ATTR, "Attributes");
     }
     char key[200];
-    int by_id;
-    const char *rest = parse_key(p, key, sizeof key, &by_id, "LogicalName");
-    if (!rest) return syntax_error(r, path);
-    int idx = find_item(t, MI_ATTR, key, by_id);
-    if (idx < 0)
-        return emu_error(r, 404, NOT_FOUND, "Could not find attribute '%s' on entity '%s'.", key,
-                         t->def.logical_name);
+    const char *rest;
+    int idx = member_at(r, t, MI_ATTR, p, path, key, &rest);
+    if (idx < 0) return -1;
     mitem it = {MI_ATTR, t, idx, 0, NULL};
     char id[37];
     mitem_id(&it, id);
@@ -263,13 +275,9 @@ static int keys_path(emu_req *r, emu_entity *t, const char *p, const char *path)
         return answer_all(r, t, MI_KEY, &MT_KEY, "Keys");
     }
     char key[200];
-    int by_id;
-    const char *rest = parse_key(p, key, sizeof key, &by_id, "LogicalName");
-    if (!rest) return syntax_error(r, path);
-    int idx = find_item(t, MI_KEY, key, by_id);
-    if (idx < 0)
-        return emu_error(r, 404, NOT_FOUND, "Could not find key '%s' on entity '%s'.", key,
-                         t->def.logical_name);
+    const char *rest;
+    int idx = member_at(r, t, MI_KEY, p, path, key, &rest);
+    if (idx < 0) return -1;
     if (!strcmp(rest, "/Microsoft.Dynamics.CRM.ReactivateEntityKey"))
         return h_reactivate_key(r, t->def.logical_name, t->def.keys[idx].logical_name);
     mitem it = {MI_KEY, t, idx, 0, NULL};
