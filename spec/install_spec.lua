@@ -3,16 +3,7 @@
 local dataverse = require "dataverse"
 local dv = require "dv"
 
-local q = dv.quote
-
-local sh = dv.sh
-
-local function tmpdir()
-  local p = io.popen("mktemp -d")
-  local d = p:read("l")
-  p:close()
-  return d
-end
+local q, sh, tmpdir = dv.quote, dv.sh, dv.tmpdir
 
 local function first_line(path)
   local f = io.open(path, "rb")

@@ -84,6 +84,14 @@ function M.serve(args, opts)
   return url, pid, out
 end
 
+-- A new empty directory (mktemp -d); the caller removes it.
+function M.tmpdir()
+  local p = assert(io.popen("mktemp -d"))
+  local d = p:read("l")
+  p:close()
+  return d
+end
+
 function M.write_file(path, text)
   local f = assert(io.open(path, "wb"))
   f:write(text)
