@@ -35,7 +35,7 @@ EXE_OBJ := build/src/main.o $(patsubst %.c,build/%.o,$(wildcard src/repl*.c))
 MOD_OBJ := $(filter-out $(EXE_OBJ),$(OBJ)) build/module_entries.o
 
 .PHONY: all module deps test demo bench install uninstall clean format lint check-deps fuzz \
-	check-sanitize fuzz-short soak
+	check-sanitize fuzz-short soak FORCE
 
 all: dvlua dataverse.so dataverse_pg.so
 
@@ -62,7 +62,19 @@ dataverse_pg.so: $(PG_OBJ)
 # Builds that manage their own dependencies (luarocks, packagers) pass CHECK_DEPS=.
 CHECK_DEPS ?= check-deps
 
-build/%.o: %.c | $(CHECK_DEPS)
+# The compiler and flags the objects were built with, in build/flags: the file is rewritten
+# only when they change, and every object depends on it, so objects built with other flags
+# (`make CFLAGS=-O0`, an older DV_CFLAGS without -fPIC) are rebuilt rather than linked.
+# The headers each object includes come from the compiler (-MMD -MP, build/**/*.d).
+BUILD_FLAGS = $(subst ','\'',$(CC) $(DV_CFLAGS) $(CFLAGS))
+build/flags: FORCE
+	@mkdir -p build
+	@if [ "$$(cat $@ 2>/dev/null)" != '$(BUILD_FLAGS)' ]; then \
+	  printf '%s\n' '$(BUILD_FLAGS)' > $@; fi
+
+FORCE:
+
+build/%.o: %.c build/flags | $(CHECK_DEPS)
 	@mkdir -p $(dir $@)
 	$(CC) $(DV_CFLAGS) $(CFLAGS) $(PKG_CFLAGS) -MMD -MP -c -o $@ $<
 
@@ -78,10 +90,10 @@ build/module_entries.c: $(LUA)
 	  echo "int luaopen_dataverse_$$n(lua_State *L) { return dv_open_submodule(L, \"dataverse.$$n\"); }"; \
 	  done; } > $@
 
-build/module_entries.o: build/module_entries.c
+build/module_entries.o: build/module_entries.c build/flags
 	$(CC) $(DV_CFLAGS) $(CFLAGS) $(PKG_CFLAGS) -c -o $@ $<
 
-build/embedded_lua.o: build/embedded_lua.c
+build/embedded_lua.o: build/embedded_lua.c build/flags
 	$(CC) $(DV_CFLAGS) $(CFLAGS) -c -o $@ $<
 
 build/bin2c: tools/bin2c.c

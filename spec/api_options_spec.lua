@@ -1,6 +1,7 @@
 -- Per-call request options (headers, impersonation, bypass, If-Match, return_row,
 -- annotations), the event hooks, and Ctrl-C during a call.
 local dataverse = require "dataverse"
+local E = require "emulator"
 local dv = require "dv"
 local fake = require "fake_server"
 
@@ -105,14 +106,8 @@ end)
 
 describe("request options against the emulator", function()
   local emu, org
-  setup(function()
-    emu = dataverse.emulator.start { db = ":memory:" }
-    org = dataverse.connect { emulator = emu }
-  end)
-  teardown(function()
-    org:close()
-    emu:stop()
-  end)
+  setup(function() emu, org = E.open() end)
+  teardown(function() E.close(emu, org) end)
 
   it("updates and deletes only the version named by if_match", function()
     local id, row = org:create("account", { name = "v1" }, { return_row = true })

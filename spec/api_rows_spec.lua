@@ -1,17 +1,12 @@
 -- Rows through the public API against an in-process emulator over HTTP.
 local dataverse = require "dataverse"
+local E = require "emulator"
 
 describe("rows", function()
   local emu, org
 
-  setup(function()
-    emu = dataverse.emulator.start { db = ":memory:" }
-    org = dataverse.connect { emulator = emu }
-  end)
-  teardown(function()
-    org:close()
-    emu:stop()
-  end)
+  setup(function() emu, org = E.open() end)
+  teardown(function() E.close(emu, org) end)
 
   it("answers whoami with the three ids", function()
     local me = org:whoami()

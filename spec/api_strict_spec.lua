@@ -2,6 +2,7 @@
 -- name with the closest valid one, errors carry the script's file and line, a URL without
 -- credentials fails at once, lookups have one spelling, and count never silently caps.
 local dataverse = require "dataverse"
+local E = require "emulator"
 local dv = require "dv"
 local fake = require "fake_server"
 
@@ -214,8 +215,7 @@ org:count("account")
   end)
 
   it("records the position in the error table", function()
-    local emu = dataverse.emulator.start { db = ":memory:" }
-    local org = dataverse.connect { emulator = emu }
+    local emu, org = E.open()
     local ok, err = pcall(function()
       org:delete("account", "00000000-0000-0000-0000-000000000002")
     end)
@@ -268,14 +268,8 @@ end)
 
 describe("lookups", function()
   local emu, org
-  setup(function()
-    emu = dataverse.emulator.start { db = ":memory:" }
-    org = dataverse.connect { emulator = emu }
-  end)
-  teardown(function()
-    org:close()
-    emu:stop()
-  end)
+  setup(function() emu, org = E.open() end)
+  teardown(function() E.close(emu, org) end)
 
   it("are read as _x_value and written as x@odata.bind", function()
     local c = org:create("contact", { lastname = "Lookup" })
@@ -322,8 +316,7 @@ end)
 
 describe("count", function()
   it("answers RetrieveTotalRecordCount in the emulator with live counts", function()
-    local emu = dataverse.emulator.start { db = ":memory:" }
-    local org = dataverse.connect { emulator = emu }
+    local emu, org = E.open()
     for i = 1, 3 do org:create("account", { name = "n" .. i }) end
     local _, _, body = org:request("GET", "RetrieveTotalRecordCount(EntityNames=['account','contact'])")
     local c = body.EntityRecordCountCollection

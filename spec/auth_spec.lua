@@ -4,14 +4,7 @@ local http = require "dataverse.http"
 local fake = require "fake_server"
 local dv = require "dv"
 
-local FAST = { backoff_base = 0.01, backoff_cap = 0.05, timeout = 5, connect_timeout = 2 }
-
-local function opts(extra)
-  local o = {}
-  for k, v in pairs(FAST) do o[k] = v end
-  for k, v in pairs(extra or {}) do o[k] = v end
-  return o
-end
+local opts = fake.fast
 
 local function catch(f, ...)
   local ok, err = pcall(f, ...)

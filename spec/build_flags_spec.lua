@@ -2,11 +2,10 @@
 -- them (the project's live in DV_CFLAGS / DV_LDFLAGS).
 local dv = require "dv"
 
+-- Runs a shell command line; returns what it printed and its exit status.
 local function sh(cmd)
-  local p = assert(io.popen(cmd .. " 2>&1"))
-  local out = p:read("a")
-  local ok, _, code = p:close()
-  return out, ok and 0 or code
+  local code, out = dv.sh(cmd)
+  return out, code
 end
 
 describe("make with the user's CFLAGS", function()
@@ -39,5 +38,69 @@ describe("make with the user's CFLAGS", function()
     os.execute("rm -rf " .. dv.quote(dir))
     assert.equals(0, code, out)
     assert.matches("-O0", out, 1, true)
+  end)
+end)
+
+describe("make after a change of flags or headers", function()
+  local dir
+
+  local function make(args)
+    return sh("make -C " .. dv.quote(dir) .. " CHECK_DEPS= " .. args .. " build/src/base64.o")
+  end
+
+  local function compiles(out)
+    local n = 0
+    for line in out:gmatch("[^\n]+") do
+      if line:match("^%S*cc .* %-c %-o build/src/base64%.o") then n = n + 1 end
+    end
+    return n
+  end
+
+  before_each(function()
+    dir = os.tmpname()
+    os.remove(dir)
+    assert(os.execute("mkdir -p " .. dir .. " && cp -R Makefile src bindings tools " .. dir))
+  end)
+
+  after_each(function()
+    os.execute("rm -rf " .. dv.quote(dir))
+  end)
+
+  it("rebuilds an object when CFLAGS change, and only then", function()
+    local out, code = make("CFLAGS=-O0")
+    assert.equals(0, code, out)
+    assert.equals(1, compiles(out), out)
+    out = make("CFLAGS=-O0")
+    assert.equals(0, compiles(out), out)
+    out = make("CFLAGS=-O1")
+    assert.equals(1, compiles(out), out)
+    assert.matches(" -O1", out, 1, true)
+    assert.matches("-O1", dv.read_file(dir .. "/build/flags"), 1, true)
+  end)
+
+  it("rebuilds an object when the project's own flags change", function()
+    assert.equals(1, compiles(make("")))
+    local out = make("DV_CFLAGS='-std=gnu11 -Isrc -DDV_SPEC_FLAG'")
+    assert.equals(1, compiles(out), out)
+    assert.matches("-DDV_SPEC_FLAG", out, 1, true)
+    assert.is_nil(dv.read_file(dir .. "/build/flags"):find("-fPIC", 1, true))
+    out = make("")
+    assert.equals(1, compiles(out), out)
+    assert.matches("-fPIC", dv.read_file(dir .. "/build/flags"), 1, true)
+  end)
+
+  it("rebuilds an object when a header it includes changes", function()
+    assert.equals(1, compiles(make("")))
+    local function touch(when, ...)
+      for _, f in ipairs { ... } do
+        assert(os.execute("touch " .. (when and "-d " .. when .. " " or "") .. dv.quote(dir .. "/" .. f)))
+      end
+    end
+    touch("2000-01-01", "src/base64.c", "src/base64.h", "build/flags")
+    touch("2001-01-01", "build/src/base64.o")
+    assert.equals(0, compiles(make("")))
+    touch(nil, "src/base64.h")
+    local out = make("")
+    assert.equals(1, compiles(out), out)
   end)
 end)

@@ -53,20 +53,11 @@ print("half-open left " .. open)
 
 describe("emulator under a flood of half-open connections", function()
   it("keeps serving other clients and closes connections that never send a request", function()
-    local out, pidf = os.tmpname(), os.tmpname()
-    os.execute("ulimit -n 4096 2>/dev/null; " .. dv.quote(dv.bin) ..
-      " --serve --listen 127.0.0.1:0 >" .. out .. " 2>&1 & echo $! >" .. pidf)
-    local pid = dv.read_file(pidf):match("%d+")
+    local url, pid, out = dv.serve("", { prefix = "ulimit -n 4096 2>/dev/null; " })
     finally(function()
       os.execute("kill " .. pid .. " 2>/dev/null")
-      os.remove(out); os.remove(pidf)
+      os.remove(out)
     end)
-    local url
-    for _ = 1, 100 do
-      url = dv.read_file(out):match("(http://[%d%.]+:%d+)\n")
-      if url then break end
-      os.execute("sleep 0.05")
-    end
     assert.truthy(url)
     local script = dv.write_file(os.tmpname(), FLOOD)
     local p = io.popen("ulimit -n 4096 2>/dev/null; " .. dv.quote(dv.bin) .. " " .. script .. " " ..

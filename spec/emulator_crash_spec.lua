@@ -19,16 +19,8 @@ ack:close()
 ]]
 
 local function serve(db)
-  local out, pidf = os.tmpname(), os.tmpname()
-  os.execute(dv.quote(dv.bin) .. " --serve --listen 127.0.0.1:0 --db " .. db .. " >" .. out .. " 2>&1 & echo $! >" .. pidf)
-  local url
-  for _ = 1, 200 do
-    url = dv.read_file(out):match("(http://[%d%.]+:%d+)\n")
-    if url then break end
-    os.execute("sleep 0.05")
-  end
-  local pid = dv.read_file(pidf):match("%d+")
-  os.remove(out); os.remove(pidf)
+  local url, pid, out = dv.serve("--db " .. db)
+  os.remove(out)
   return url, pid
 end
 

@@ -12,20 +12,10 @@ local function fixture(name)
   return data
 end
 
+local exec = dv.exec
+
 -- A parsed document: doc:values(xpath) lists the values of the attributes the XPath selects
 -- (CSDL elements are namespaced, so paths use local-name()).
--- Runs a command; returns {status=, stdout=, stderr=}.
-local function exec(args)
-  local out, err = os.tmpname(), os.tmpname()
-  local cmd = {}
-  for i, a in ipairs(args) do cmd[i] = dv.quote(a) end
-  local _, _, code = os.execute(table.concat(cmd, " ") .. " </dev/null >" .. out .. " 2>" .. err)
-  local r = { status = code, stdout = dv.read_file(out), stderr = dv.read_file(err) }
-  os.remove(out)
-  os.remove(err)
-  return r
-end
-
 local function parse(text)
   local path = os.tmpname()
   dv.write_file(path, text)

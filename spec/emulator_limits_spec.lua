@@ -19,14 +19,10 @@ end
 
 -- Starts `dvlua --serve` with extra arguments; returns url and a stop function.
 local function serve(args)
-  local out, pidf = os.tmpname(), os.tmpname()
-  os.execute(dv.quote(dv.bin) .. " --serve --listen 127.0.0.1:0 " .. args .. " >" .. out ..
-    " 2>&1 & echo $! >" .. pidf)
-  local url = wait_until(function() return dv.read_file(out):match("^(http://[%d%.]+:%d+)\n") end)
-  local pid = dv.read_file(pidf):match("%d+")
+  local url, pid, out = dv.serve(args)
   return url, function()
     os.execute("kill " .. pid)
-    os.remove(out); os.remove(pidf)
+    os.remove(out)
   end, dv.read_file(out)
 end
 

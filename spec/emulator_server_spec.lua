@@ -3,55 +3,35 @@ local E = require "emulator"
 local curl = require "curl"
 local dv = require "dv"
 
-local function sh(cmd)
-  local p = assert(io.popen(cmd))
-  local out = p:read("a")
-  local ok, _, code = p:close()
-  return out, code or (ok and 0 or 1)
-end
+local sh = dv.sh
 
 describe("emulator server", function()
   describe("dvlua --serve", function()
     it("prints its URL, answers a curl WhoAmI with a bearer token and stops cleanly on SIGTERM", function()
-      local out = os.tmpname()
-      local pidf = os.tmpname()
-      os.execute("DVLUA_EMULATOR_TOKEN=s3cret " .. dv.quote(dv.bin) .. " --serve --listen 127.0.0.1:0 >" .. out ..
-        " 2>&1 & echo $! >" .. pidf)
-      local url
-      for _ = 1, 100 do
-        url = dv.read_file(out):match("^(http://[%d%.]+:%d+)\n")
-        if url then break end
-        os.execute("sleep 0.05")
-      end
+      local url, pid, out = dv.serve("", { env = { DVLUA_EMULATOR_TOKEN = "s3cret" } })
       assert.truthy(url, "no URL printed")
+      assert.equals(url, dv.read_file(out):match("^(http://[%d%.]+:%d+)\n"), "the URL is not the first line")
       local r = curl.request { url = url .. "/api/data/v9.2/WhoAmI", headers = { Authorization = "Bearer s3cret" } }
       assert.equals(200, r.status)
       assert.truthy(r.json.UserId)
       assert.equals(401, curl.request { url = url .. "/api/data/v9.2/WhoAmI", headers = { Authorization = "Bearer wrong" } }.status)
-      local pid = dv.read_file(pidf):match("%d+")
-      local _, code = sh("kill -TERM " .. pid .. "; for i in $(seq 100); do kill -0 " .. pid ..
+      local code = sh("kill -TERM " .. pid .. "; for i in $(seq 100); do kill -0 " .. pid ..
         " 2>/dev/null || exit 0; sleep 0.05; done; exit 1")
       assert.equals(0, code, "the server did not stop")
       assert.equals(0, curl.request { url = url .. "/api/data/v9.2/WhoAmI" }.status)
-      os.remove(out); os.remove(pidf)
+      os.remove(out)
     end)
 
     it("takes faults from --faults", function()
-      local out, pidf = os.tmpname(), os.tmpname()
-      os.execute(dv.quote(dv.bin) .. " --serve --listen 127.0.0.1:0 --faults '429=7*1' >" .. out .. " 2>&1 & echo $! >" .. pidf)
-      local url
-      for _ = 1, 100 do
-        url = dv.read_file(out):match("^(http://[%d%.]+:%d+)\n")
-        if url then break end
-        os.execute("sleep 0.05")
-      end
+      local url, pid, out = dv.serve("--faults '429=7*1'")
+      assert.equals(url, dv.read_file(out):match("^(http://[%d%.]+:%d+)\n"))
       local who = url .. "/api/data/v9.2/WhoAmI"
       local r = curl.request { url = who, headers = { Authorization = "Bearer t" } }
       assert.equals(429, r.status)
       assert.equals("7", r.headers["retry-after"])
       assert.equals(200, curl.request { url = who, headers = { Authorization = "Bearer t" } }.status)
-      os.execute("kill " .. dv.read_file(pidf):match("%d+"))
-      os.remove(out); os.remove(pidf)
+      os.execute("kill " .. pid)
+      os.remove(out)
     end)
 
     it("refuses bad options", function()
@@ -203,7 +183,7 @@ describe("emulator server", function()
       local api = E.start { timeout = 1 }
       local host, port = api.url:match("http://([%d%.]+):(%d+)")
       -- a client that sends half a request and waits: the server closes it
-      local _, code = sh("bash -c 'exec 3<>/dev/tcp/" .. host .. "/" .. port ..
+      local code = sh("bash -c 'exec 3<>/dev/tcp/" .. host .. "/" .. port ..
         "; printf \"GET /api/data/v9.2/WhoAmI HTTP/1.1\\r\\n\" >&3; timeout 10 cat <&3 >/dev/null'")
       assert.equals(0, code)
       sh("bash -c 'exec 3<>/dev/tcp/" .. host .. "/" .. port ..

@@ -3,14 +3,8 @@ local http = require "dataverse.http"
 local fake = require "fake_server"
 local dv = require "dv"
 
--- Short waits everywhere: the behaviour under test is what is retried, not how long it takes.
-local FAST = { backoff_base = 0.01, backoff_cap = 0.05, timeout = 5, connect_timeout = 2 }
-
 local function client(extra)
-  local o = {}
-  for k, v in pairs(FAST) do o[k] = v end
-  for k, v in pairs(extra or {}) do o[k] = v end
-  return http.new(o)
+  return http.new(fake.fast(extra))
 end
 
 local function catch(f, ...)

@@ -3,22 +3,7 @@
 local dataverse = require "dataverse"
 local dv = require "dv"
 
-local q = dv.quote
-
-local function sh(cmd)
-  local out = os.tmpname()
-  local _, _, status = os.execute(cmd .. " >" .. out .. " 2>&1")
-  local text = dv.read_file(out)
-  os.remove(out)
-  return status, text
-end
-
-local function tmpdir()
-  local p = io.popen("mktemp -d")
-  local d = p:read("l")
-  p:close()
-  return d
-end
+local q, sh, tmpdir = dv.quote, dv.sh, dv.tmpdir
 
 local function first_line(path)
   local f = io.open(path, "rb")

@@ -6,13 +6,7 @@ local q = dv.quote
 local CPATH = "./?.so;;"
 
 -- Runs a shell command line; returns its status and what it printed (stdout and stderr).
-local function sh(cmd)
-  local out = os.tmpname()
-  local _, _, status = os.execute(cmd .. " >" .. out .. " 2>&1")
-  local text = dv.read_file(out)
-  os.remove(out)
-  return status, text
-end
+local sh = dv.sh
 
 local function lua54(code)
   return sh("env LUA_CPATH=" .. q(CPATH) .. " DVLUA_QUIET=1 lua5.4 -e " .. q(code))

@@ -6,19 +6,7 @@ local E = require "emulator"
 local dv = require "dv"
 local h = require "sync_mirror"
 
-local function write(path, text)
-  local f = assert(io.open(path, "wb"))
-  f:write(text)
-  f:close()
-end
-
-local function read(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
-end
+local write, read = dv.write_file, dv.read_file
 
 local function csv(rows)
   local t = { "sample_bookcode,sample_name,sample_author" }

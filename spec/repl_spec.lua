@@ -4,12 +4,7 @@ local dv = require "dv"
 
 local q = dv.quote
 
-local function tmpdir()
-  local p = io.popen("mktemp -d")
-  local d = p:read("l")
-  p:close()
-  return d
-end
+local tmpdir = dv.tmpdir
 
 -- Types `input` into `dvlua <args>` on a terminal; returns what the terminal showed
 -- (stdout and stderr together, as a user sees them) with the CRs removed, and the status.

@@ -5,20 +5,7 @@ local dv = require "dv"
 
 -- Starts `dvlua --serve args` in the background with env; returns url, pid, log file.
 local function serve(args, env)
-  local out, pidf = os.tmpname(), os.tmpname()
-  local envs = {}
-  for k, v in pairs(env or {}) do envs[#envs + 1] = k .. "=" .. dv.quote(v) end
-  os.execute("env " .. table.concat(envs, " ") .. " " .. dv.quote(dv.bin) .. " --serve --listen 127.0.0.1:0 " ..
-    args .. " >" .. out .. " 2>&1 & echo $! >" .. pidf)
-  local url
-  for _ = 1, 200 do
-    url = dv.read_file(out):match("(http://[%d%.]+:%d+)\n")
-    if url then break end
-    os.execute("sleep 0.05")
-  end
-  local pid = dv.read_file(pidf):match("%d+")
-  os.remove(pidf)
-  return url, pid, out
+  return dv.serve(args, { env = env })
 end
 
 local function stop(pid, out)

@@ -9,16 +9,7 @@ local SAMPLE = "scripts/solutions/ChangeTrackingSample"
 local SCHEMAS = "../shared/schemas/"
 local FIXTURES = "../shared/fixtures/solutions/"
 
-local function exec(args)
-  local out, err = os.tmpname(), os.tmpname()
-  local cmd = {}
-  for i, a in ipairs(args) do cmd[i] = dv.quote(a) end
-  local _, _, code = os.execute(table.concat(cmd, " ") .. " </dev/null >" .. out .. " 2>" .. err)
-  local r = { status = code, stdout = dv.read_file(out), stderr = dv.read_file(err) }
-  os.remove(out)
-  os.remove(err)
-  return r
-end
+local exec = dv.exec
 
 -- The text without the elements post-9.0-elements.txt lists (with their content).
 local function strip_post_90(text)

@@ -2,20 +2,11 @@
 -- body bytes. curl.request{method=, url=, headers={...}, body=} returns
 -- {status=, headers={lowercased name = value}, body=, json=} (json when the body decodes).
 local cjson = require "cjson"
+local dv = require "dv"
 
 local M = {}
 
-local function q(s)
-  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
-end
-
-local function slurp(path)
-  local f = io.open(path, "rb")
-  if not f then return "" end
-  local s = f:read("a")
-  f:close()
-  return s
-end
+local q, slurp = dv.quote, dv.read_file
 
 function M.request(o)
   local hdr, out = os.tmpname(), os.tmpname()

@@ -45,6 +45,20 @@ function M.start(opts)
   return api
 end
 
+-- An in-memory emulator and a connection to it through the public API (dataverse.connect),
+-- for specs of that API: `setup(function() emu, org = E.open() end)`.
+function M.open()
+  local dataverse = require "dataverse"
+  local emu = dataverse.emulator.start { db = ":memory:" }
+  return emu, dataverse.connect { emulator = emu }
+end
+
+-- Closes what M.open opened.
+function M.close(emu, org)
+  org:close()
+  emu:stop()
+end
+
 -- ---- solution zips built in Lua (stored entries), for ImportSolution specs ----
 
 local crc_table = {}

@@ -22,23 +22,14 @@ local M = {}
 
 M.bindir = os.getenv("PG_BINDIR") or "/usr/lib/postgresql/15/bin"
 
-local function q(s)
-  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
-end
+local dv = require "dv"
+local q, read_file = dv.quote, dv.read_file
 
 local function capture(cmd)
   local p = assert(io.popen(cmd .. " 2>&1", "r"))
   local out = p:read("a")
   local ok, _, code = p:close()
   return ok, out, code
-end
-
-local function read_file(path)
-  local f = io.open(path, "rb")
-  if not f then return "" end
-  local s = f:read("a")
-  f:close()
-  return s
 end
 
 local function is_root()

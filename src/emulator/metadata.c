@@ -121,27 +121,55 @@ static int answer_one(emu_req *r, const mtype *type, const char *ctx, const mite
     return rc;
 }
 
-static int find_attr_item(emu_entity *t, const char *key, int by_id)
+/* The index of table t's column (MI_ATTR) or key (MI_KEY) named or identified by key, or -1. */
+static int find_item(emu_entity *t, int kind, const char *key, int by_id)
 {
-    for (int i = 0; i < t->def.n_attributes; i++) {
-        mitem it = {MI_ATTR, t, i, 0, NULL};
+    int n = kind == MI_ATTR ? t->def.n_attributes : t->def.n_keys;
+    for (int i = 0; i < n; i++) {
+        mitem it = {kind, t, i, 0, NULL};
         char id[37];
         mitem_id(&it, id);
-        if (by_id ? !strcasecmp(id, key) : !strcmp(t->def.attributes[i].logical_name, key))
-            return i;
+        const char *name =
+            kind == MI_ATTR ? t->def.attributes[i].logical_name : t->def.keys[i].logical_name;
+        if (by_id ? !strcasecmp(id, key) : !strcmp(name, key)) return i;
     }
     return -1;
 }
 
-static int find_key_item(emu_entity *t, const char *key, int by_id)
+/* The column (kind MI_ATTR) or key (MI_KEY) of table t that "(<key>)" at p names: its
+ * index, its name or id in key and the text after it in *rest; or -1 once answered (400 for
+ * bad syntax, 404 when there is none). */
+static int member_at(emu_req *r, emu_entity *t, int kind, const char *p, const char *path,
+                     char key[200], const char **rest)
 {
-    for (int i = 0; i < t->def.n_keys; i++) {
-        mitem it = {MI_KEY, t, i, 0, NULL};
-        char id[37];
-        mitem_id(&it, id);
-        if (by_id ? !strcasecmp(id, key) : !strcmp(t->def.keys[i].logical_name, key)) return i;
-    }
-    return -1;
+    int by_id;
+    *rest = parse_key(p, key, 200, &by_id, "LogicalName");
+    if (!*rest) return syntax_error(r, path);
+    int idx = find_item(t, kind, key, by_id);
+    if (idx < 0)
+        return emu_error(r, 404, NOT_FOUND, "Could not find %s '%s' on entity '%s'.",
+                         kind == MI_ATTR ? "attribute" : "key", key, t->def.logical_name);
+    return idx;
+}
+
+/* …/Attributes or …/Keys (nav) of table t, as a collection. */
+static int answer_all(emu_req *r, emu_entity *t, int kind, const mtype *type, const char *nav)
+{
+    mitems l = {0};
+    mitems_all(&l, kind, t);
+    char ctx[400];
+    snprintf(ctx, sizeof ctx, "EntityDefinitions(%s)/%s", t->metadata_id, nav);
+    int rc = answer_list(r, type, ctx, &l);
+    mitems_free(&l);
+    return rc;
+}
+
+/* One member of a table's Attributes or Keys (nav). */
+static int answer_member(emu_req *r, const mtype *type, const char *nav, const mitem *it)
+{
+    char ctx[400];
+    snprintf(ctx, sizeof ctx, "EntityDefinitions(%s)/%s", it->t->metadata_id, nav);
+    return answer_one(r, type, ctx, it);
 }
 
 /* …/Attributes(<key>)/<cast>/OptionSet (or GlobalOptionSet): the navigation property read
@@ -198,22 +226,12 @@ static int attributes_path(emu_req *r, emu_entity *t, const char *p, const char 
     if (!*p) {
         if (method_is(r, "POST")) return mw_create_attr(r, t);
         if (!method_is(r, "GET")) return not_allowed(r, "the Attributes collection", "GET, POST");
-        mitems l = {0};
-        for (int i = 0; i < t->def.n_attributes; i++)
-            mitems_add(&l, MI_ATTR, t, i, 0);
-        snprintf(ctx, sizeof ctx, "EntityDefinitions(%s)/Attributes", t->metadata_id);
-        int rc = answer_list(r, &MT_ATTR, ctx, &l);
-        mitems_free(&l);
-        return rc;
+        return answer_all(r, t, MI_ATTR, &MT_ATTR, "Attributes");
     }
     char key[200];
-    int by_id;
-    const char *rest = parse_key(p, key, sizeof key, &by_id, "LogicalName");
-    if (!rest) return syntax_error(r, path);
-    int idx = find_attr_item(t, key, by_id);
-    if (idx < 0)
-        return emu_error(r, 404, NOT_FOUND, "Could not find attribute '%s' on entity '%s'.", key,
-                         t->def.logical_name);
+    const char *rest;
+    int idx = member_at(r, t, MI_ATTR, p, path, key, &rest);
+    if (idx < 0) return -1;
     mitem it = {MI_ATTR, t, idx, 0, NULL};
     char id[37];
     mitem_id(&it, id);
@@ -246,32 +264,20 @@ static int attributes_path(emu_req *r, emu_entity *t, const char *p, const char 
     if (!method_is(r, "GET"))
         return not_allowed(r, "an attribute definition (PATCH is not supported: use PUT)",
                            "GET, PUT, DELETE");
-    snprintf(ctx, sizeof ctx, "EntityDefinitions(%s)/Attributes", t->metadata_id);
-    return answer_one(r, &MT_ATTR, ctx, &it);
+    return answer_member(r, &MT_ATTR, "Attributes", &it);
 }
 
 static int keys_path(emu_req *r, emu_entity *t, const char *p, const char *path)
 {
-    char ctx[400];
     if (!*p) {
         if (method_is(r, "POST")) return mw_create_key(r, t);
         if (!method_is(r, "GET")) return not_allowed(r, "the Keys collection", "GET, POST");
-        mitems l = {0};
-        for (int i = 0; i < t->def.n_keys; i++)
-            mitems_add(&l, MI_KEY, t, i, 0);
-        snprintf(ctx, sizeof ctx, "EntityDefinitions(%s)/Keys", t->metadata_id);
-        int rc = answer_list(r, &MT_KEY, ctx, &l);
-        mitems_free(&l);
-        return rc;
+        return answer_all(r, t, MI_KEY, &MT_KEY, "Keys");
     }
     char key[200];
-    int by_id;
-    const char *rest = parse_key(p, key, sizeof key, &by_id, "LogicalName");
-    if (!rest) return syntax_error(r, path);
-    int idx = find_key_item(t, key, by_id);
-    if (idx < 0)
-        return emu_error(r, 404, NOT_FOUND, "Could not find key '%s' on entity '%s'.", key,
-                         t->def.logical_name);
+    const char *rest;
+    int idx = member_at(r, t, MI_KEY, p, path, key, &rest);
+    if (idx < 0) return -1;
     if (!strcmp(rest, "/Microsoft.Dynamics.CRM.ReactivateEntityKey"))
         return h_reactivate_key(r, t->def.logical_name, t->def.keys[idx].logical_name);
     mitem it = {MI_KEY, t, idx, 0, NULL};
@@ -299,8 +305,7 @@ static int keys_path(emu_req *r, emu_entity *t, const char *p, const char *path)
     if (*rest) return not_served(r, path);
     if (method_is(r, "DELETE")) return mw_delete_key(r, t, idx);
     if (!method_is(r, "GET")) return not_allowed(r, "a key definition", "GET, DELETE");
-    snprintf(ctx, sizeof ctx, "EntityDefinitions(%s)/Keys", t->metadata_id);
-    return answer_one(r, &MT_KEY, ctx, &it);
+    return answer_member(r, &MT_KEY, "Keys", &it);
 }
 
 static int find_rel(dv_emulator *e, const emu_entity *side_of, char side, const char *key,

@@ -14,12 +14,52 @@
 
 #define MAX_EXPAND 8
 
+/* What the property values of one document are read from: the item, and the facts about
+ * it that several properties share, worked out once before any is written. */
+typedef struct {
+    dv_emulator *e;
+    const mitem *it;
+    const emu_entity *t;
+    const dv_attribute_def *a; /* a column, or the lookup behind a relationship */
+    const dv_key_def *k;
+    char id[37];
+    int custom;        /* made by a customizer (over the Web API or in a solution) */
+    int managed_sol;   /* a table: part of a managed solution */
+    int sys;           /* a table the system owns; a column only the system sets */
+    int pid, pname;    /* a column: the primary id, the primary name */
+    const char *tg[2]; /* a lookup's target tables */
+    int n_tg;
+    const emu_entity *ref; /* a relationship's referenced table, when here */
+    char type_name[64];    /* a column's AttributeTypeName */
+    const char *name;      /* an option set's Name, a relationship's SchemaName */
+    char buf[300];         /* the name when it is made up here */
+    char nav[300];         /* a relationship's referencing navigation property */
+    const char *set_type;  /* an option set's OptionSetType */
+    const char *display;   /* an option set's display name */
+    char *x;               /* an option set's stored definition, or NULL */
+    const char *options;   /* where in x its options are; NULL: the built-in ones */
+} mdoc;
+
+/* A property value: text (NULL for null), or a number or truth value. */
+typedef struct {
+    const char *s;
+    long long n;
+} mval;
+
 /* Property kinds: s string, b boolean, n number, g guid, l label, m managed boolean
- * ({Value,…}), v enum in a complex ({Value}), a array, o other object. */
+ * ({Value,…}), v enum in a complex ({Value}), a array, o other object. A value is fixed
+ * JSON text (lit; for kind m its Value), worked out and written as its kind says (get),
+ * or written whole (put). A property with none of the three is one $select takes but the
+ * emulator has no value for: it is left out of the document. */
 typedef struct {
     const char *name;
     char kind;
+    const char *lit;
+    mval (*get)(const mdoc *d);
+    void (*put)(const mdoc *d, sbuf *b);
+    const char *managed; /* kind m: its ManagedPropertyLogicalName */
 } mprop;
+#define NO_VALUE .lit = NULL
 
 struct mtype {
     const char *name;
@@ -29,55 +69,561 @@ struct mtype {
     int attr_type; /* derived attribute types: the dv_attr_type, or -1; -2 lookups */
 };
 
+/* ---- what documents are made of ---- */
+
+/* A customer lookup (account or contact): stored without a target under a customer name. */
+static int is_customer(const dv_attribute_def *a)
+{
+    return a->type == DV_ATTR_LOOKUP && !a->target &&
+           (!strcmp(a->logical_name, "parentcustomerid") ||
+            !strcmp(a->logical_name, "customerid") || strstr(a->logical_name, "customer") != NULL);
+}
+
+/* The tables a lookup column points to: its target; for a lookup stored without one (a
+ * customer lookup, or a system lookup of an imported table), the tables Dataverse gives
+ * those columns; none when unknown. */
+static int lookup_targets(const dv_attribute_def *a, const char *out[2])
+{
+    if (a->type == DV_ATTR_OWNER) {
+        out[0] = a->target ? a->target : "systemuser";
+        return 1;
+    }
+    if (a->type != DV_ATTR_LOOKUP) return 0;
+    if (a->target) {
+        out[0] = a->target;
+        return 1;
+    }
+    static const struct {
+        const char *column, *target;
+    } known[] = {
+        {"createdby", "systemuser"},
+        {"modifiedby", "systemuser"},
+        {"createdonbehalfby", "systemuser"},
+        {"modifiedonbehalfby", "systemuser"},
+        {"owninguser", "systemuser"},
+        {"owningteam", "team"},
+        {"owningbusinessunit", "businessunit"},
+        {"transactioncurrencyid", "transactioncurrency"},
+    };
+    for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
+        if (!strcmp(a->logical_name, known[i].column)) {
+            out[0] = known[i].target;
+            return 1;
+        }
+    if (is_customer(a)) {
+        out[0] = "account", out[1] = "contact";
+        return 2;
+    }
+    return 0;
+}
+
+static void label(sbuf *b, const char *text)
+{
+    if (!text) {
+        sb_puts(b, "{\"LocalizedLabels\":[],\"UserLocalizedLabel\":null}");
+        return;
+    }
+    sb_puts(b, "{\"LocalizedLabels\":[{\"Label\":");
+    sb_json_str(b, text);
+    sb_puts(b, ",\"LanguageCode\":1033,\"IsManaged\":false,\"HasChanged\":null}],"
+               "\"UserLocalizedLabel\":{\"Label\":");
+    sb_json_str(b, text);
+    sb_puts(b, ",\"LanguageCode\":1033,\"IsManaged\":false,\"HasChanged\":null}}");
+}
+
+static int object_type_code(const emu_entity *t, int ord)
+{
+    static const struct {
+        const char *n;
+        int c;
+    } codes[] = {
+        {"account", 1},         {"contact", 2},     {"systemuser", 8},        {"businessunit", 10},
+        {"organization", 1019}, {"solution", 7100}, {"asyncoperation", 4700}, {"team", 9}};
+    for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++)
+        if (!strcmp(codes[i].n, t->def.logical_name)) return codes[i].c;
+    return 10000 + ord;
+}
+
+static const char *ownership(const emu_entity *t)
+{
+    const char *n = t->def.logical_name;
+    if (!strcmp(n, "organization") || !strcmp(n, "solution")) return "OrganizationOwned";
+    if (!strcmp(n, "systemuser") || !strcmp(n, "businessunit")) return "BusinessOwned";
+    return "UserOwned";
+}
+
+static const char *attr_type_name(const dv_attribute_def *a)
+{
+    if (is_customer(a)) return "Customer";
+    return dv_attr_type_code(a->type);
+}
+
+static int is_system_column(const emu_entity *t, const dv_attribute_def *a)
+{
+    static const char *sys[] = {"createdon",          "modifiedon", "versionnumber", "statecode",
+                                "statuscode",         "ownerid",    "createdby",     "modifiedby",
+                                "owningbusinessunit", "owninguser", "owningteam",    NULL};
+    if (!strcmp(a->logical_name, t->def.primary_id)) return 1;
+    for (int i = 0; sys[i]; i++)
+        if (!strcmp(sys[i], a->logical_name)) return 1;
+    return 0;
+}
+
+typedef struct {
+    int value;
+    const char *label;
+    int state; /* status options: their state */
+} opt;
+
+static const opt industry[] = {{1, "Accounting", 0},
+                               {2, "Agriculture and Non-petrol Natural Resource Extraction", 0},
+                               {3, "Broadcasting Printing and Publishing", 0},
+                               {4, "Brokers", 0},
+                               {5, "Building Supply Retail", 0},
+                               {6, "Business Services", 0},
+                               {7, "Consulting", 0},
+                               {8, "Consumer Services", 0},
+                               {9, "Design, Direction and Creative Management", 0},
+                               {10, "Distributors, Dispatchers and Processors", 0},
+                               {11, "Doctor's Offices and Clinics", 0},
+                               {12, "Durable Manufacturing", 0},
+                               {13, "Eating and Drinking Places", 0},
+                               {14, "Entertainment Retail", 0},
+                               {15, "Equipment Rental and Leasing", 0},
+                               {16, "Financial", 0},
+                               {17, "Food and Tobacco Processing", 0},
+                               {18, "Inbound Capital Intensive Processing", 0},
+                               {19, "Inbound Repair and Services", 0},
+                               {20, "Insurance", 0},
+                               {21, "Legal Services", 0},
+                               {22, "Non-Durable Merchandise Retail", 0},
+                               {23, "Outbound Consumer Service", 0},
+                               {24, "Petrochemical Extraction and Distribution", 0},
+                               {25, "Service Retail", 0},
+                               {26, "SIG Affiliations", 0},
+                               {27, "Social Services", 0},
+                               {28, "Special Outbound Trade Contractors", 0},
+                               {29, "Specialty Realty", 0},
+                               {30, "Transportation", 0},
+                               {31, "Utility Creation and Distribution", 0},
+                               {32, "Vehicle Retail", 0},
+                               {33, "Wholesale", 0},
+                               {0, NULL, 0}};
+static const opt category[] = {{1, "Preferred Customer", 0}, {2, "Standard", 0}, {0, NULL, 0}};
+static const opt states[] = {{0, "Active", 0}, {1, "Inactive", 0}, {0, NULL, 0}};
+static const opt statuses[] = {{1, "Active", 0}, {2, "Inactive", 1}, {0, NULL, 0}};
+
+static void option_json(sbuf *b, const char *type, int value, const char *text, int state,
+                        int is_status)
+{
+    sb_printf(b,
+              "{\"@odata.type\":\"#Microsoft.Dynamics.CRM.%s\",\"Value\":%d,\"Color\":null,"
+              "\"IsManaged\":false,\"ExternalValue\":null,\"ParentValues\":[],"
+              "\"MetadataId\":null,\"HasChanged\":null",
+              type, value);
+    if (is_status == 1) sb_printf(b, ",\"State\":%d,\"TransitionData\":null", state);
+    if (is_status == 2)
+        sb_printf(b, ",\"DefaultStatus\":%d,\"InvariantName\":\"%s\"", value + 1, text);
+    sb_puts(b, ",\"Label\":");
+    label(b, text);
+    sb_puts(b, ",\"Description\":");
+    label(b, NULL);
+    sb_putc(b, '}');
+}
+
+static const char *text_format(const dv_attribute_def *a)
+{
+    if (a->type == DV_ATTR_MEMO) return "TextArea";
+    if (strstr(a->logical_name, "emailaddress")) return "Email";
+    if (strstr(a->logical_name, "telephone") || strstr(a->logical_name, "phone")) return "Phone";
+    if (strstr(a->logical_name, "websiteurl")) return "Url";
+    return "Text";
+}
+
+/* ---- property values ---- */
+
+static mval text(const char *s)
+{
+    return (mval){s, 0};
+}
+
+static mval num(long long n)
+{
+    return (mval){NULL, n};
+}
+
+static mval none(const mdoc *d)
+{
+    (void)d;
+    return text(NULL);
+}
+
+static mval id(const mdoc *d)
+{
+    return text(d->id);
+}
+
+static mval custom(const mdoc *d)
+{
+    return num(d->custom);
+}
+
+static mval version(const mdoc *d)
+{
+    return text(d->custom ? "1.0.0.0" : "5.0.0.0");
+}
+
+static mval not_sys(const mdoc *d)
+{
+    return num(!d->sys);
+}
+
+static mval ent_name(const mdoc *d)
+{
+    return text(d->t->def.logical_name);
+}
+
+static mval ent_set(const mdoc *d)
+{
+    return text(d->t->def.entity_set_name);
+}
+
+static mval ent_primary_id(const mdoc *d)
+{
+    return text(d->t->def.primary_id);
+}
+
+static mval ent_primary_name(const mdoc *d)
+{
+    return text(d->t->def.primary_name);
+}
+
+static mval ent_type_code(const mdoc *d)
+{
+    return num(object_type_code(d->t, (int)(d->t - d->e->ents)));
+}
+
+static mval ent_ownership(const mdoc *d)
+{
+    return text(ownership(d->t));
+}
+
+static mval ent_display(const mdoc *d)
+{
+    return text(d->t->def.display_name);
+}
+
+static mval ent_display_collection(const mdoc *d)
+{
+    return text(d->t->def.display_name ? d->t->def.entity_set_name : NULL);
+}
+
+static mval ent_change_tracking(const mdoc *d)
+{
+    return num(d->t->def.change_tracking);
+}
+
+static mval ent_managed(const mdoc *d)
+{
+    return num(d->managed_sol);
+}
+
+static mval ent_unmanaged(const mdoc *d)
+{
+    return num(!d->managed_sol);
+}
+
+/* Notes and activities: on the system's business tables only. */
+static mval ent_has_notes(const mdoc *d)
+{
+    return num(!d->custom && !d->sys);
+}
+
+static mval col_name(const mdoc *d)
+{
+    return text(d->a->logical_name);
+}
+
+static mval col_type(const mdoc *d)
+{
+    return text(attr_type_name(d->a));
+}
+
+static mval col_type_name(const mdoc *d)
+{
+    return text(d->type_name);
+}
+
+static mval col_number(const mdoc *d)
+{
+    return num(d->it->i + 1);
+}
+
+static mval col_display(const mdoc *d)
+{
+    return text(d->a->display_name);
+}
+
+static mval col_primary_id(const mdoc *d)
+{
+    return num(d->pid);
+}
+
+static mval col_primary_name(const mdoc *d)
+{
+    return num(d->pname);
+}
+
+static mval col_updatable(const mdoc *d)
+{
+    return num(!d->sys && !d->pid);
+}
+
+static void col_required(const mdoc *d, sbuf *b)
+{
+    /* A primary key is SystemRequired whatever its definition says. */
+    int level = d->pid ? 2 : d->a->required;
+    sb_printf(b,
+              "{\"Value\":\"%s\",\"CanBeChanged\":%s,"
+              "\"ManagedPropertyLogicalName\":\"canmodifyrequirementlevelsettings\"}",
+              level == 2 ? "SystemRequired"
+              : level    ? "ApplicationRequired"
+                         : "None",
+              level == 2 ? "false" : "true");
+}
+
+static mval text_max_length(const mdoc *d)
+{
+    return num(d->a->max_length ? d->a->max_length : d->a->type == DV_ATTR_MEMO ? 2000 : 100);
+}
+
+static mval text_database_length(const mdoc *d)
+{
+    return num(2 * text_max_length(d).n);
+}
+
+static mval text_format_name(const mdoc *d)
+{
+    return text(text_format(d->a));
+}
+
+static mval date_format(const mdoc *d)
+{
+    return text(strstr(d->a->logical_name, "birth") ? "DateOnly" : "DateAndTime");
+}
+
+static mval date_behavior(const mdoc *d)
+{
+    return text(strstr(d->a->logical_name, "birth") ? "DateOnly" : "UserLocal");
+}
+
+static void strings(sbuf *b, const char *const *v, int n)
+{
+    sb_putc(b, '[');
+    for (int j = 0; j < n; j++) {
+        if (j) sb_putc(b, ',');
+        sb_json_str(b, v[j]);
+    }
+    sb_putc(b, ']');
+}
+
+static void lookup_targets_list(const mdoc *d, sbuf *b)
+{
+    strings(b, d->tg, d->n_tg);
+}
+
+static mval key_name(const mdoc *d)
+{
+    return text(d->k->logical_name);
+}
+
+static void key_columns(const mdoc *d, sbuf *b)
+{
+    strings(b, (const char *const *)d->k->attributes, d->k->n_attributes);
+}
+
+static mval key_status(const mdoc *d)
+{
+    return text(store_key_status(d->e, d->t->def.logical_name, d->k->logical_name));
+}
+
+static mval key_display(const mdoc *d)
+{
+    return text(d->k->display_name ? d->k->display_name : d->k->logical_name);
+}
+
+static mval doc_name(const mdoc *d)
+{
+    return text(d->name);
+}
+
+static mval rel_security(const mdoc *d)
+{
+    return text(d->a->type == DV_ATTR_OWNER ? "Pointer" : "Append");
+}
+
+static mval rel_referenced_column(const mdoc *d)
+{
+    return text(d->ref ? d->ref->def.primary_id : NULL);
+}
+
+static mval rel_referenced(const mdoc *d)
+{
+    return text(d->tg[d->it->j]);
+}
+
+static mval rel_referencing_nav(const mdoc *d)
+{
+    return text(d->nav);
+}
+
+static mval rel_behavior(const mdoc *d)
+{
+    return num(d->a->type == DV_ATTR_OWNER ? 0 : 1);
+}
+
+static void rel_cascade(const mdoc *d, sbuf *b)
+{
+    int parental = d->a->type == DV_ATTR_OWNER;
+    const char *c = parental ? "Cascade" : "NoCascade";
+    sb_printf(b,
+              "{\"Assign\":\"%s\",\"Delete\":\"%s\",\"Merge\":\"%s\",\"Reparent\":\"%s\","
+              "\"Share\":\"%s\",\"Unshare\":\"%s\",\"RollupView\":\"NoCascade\","
+              "\"Archive\":\"NoCascade\"}",
+              c, parental ? "Cascade" : "RemoveLink", c, c, c, c);
+}
+
+static mval os_global(const mdoc *d)
+{
+    return num(d->it->kind == MI_OPTIONSET);
+}
+
+static mval os_type(const mdoc *d)
+{
+    return text(d->set_type);
+}
+
+static mval os_version(const mdoc *d)
+{
+    return text(d->it->kind == MI_OPTIONSET ? "1.0.0.0" : "5.0.0.0");
+}
+
+static mval os_display(const mdoc *d)
+{
+    return text(d->display);
+}
+
+/* Stored options: the Value and first label of each; else the built-in ones of the column. */
+static void os_options(const mdoc *d, sbuf *b)
+{
+    sb_putc(b, '[');
+    if (d->options) {
+        sqlite3_stmt *st = store_stmt(d->e, "SELECT value->>'$.Value', "
+                                            "value->>'$.Label.LocalizedLabels[0].Label' "
+                                            "FROM json_each(?1, ?2)");
+        sqlite3_bind_text(st, 1, d->x, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(st, 2, d->options, -1, SQLITE_STATIC);
+        int n = 0;
+        while (sqlite3_step(st) == SQLITE_ROW) {
+            if (n++) sb_putc(b, ',');
+            option_json(b, "OptionMetadata", sqlite3_column_int(st, 0),
+                        (const char *)sqlite3_column_text(st, 1), 0, 0);
+        }
+        sqlite3_reset(st);
+    } else {
+        const dv_attribute_def *a = d->a;
+        const opt *o = a->type == DV_ATTR_STATE                          ? states
+                       : a->type == DV_ATTR_STATUS                       ? statuses
+                       : !strcmp(a->logical_name, "industrycode")        ? industry
+                       : !strcmp(a->logical_name, "accountcategorycode") ? category
+                                                                         : NULL;
+        const char *ot = a->type == DV_ATTR_STATE    ? "StateOptionMetadata"
+                         : a->type == DV_ATTR_STATUS ? "StatusOptionMetadata"
+                                                     : "OptionMetadata";
+        for (int i = 0; o && o[i].label; i++) {
+            if (i) sb_putc(b, ',');
+            option_json(b, ot, o[i].value, o[i].label, o[i].state,
+                        a->type == DV_ATTR_STATUS  ? 1
+                        : a->type == DV_ATTR_STATE ? 2
+                                                   : 0);
+        }
+    }
+    sb_putc(b, ']');
+}
+
+/* A yes/no column's option: the label given when it was created, else Yes or No. */
+static void os_bool_option(const mdoc *d, sbuf *b, int value)
+{
+    char *l = d->options
+                  ? mdx_str(d->e, d->x,
+                            value ? "$._OptionSet.TrueOption.Label.LocalizedLabels[0].Label"
+                                  : "$._OptionSet.FalseOption.Label.LocalizedLabels[0].Label")
+                  : NULL;
+    option_json(b, "OptionMetadata", value, l ? l : value ? "Yes" : "No", 0, 0);
+    free(l);
+}
+
+static void os_true(const mdoc *d, sbuf *b)
+{
+    os_bool_option(d, b, 1);
+}
+
+static void os_false(const mdoc *d, sbuf *b)
+{
+    os_bool_option(d, b, 0);
+}
+
+/* ---- types: their properties in document order ---- */
+
 static const mprop entity_props[] = {
-    {"MetadataId", 'g'},
-    {"LogicalName", 's'},
-    {"SchemaName", 's'},
-    {"EntitySetName", 's'},
-    {"LogicalCollectionName", 's'},
-    {"CollectionSchemaName", 's'},
-    {"PrimaryIdAttribute", 's'},
-    {"PrimaryNameAttribute", 's'},
-    {"PrimaryImageAttribute", 's'},
-    {"ObjectTypeCode", 'n'},
-    {"OwnershipType", 's'},
-    {"TableType", 's'},
-    {"DisplayName", 'l'},
-    {"DisplayCollectionName", 'l'},
-    {"Description", 'l'},
-    {"ChangeTrackingEnabled", 'b'},
-    {"IsCustomEntity", 'b'},
-    {"IsManaged", 'b'},
-    {"IsActivity", 'b'},
-    {"IsActivityParty", 'b'},
-    {"IsIntersect", 'b'},
-    {"IsPrivate", 'b'},
-    {"IsLogicalEntity", 'b'},
-    {"IsValidForAdvancedFind", 'b'},
-    {"IsAvailableOffline", 'b'},
-    {"IsBusinessProcessEnabled", 'b'},
-    {"IsStateModelAware", 'b'},
-    {"IsSolutionAware", 'b'},
-    {"IsReadOnlyInMobileClient", 'b'},
-    {"HasNotes", 'b'},
-    {"HasActivities", 'b'},
-    {"HasEmailAddresses", 'b'},
-    {"AutoCreateAccessTeams", 'b'},
-    {"IsAuditEnabled", 'm'},
-    {"IsCustomizable", 'm'},
-    {"IsRenameable", 'm'},
-    {"IsValidForQueue", 'm'},
-    {"IsConnectionsEnabled", 'm'},
-    {"IsMappable", 'm'},
-    {"CanCreateAttributes", 'm'},
-    {"CanModifyAdditionalSettings", 'm'},
-    {"IntroducedVersion", 's'},
-    {"ExternalName", 's'},
-    {"ExternalCollectionName", 's'},
-    {"EntityColor", 's'},
-    {"IconVectorName", 's'},
-    {"HasChanged", 'b'},
-    {NULL, 0},
+    {"MetadataId", 'g', .get = id},
+    {"LogicalName", 's', .get = ent_name},
+    {"SchemaName", 's', .get = ent_name},
+    {"EntitySetName", 's', .get = ent_set},
+    {"LogicalCollectionName", 's', .get = ent_set},
+    {"CollectionSchemaName", 's', .get = ent_set},
+    {"PrimaryIdAttribute", 's', .get = ent_primary_id},
+    {"PrimaryNameAttribute", 's', .get = ent_primary_name},
+    {"PrimaryImageAttribute", 's', .lit = "null"},
+    {"ObjectTypeCode", 'n', .get = ent_type_code},
+    {"OwnershipType", 's', .get = ent_ownership},
+    {"TableType", 's', .lit = "\"Standard\""},
+    {"DisplayName", 'l', .get = ent_display},
+    {"DisplayCollectionName", 'l', .get = ent_display_collection},
+    {"Description", 'l', .get = none},
+    {"ChangeTrackingEnabled", 'b', .get = ent_change_tracking},
+    {"IsCustomEntity", 'b', .get = custom},
+    {"IsManaged", 'b', .get = ent_managed},
+    {"IsActivity", 'b', .lit = "false"},
+    {"IsActivityParty", 'b', .lit = "false"},
+    {"IsIntersect", 'b', .lit = "false"},
+    {"IsPrivate", 'b', .lit = "false"},
+    {"IsLogicalEntity", 'b', .lit = "false"},
+    {"IsValidForAdvancedFind", 'b', .get = not_sys},
+    {"IsAvailableOffline", 'b', .get = not_sys},
+    {"IsBusinessProcessEnabled", 'b', .lit = "false"},
+    {"IsStateModelAware", 'b', .lit = "true"},
+    {"IsSolutionAware", 'b', .lit = "false"},
+    {"IsReadOnlyInMobileClient", 'b', .lit = "false"},
+    {"HasNotes", 'b', .get = ent_has_notes},
+    {"HasActivities", 'b', .get = ent_has_notes},
+    {"HasEmailAddresses", 'b', .lit = "false"},
+    {"AutoCreateAccessTeams", 'b', .lit = "false"},
+    {"IsAuditEnabled", 'm', .get = not_sys, .managed = "canmodifyauditsettings"},
+    {"IsCustomizable", 'm', .get = ent_unmanaged, .managed = "iscustomizable"},
+    {"IsRenameable", 'm', .get = ent_unmanaged, .managed = "isrenameable"},
+    {"IsValidForQueue", 'm', .lit = "false", .managed = "canmodifyqueuesettings"},
+    {"IsConnectionsEnabled", 'm', .lit = "false", .managed = "canmodifyconnectionsettings"},
+    {"IsMappable", 'm', .lit = "true", .managed = "ismappable"},
+    {"CanCreateAttributes", 'm', .get = ent_unmanaged, .managed = "cancreateattributes"},
+    {"CanModifyAdditionalSettings", 'm', .lit = "true", .managed = "canmodifyadditionalsettings"},
+    {"IntroducedVersion", 's', .get = version},
+    {"ExternalName", 's', .lit = "null"},
+    {"ExternalCollectionName", 's', .lit = "null"},
+    {"EntityColor", 's', .lit = "null"},
+    {"IconVectorName", 's', .lit = "null"},
+    {"HasChanged", 'b', .lit = "null"},
+    {0},
 };
 static const char *const entity_navs[] = {"Attributes",
                                           "Keys",
@@ -87,51 +633,98 @@ static const char *const entity_navs[] = {"Attributes",
                                           NULL};
 
 static const mprop attr_props[] = {
-    {"MetadataId", 'g'},        {"LogicalName", 's'},
-    {"SchemaName", 's'},        {"EntityLogicalName", 's'},
-    {"AttributeType", 's'},     {"AttributeTypeName", 'v'},
-    {"AttributeOf", 's'},       {"ColumnNumber", 'n'},
-    {"DisplayName", 'l'},       {"Description", 'l'},
-    {"RequiredLevel", 'v'},     {"IsPrimaryId", 'b'},
-    {"IsPrimaryName", 'b'},     {"IsCustomAttribute", 'b'},
-    {"IsManaged", 'b'},         {"IsLogical", 'b'},
-    {"IsSecured", 'b'},         {"IsFilterable", 'b'},
-    {"IsSearchable", 'b'},      {"IsRetrievable", 'b'},
-    {"IsValidForCreate", 'b'},  {"IsValidForRead", 'b'},
-    {"IsValidForUpdate", 'b'},  {"IsValidODataAttribute", 'b'},
-    {"IsRequiredForForm", 'b'}, {"IsValidForAdvancedFind", 'm'},
-    {"IsAuditEnabled", 'm'},    {"IsCustomizable", 'm'},
-    {"IsRenameable", 'm'},      {"SourceType", 'n'},
-    {"IntroducedVersion", 's'}, {"ExternalName", 's'},
-    {"HasChanged", 'b'},        {NULL, 0},
+    {"MetadataId", 'g', .get = id},
+    {"LogicalName", 's', .get = col_name},
+    {"SchemaName", 's', .get = col_name},
+    {"EntityLogicalName", 's', .get = ent_name},
+    {"AttributeType", 's', .get = col_type},
+    {"AttributeTypeName", 'v', .get = col_type_name},
+    {"AttributeOf", 's', .lit = "null"},
+    {"ColumnNumber", 'n', .get = col_number},
+    {"DisplayName", 'l', .get = col_display},
+    {"Description", 'l', .get = none},
+    {"RequiredLevel", 'v', .put = col_required},
+    {"IsPrimaryId", 'b', .get = col_primary_id},
+    {"IsPrimaryName", 'b', .get = col_primary_name},
+    {"IsCustomAttribute", 'b', .get = custom},
+    {"IsManaged", 'b', .lit = "false"},
+    {"IsLogical", 'b', .lit = "false"},
+    {"IsSecured", 'b', .lit = "false"},
+    {"IsFilterable", 'b', .lit = "true"},
+    {"IsSearchable", 'b', .lit = "true"},
+    {"IsRetrievable", 'b', .lit = "true"},
+    {"IsValidForCreate", 'b', .get = not_sys},
+    {"IsValidForRead", 'b', .lit = "true"},
+    {"IsValidForUpdate", 'b', .get = col_updatable},
+    {"IsValidODataAttribute", 'b', .lit = "true"},
+    {"IsRequiredForForm", 'b', .get = col_primary_name},
+    {"IsValidForAdvancedFind", 'm', .lit = "true", .managed = "canmodifysearchsettings"},
+    {"IsAuditEnabled", 'm', .lit = "true", .managed = "canmodifyauditsettings"},
+    {"IsCustomizable", 'm', .lit = "true", .managed = "iscustomizable"},
+    {"IsRenameable", 'm', .lit = "true", .managed = "isrenameable"},
+    {"SourceType", 'n', .lit = "0"},
+    {"IntroducedVersion", 's', .get = version},
+    {"ExternalName", 's', .lit = "null"},
+    {"HasChanged", 'b', .lit = "null"},
+    {0},
 };
 static const char *const no_navs[] = {NULL};
 static const char *const optionset_navs[] = {"OptionSet", "GlobalOptionSet", NULL};
 static const char *const bool_navs[] = {"OptionSet", "GlobalOptionSet", NULL};
 
-static const mprop string_props[] = {
-    {"MaxLength", 'n'},     {"DatabaseLength", 'n'}, {"Format", 's'},  {"FormatName", 'v'},
-    {"IsLocalizable", 'b'}, {"YomiOf", 's'},         {"ImeMode", 's'}, {NULL, 0}};
-static const mprop memo_props[] = {
-    {"MaxLength", 'n'}, {"Format", 's'}, {"FormatName", 'v'}, {"ImeMode", 's'}, {NULL, 0}};
-static const mprop int_props[] = {{"MinValue", 'n'}, {"MaxValue", 'n'}, {"Format", 's'}, {NULL, 0}};
-static const mprop bigint_props[] = {{"MinValue", 'n'}, {"MaxValue", 'n'}, {NULL, 0}};
-static const mprop decimal_props[] = {
-    {"MinValue", 'n'}, {"MaxValue", 'n'}, {"Precision", 'n'}, {"ImeMode", 's'}, {NULL, 0}};
-static const mprop money_props[] = {
-    {"MinValue", 'n'},       {"MaxValue", 'n'},      {"Precision", 'n'}, {"PrecisionSource", 'n'},
-    {"IsBaseCurrency", 'b'}, {"CalculationOf", 's'}, {"ImeMode", 's'},   {NULL, 0}};
-static const mprop bool_props[] = {{"DefaultValue", 'b'}, {NULL, 0}};
-static const mprop datetime_props[] = {{"Format", 's'},
-                                       {"DateTimeBehavior", 'v'},
-                                       {"CanChangeDateTimeBehavior", 'm'},
-                                       {"MinSupportedValue", 's'},
-                                       {"MaxSupportedValue", 's'},
-                                       {"ImeMode", 's'},
-                                       {NULL, 0}};
-static const mprop lookup_props[] = {{"Targets", 'a'}, {"Format", 's'}, {NULL, 0}};
-static const mprop picklist_props[] = {{"DefaultFormValue", 'n'}, {NULL, 0}};
-static const mprop state_props[] = {{"DefaultFormValue", 'n'}, {NULL, 0}};
+static const mprop string_props[] = {{"MaxLength", 'n', .get = text_max_length},
+                                     {"DatabaseLength", 'n', .get = text_database_length},
+                                     {"Format", 's', .get = text_format_name},
+                                     {"FormatName", 'v', .get = text_format_name},
+                                     {"IsLocalizable", 'b', .lit = "false"},
+                                     {"YomiOf", 's', .lit = "null"},
+                                     {"ImeMode", 's', .lit = "\"Auto\""},
+                                     {0}};
+static const mprop memo_props[] = {{"MaxLength", 'n', .get = text_max_length},
+                                   {"Format", 's', .get = text_format_name},
+                                   {"FormatName", 'v', .get = text_format_name},
+                                   {"ImeMode", 's', .lit = "\"Auto\""},
+                                   {0}};
+static const mprop int_props[] = {{"MinValue", 'n', .lit = "-2147483648"},
+                                  {"MaxValue", 'n', .lit = "2147483647"},
+                                  {"Format", 's', .lit = "\"None\""},
+                                  {0}};
+static const mprop bigint_props[] = {{"MinValue", 'n', .lit = "-9223372036854775808"},
+                                     {"MaxValue", 'n', .lit = "9223372036854775807"},
+                                     {0}};
+static const mprop decimal_props[] = {{"MinValue", 'n', .lit = "-100000000000"},
+                                      {"MaxValue", 'n', .lit = "100000000000"},
+                                      {"Precision", 'n', .lit = "2"},
+                                      {"ImeMode", 's', .lit = "\"Auto\""},
+                                      {0}};
+static const mprop double_props[] = {{"MinValue", 'n', .lit = "-100000000000"},
+                                     {"MaxValue", 'n', .lit = "100000000000"},
+                                     {"Precision", 'n', .lit = "5"},
+                                     {"ImeMode", 's', .lit = "\"Auto\""},
+                                     {0}};
+static const mprop money_props[] = {{"MinValue", 'n', .lit = "-922337203685477"},
+                                    {"MaxValue", 'n', .lit = "922337203685477"},
+                                    {"Precision", 'n', .lit = "2"},
+                                    {"PrecisionSource", 'n', .lit = "2"},
+                                    {"IsBaseCurrency", 'b', .lit = "false"},
+                                    {"CalculationOf", 's', .lit = "null"},
+                                    {"ImeMode", 's', .lit = "\"Auto\""},
+                                    {0}};
+static const mprop bool_props[] = {{"DefaultValue", 'b', .lit = "false"}, {0}};
+static const mprop datetime_props[] = {
+    {"Format", 's', .get = date_format},
+    {"DateTimeBehavior", 'v', .get = date_behavior},
+    {"CanChangeDateTimeBehavior", 'm', .get = not_sys, .managed = "canchangedatetimebehavior"},
+    {"MinSupportedValue", 's', .lit = "\"1753-01-01T00:00:00Z\""},
+    {"MaxSupportedValue", 's', .lit = "\"9999-12-30T23:59:59Z\""},
+    {"ImeMode", 's', .lit = "\"Inactive\""},
+    {0}};
+static const mprop lookup_props[] = {
+    {"Targets", 'a', .put = lookup_targets_list}, {"Format", 's', .lit = "\"None\""}, {0}};
+static const mprop picklist_props[] = {{"DefaultFormValue", 'n', .lit = "-1"}, {0}};
+static const mprop state_props[] = {{"DefaultFormValue", 'n', .lit = "0"}, {0}};
+/* No default is kept for a multi-select column. */
+static const mprop multiselect_props[] = {{"DefaultFormValue", 'n', NO_VALUE}, {0}};
 
 const mtype MT_ENTITY = {"EntityMetadata", entity_props, NULL, entity_navs, -1};
 const mtype MT_ATTR = {"AttributeMetadata", attr_props, NULL, no_navs, -1};
@@ -142,7 +735,7 @@ static const mtype attr_casts[] = {
     {"IntegerAttributeMetadata", attr_props, int_props, no_navs, DV_ATTR_INTEGER},
     {"BigIntAttributeMetadata", attr_props, bigint_props, no_navs, DV_ATTR_BIGINT},
     {"DecimalAttributeMetadata", attr_props, decimal_props, no_navs, DV_ATTR_DECIMAL},
-    {"DoubleAttributeMetadata", attr_props, decimal_props, no_navs, DV_ATTR_DOUBLE},
+    {"DoubleAttributeMetadata", attr_props, double_props, no_navs, DV_ATTR_DOUBLE},
     {"MoneyAttributeMetadata", attr_props, money_props, no_navs, DV_ATTR_MONEY},
     {"BooleanAttributeMetadata", attr_props, bool_props, bool_navs, DV_ATTR_BOOLEAN},
     {"DateTimeAttributeMetadata", attr_props, datetime_props, no_navs, DV_ATTR_DATETIME},
@@ -153,7 +746,7 @@ static const mtype attr_casts[] = {
     {"StatusAttributeMetadata", attr_props, state_props, optionset_navs, DV_ATTR_STATUS},
     /* The base's other derived types: documented, never holding a column here. */
     {"EnumAttributeMetadata", attr_props, picklist_props, optionset_navs, -3},
-    {"MultiSelectPicklistAttributeMetadata", attr_props, picklist_props, optionset_navs,
+    {"MultiSelectPicklistAttributeMetadata", attr_props, multiselect_props, optionset_navs,
      DV_ATTR_MULTISELECT},
     {"ImageAttributeMetadata", attr_props, NULL, no_navs, DV_ATTR_IMAGE},
     {"FileAttributeMetadata", attr_props, NULL, no_navs, DV_ATTR_FILE},
@@ -162,59 +755,92 @@ static const mtype attr_casts[] = {
 };
 
 static const mprop key_props[] = {
-    {"MetadataId", 'g'},        {"LogicalName", 's'},   {"SchemaName", 's'},
-    {"EntityLogicalName", 's'}, {"KeyAttributes", 'a'}, {"EntityKeyIndexStatus", 's'},
-    {"DisplayName", 'l'},       {"IsManaged", 'b'},     {"IsCustomizable", 'm'},
-    {"IsSecondaryKey", 'b'},    {"IsExportKey", 'b'},   {"IsSynchronized", 'b'},
-    {"IntroducedVersion", 's'}, {"HasChanged", 'b'},    {NULL, 0}};
+    {"MetadataId", 'g', .get = id},
+    {"LogicalName", 's', .get = key_name},
+    {"SchemaName", 's', .get = key_name},
+    {"EntityLogicalName", 's', .get = ent_name},
+    {"KeyAttributes", 'a', .put = key_columns},
+    {"EntityKeyIndexStatus", 's', .get = key_status},
+    {"DisplayName", 'l', .get = key_display},
+    {"IsManaged", 'b', .lit = "false"},
+    {"IsCustomizable", 'm', .lit = "true", .managed = "iscustomizable"},
+    {"IsSecondaryKey", 'b', .lit = "false"},
+    {"IsExportKey", 'b', .lit = "false"},
+    {"IsSynchronized", 'b', .lit = "true"},
+    {"IntroducedVersion", 's', .lit = "\"1.0.0.0\""},
+    {"HasChanged", 'b', .lit = "null"},
+    {0}};
 static const char *const key_navs[] = {"AsyncJob", NULL};
 const mtype MT_KEY = {"EntityKeyMetadata", key_props, NULL, key_navs, -1};
 
-static const mprop rel_props[] = {{"MetadataId", 'g'},
-                                  {"SchemaName", 's'},
-                                  {"RelationshipType", 's'},
-                                  {"IsCustomRelationship", 'b'},
-                                  {"IsManaged", 'b'},
-                                  {"IsValidForAdvancedFind", 'b'},
-                                  {"IsHierarchical", 'b'},
-                                  {"SecurityTypes", 's'},
-                                  {"IsCustomizable", 'm'},
-                                  {"IntroducedVersion", 's'},
-                                  {"ReferencedAttribute", 's'},
-                                  {"ReferencedEntity", 's'},
-                                  {"ReferencingAttribute", 's'},
-                                  {"ReferencingEntity", 's'},
-                                  {"ReferencedEntityNavigationPropertyName", 's'},
-                                  {"ReferencingEntityNavigationPropertyName", 's'},
-                                  {"RelationshipBehavior", 'n'},
-                                  {"CascadeConfiguration", 'o'},
-                                  {"AssociatedMenuConfiguration", 'o'},
-                                  {"HasChanged", 'b'},
-                                  {NULL, 0}};
+static const mprop rel_props[] = {
+    {"MetadataId", 'g', .get = id},
+    {"SchemaName", 's', .get = doc_name},
+    {"RelationshipType", 's', .lit = "\"OneToManyRelationship\""},
+    {"IsCustomRelationship", 'b', .get = custom},
+    {"IsManaged", 'b', .lit = "false"},
+    {"IsValidForAdvancedFind", 'b', .lit = "true"},
+    {"IsHierarchical", 'b', .lit = "false"},
+    {"SecurityTypes", 's', .get = rel_security},
+    {"IsCustomizable", 'm', .lit = "true", .managed = "iscustomizable"},
+    {"IntroducedVersion", 's', .get = version},
+    {"ReferencedAttribute", 's', .get = rel_referenced_column},
+    {"ReferencedEntity", 's', .get = rel_referenced},
+    {"ReferencingAttribute", 's', .get = col_name},
+    {"ReferencingEntity", 's', .get = ent_name},
+    {"ReferencedEntityNavigationPropertyName", 's', .get = doc_name},
+    {"ReferencingEntityNavigationPropertyName", 's', .get = rel_referencing_nav},
+    {"RelationshipBehavior", 'n', .get = rel_behavior},
+    {"CascadeConfiguration", 'o', .put = rel_cascade},
+    {"AssociatedMenuConfiguration", 'o',
+     .lit =
+         "{\"Behavior\":\"UseCollectionName\",\"Group\":\"Details\",\"Label\":{\"LocalizedLabels\":"
+         "[],\"UserLocalizedLabel\":null},\"Order\":10000,\"IsCustomizable\":true,\"Icon\":null,"
+         "\"ViewId\":\"00000000-0000-0000-0000-000000000000\",\"AvailableOffline\":true,"
+         "\"MenuId\":null,\"QueryApi\":null}"},
+    {"HasChanged", 'b', .lit = "null"},
+    {0}};
 const mtype MT_REL = {"OneToManyRelationshipMetadata", rel_props, NULL, no_navs, -1};
-static const mprop rel_many_props[] = {{"MetadataId", 'g'},
-                                       {"SchemaName", 's'},
-                                       {"RelationshipType", 's'},
-                                       {"IsCustomRelationship", 'b'},
-                                       {"IsManaged", 'b'},
-                                       {"IntersectEntityName", 's'},
-                                       {"Entity1LogicalName", 's'},
-                                       {"Entity2LogicalName", 's'},
-                                       {"Entity1IntersectAttribute", 's'},
-                                       {"Entity2IntersectAttribute", 's'},
-                                       {"Entity1NavigationPropertyName", 's'},
-                                       {"Entity2NavigationPropertyName", 's'},
-                                       {NULL, 0}};
+/* Selectable only: the emulator keeps no many-to-many relationships. */
+static const mprop rel_many_props[] = {{"MetadataId", 'g', NO_VALUE},
+                                       {"SchemaName", 's', NO_VALUE},
+                                       {"RelationshipType", 's', NO_VALUE},
+                                       {"IsCustomRelationship", 'b', NO_VALUE},
+                                       {"IsManaged", 'b', NO_VALUE},
+                                       {"IntersectEntityName", 's', NO_VALUE},
+                                       {"Entity1LogicalName", 's', NO_VALUE},
+                                       {"Entity2LogicalName", 's', NO_VALUE},
+                                       {"Entity1IntersectAttribute", 's', NO_VALUE},
+                                       {"Entity2IntersectAttribute", 's', NO_VALUE},
+                                       {"Entity1NavigationPropertyName", 's', NO_VALUE},
+                                       {"Entity2NavigationPropertyName", 's', NO_VALUE},
+                                       {0}};
 const mtype MT_REL_MANY = {"ManyToManyRelationshipMetadata", rel_many_props, NULL, no_navs, -1};
-static const mprop optionset_props[] = {{"MetadataId", 'g'},        {"Name", 's'},
-                                        {"IsGlobal", 'b'},          {"IsManaged", 'b'},
-                                        {"IsCustomOptionSet", 'b'}, {"OptionSetType", 's'},
-                                        {"ExternalTypeName", 's'},  {"IntroducedVersion", 's'},
-                                        {"HasChanged", 'b'},        {"Description", 'l'},
-                                        {"DisplayName", 'l'},       {"Options", 'a'},
-                                        {"TrueOption", 'o'},        {"FalseOption", 'o'},
-                                        {"IsCustomizable", 'm'},    {NULL, 0}};
-const mtype MT_OPTIONSET = {"OptionSetMetadataBase", optionset_props, NULL, no_navs, -1};
+
+/* What every option set document has, global or a column's own; then its options. */
+static const mprop optionset_props[] = {{"MetadataId", 'g', .get = id},
+                                        {"Name", 's', .get = doc_name},
+                                        {"IsGlobal", 'b', .get = os_global},
+                                        {"IsManaged", 'b', .lit = "false"},
+                                        {"IsCustomOptionSet", 'b', .get = custom},
+                                        {"OptionSetType", 's', .get = os_type},
+                                        {"ExternalTypeName", 's', .lit = "null"},
+                                        {"IntroducedVersion", 's', .get = os_version},
+                                        {"HasChanged", 'b', .lit = "null"},
+                                        {"Description", 'l', .get = none},
+                                        {"DisplayName", 'l', .get = os_display},
+                                        {0}};
+static const mprop options_props[] = {{"Options", 'a', .put = os_options}, {0}};
+static const mprop bool_options_props[] = {
+    {"TrueOption", 'o', .put = os_true}, {"FalseOption", 'o', .put = os_false}, {0}};
+/* The derived types' own properties, which $select takes on the base type. */
+static const mprop optionset_derived_props[] = {{"Options", 'a', NO_VALUE},
+                                                {"TrueOption", 'o', NO_VALUE},
+                                                {"FalseOption", 'o', NO_VALUE},
+                                                {"IsCustomizable", 'm', NO_VALUE},
+                                                {0}};
+const mtype MT_OPTIONSET = {"OptionSetMetadataBase", optionset_props, optionset_derived_props,
+                            no_navs, -1};
 
 const mtype *mtype_attr_cast(const char *name, size_t n)
 {
@@ -273,57 +899,18 @@ void mitems_add(mitems *l, int kind, emu_entity *t, int i, int j)
     l->v[l->n++] = (mitem){kind, t, i, j, NULL};
 }
 
+void mitems_all(mitems *l, int kind, emu_entity *t)
+{
+    int n = kind == MI_ATTR ? t->def.n_attributes : t->def.n_keys;
+    for (int i = 0; i < n; i++)
+        mitems_add(l, kind, t, i, 0);
+}
+
 void mitems_free(mitems *l)
 {
     free(l->v);
     l->v = NULL;
     l->n = l->cap = 0;
-}
-
-/* A customer lookup (account or contact): stored without a target under a customer name. */
-static int is_customer(const dv_attribute_def *a)
-{
-    return a->type == DV_ATTR_LOOKUP && !a->target &&
-           (!strcmp(a->logical_name, "parentcustomerid") ||
-            !strcmp(a->logical_name, "customerid") || strstr(a->logical_name, "customer") != NULL);
-}
-
-/* The tables a lookup column points to: its target; for a lookup stored without one (a
- * customer lookup, or a system lookup of an imported table), the tables Dataverse gives
- * those columns; none when unknown. */
-static int lookup_targets(const dv_attribute_def *a, const char *out[2])
-{
-    if (a->type == DV_ATTR_OWNER) {
-        out[0] = a->target ? a->target : "systemuser";
-        return 1;
-    }
-    if (a->type != DV_ATTR_LOOKUP) return 0;
-    if (a->target) {
-        out[0] = a->target;
-        return 1;
-    }
-    static const struct {
-        const char *column, *target;
-    } known[] = {
-        {"createdby", "systemuser"},
-        {"modifiedby", "systemuser"},
-        {"createdonbehalfby", "systemuser"},
-        {"modifiedonbehalfby", "systemuser"},
-        {"owninguser", "systemuser"},
-        {"owningteam", "team"},
-        {"owningbusinessunit", "businessunit"},
-        {"transactioncurrencyid", "transactioncurrency"},
-    };
-    for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
-        if (!strcmp(a->logical_name, known[i].column)) {
-            out[0] = known[i].target;
-            return 1;
-        }
-    if (is_customer(a)) {
-        out[0] = "account", out[1] = "contact";
-        return 2;
-    }
-    return 0;
 }
 
 void mitems_relationships(dv_emulator *e, const emu_entity *entity, char side, mitems *out)
@@ -434,34 +1021,51 @@ void mitem_id(const mitem *it, char out[37])
 
 /* ---- documents ---- */
 
-static void label(sbuf *b, const char *text)
+static void write_props(const mdoc *d, const mprop *p, sbuf *b)
 {
-    if (!text) {
-        sb_puts(b, "{\"LocalizedLabels\":[],\"UserLocalizedLabel\":null}");
-        return;
+    for (; p && p->name; p++) {
+        if (!p->lit && !p->get && !p->put) continue;
+        sb_printf(b, ",\"%s\":", p->name);
+        if (p->put) {
+            p->put(d, b);
+        } else if (p->kind == 'm') {
+            sb_printf(b,
+                      "{\"Value\":%s,\"CanBeChanged\":true,\"ManagedPropertyLogicalName\":\"%s\"}",
+                      p->lit        ? p->lit
+                      : p->get(d).n ? "true"
+                                    : "false",
+                      p->managed);
+        } else if (p->lit) {
+            sb_puts(b, p->lit);
+        } else {
+            mval v = p->get(d);
+            if (p->kind == 'b') {
+                sb_puts(b, v.n ? "true" : "false");
+            } else if (p->kind == 'n') {
+                sb_printf(b, "%lld", v.n);
+            } else if (p->kind == 'l') {
+                label(b, v.s);
+            } else if (p->kind == 'v') {
+                sb_puts(b, "{\"Value\":");
+                sb_json_str(b, v.s ? v.s : "");
+                sb_putc(b, '}');
+            } else if (v.s) {
+                sb_json_str(b, v.s);
+            } else {
+                sb_puts(b, "null");
+            }
+        }
     }
-    sb_puts(b, "{\"LocalizedLabels\":[{\"Label\":");
-    sb_json_str(b, text);
-    sb_puts(b, ",\"LanguageCode\":1033,\"IsManaged\":false,\"HasChanged\":null}],"
-               "\"UserLocalizedLabel\":{\"Label\":");
-    sb_json_str(b, text);
-    sb_puts(b, ",\"LanguageCode\":1033,\"IsManaged\":false,\"HasChanged\":null}}");
 }
 
-static void managed(sbuf *b, const char *name, int value, const char *logical)
+/* {"@odata.type":"#Microsoft.Dynamics.CRM.<type>", the properties, then those of typed}. */
+static void write_doc(const mdoc *d, const char *type, const mprop *props, const mprop *typed,
+                      sbuf *b)
 {
-    sb_printf(b,
-              ",\"%s\":{\"Value\":%s,\"CanBeChanged\":true,\"ManagedPropertyLogicalName\":\"%s\"}",
-              name, value ? "true" : "false", logical);
-}
-
-static void str_prop(sbuf *b, const char *name, const char *v)
-{
-    sb_printf(b, ",\"%s\":", name);
-    if (v)
-        sb_json_str(b, v);
-    else
-        sb_puts(b, "null");
+    sb_printf(b, "{\"@odata.type\":\"#Microsoft.Dynamics.CRM.%s\"", type);
+    write_props(d, props, b);
+    write_props(d, typed, b);
+    sb_putc(b, '}');
 }
 
 /* Replaces doc with doc merged with the stored extras (JSON merge patch); keys starting
@@ -503,455 +1107,86 @@ static void overlay(dv_emulator *e, sbuf *doc, const char *kind, const char *ent
     }
 }
 
-static int object_type_code(const emu_entity *t, int ord)
+static void entity_doc(dv_emulator *e, const mitem *it, sbuf *b)
 {
-    static const struct {
-        const char *n;
-        int c;
-    } codes[] = {
-        {"account", 1},         {"contact", 2},     {"systemuser", 8},        {"businessunit", 10},
-        {"organization", 1019}, {"solution", 7100}, {"asyncoperation", 4700}, {"team", 9}};
-    for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++)
-        if (!strcmp(codes[i].n, t->def.logical_name)) return codes[i].c;
-    return 10000 + ord;
-}
-
-static const char *ownership(const emu_entity *t)
-{
-    const char *n = t->def.logical_name;
-    if (!strcmp(n, "organization") || !strcmp(n, "solution")) return "OrganizationOwned";
-    if (!strcmp(n, "systemuser") || !strcmp(n, "businessunit")) return "BusinessOwned";
-    return "UserOwned";
-}
-
-static void entity_doc(dv_emulator *e, const emu_entity *t, sbuf *b)
-{
-    const dv_entity_def *d = &t->def;
-    int custom = t->solution_id[0] != 0;
-    int ord = (int)(t - e->ents);
-    char *x = mdx_get(e, MDX_ENTITY, d->logical_name, "", NULL);
+    const emu_entity *t = it->t;
+    mdoc d = {.e = e, .it = it, .t = t};
+    snprintf(d.id, sizeof d.id, "%s", t->metadata_id);
+    d.custom = t->solution_id[0] != 0;
+    char *x = mdx_get(e, MDX_ENTITY, t->def.logical_name, "", NULL);
     /* A table created over the Web API is custom and unmanaged, in or out of a solution. */
-    if (x && mdx_int(e, x, "$._created", 0)) custom = 1;
-    int managed_sol = 0;
+    if (x && mdx_int(e, x, "$._created", 0)) d.custom = 1;
+    free(x);
     if (t->solution_id[0]) {
         sqlite3_stmt *st = store_stmt(e, "SELECT data->>'$.ismanaged' FROM row WHERE "
                                          "entity='solution' AND id=?1");
         sqlite3_bind_text(st, 1, t->solution_id, -1, SQLITE_STATIC);
-        managed_sol = sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int(st, 0);
+        d.managed_sol = sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int(st, 0);
         sqlite3_reset(st);
     }
-    free(x);
-    sb_printf(b,
-              "{\"@odata.type\":\"#Microsoft.Dynamics.CRM.EntityMetadata\",\"MetadataId\":\"%s\"",
-              t->metadata_id);
-    str_prop(b, "LogicalName", d->logical_name);
-    str_prop(b, "SchemaName", d->logical_name);
-    str_prop(b, "EntitySetName", d->entity_set_name);
-    str_prop(b, "LogicalCollectionName", d->entity_set_name);
-    str_prop(b, "CollectionSchemaName", d->entity_set_name);
-    str_prop(b, "PrimaryIdAttribute", d->primary_id);
-    str_prop(b, "PrimaryNameAttribute", d->primary_name);
-    str_prop(b, "PrimaryImageAttribute", NULL);
-    sb_printf(b, ",\"ObjectTypeCode\":%d", object_type_code(t, ord));
-    str_prop(b, "OwnershipType", ownership(t));
-    str_prop(b, "TableType", "Standard");
-    sb_puts(b, ",\"DisplayName\":");
-    label(b, d->display_name);
-    sb_puts(b, ",\"DisplayCollectionName\":");
-    label(b, d->display_name ? d->entity_set_name : NULL);
-    sb_puts(b, ",\"Description\":");
-    label(b, NULL);
-    int sys = !strcmp(d->logical_name, "solution") || !strcmp(d->logical_name, "organization") ||
-              !strcmp(d->logical_name, "asyncoperation");
-    sb_printf(b,
-              ",\"ChangeTrackingEnabled\":%s,\"IsCustomEntity\":%s,\"IsManaged\":%s,"
-              "\"IsActivity\":false,\"IsActivityParty\":false,\"IsIntersect\":false,"
-              "\"IsPrivate\":false,\"IsLogicalEntity\":false,\"IsValidForAdvancedFind\":%s,"
-              "\"IsAvailableOffline\":%s,\"IsBusinessProcessEnabled\":false,"
-              "\"IsStateModelAware\":true,\"IsSolutionAware\":false,"
-              "\"IsReadOnlyInMobileClient\":false,\"HasNotes\":%s,\"HasActivities\":%s,"
-              "\"HasEmailAddresses\":false,\"AutoCreateAccessTeams\":false",
-              d->change_tracking ? "true" : "false", custom ? "true" : "false",
-              managed_sol ? "true" : "false", sys ? "false" : "true", sys ? "false" : "true",
-              custom || sys ? "false" : "true", custom || sys ? "false" : "true");
-    managed(b, "IsAuditEnabled", !sys, "canmodifyauditsettings");
-    managed(b, "IsCustomizable", !managed_sol, "iscustomizable");
-    managed(b, "IsRenameable", !managed_sol, "isrenameable");
-    managed(b, "IsValidForQueue", 0, "canmodifyqueuesettings");
-    managed(b, "IsConnectionsEnabled", 0, "canmodifyconnectionsettings");
-    managed(b, "IsMappable", 1, "ismappable");
-    managed(b, "CanCreateAttributes", !managed_sol, "cancreateattributes");
-    managed(b, "CanModifyAdditionalSettings", 1, "canmodifyadditionalsettings");
-    str_prop(b, "IntroducedVersion", custom ? "1.0.0.0" : "5.0.0.0");
-    str_prop(b, "ExternalName", NULL);
-    str_prop(b, "ExternalCollectionName", NULL);
-    str_prop(b, "EntityColor", NULL);
-    str_prop(b, "IconVectorName", NULL);
-    sb_puts(b, ",\"HasChanged\":null}");
-    overlay(e, b, MDX_ENTITY, d->logical_name, "");
+    const char *n = t->def.logical_name;
+    d.sys = !strcmp(n, "solution") || !strcmp(n, "organization") || !strcmp(n, "asyncoperation");
+    write_doc(&d, MT_ENTITY.name, entity_props, NULL, b);
+    overlay(e, b, MDX_ENTITY, n, "");
 }
 
-static const char *attr_type_name(const dv_attribute_def *a)
+/* The derived type of a column: its cast, or the base type for columns of no derived type. */
+static const mtype *attr_cast_of(const emu_entity *t, const dv_attribute_def *a)
 {
-    if (is_customer(a)) return "Customer";
-    return dv_attr_type_code(a->type);
+    for (size_t i = 0; i < sizeof attr_casts / sizeof attr_casts[0]; i++)
+        if (mtype_attr_is(&attr_casts[i], t, a)) return &attr_casts[i];
+    return &MT_ATTR;
 }
 
-static const char *attr_odata_type(const dv_attribute_def *a)
+static void attr_doc(dv_emulator *e, const mitem *it, sbuf *b)
 {
-    switch (a->type) {
-    case DV_ATTR_STRING:
-        return "String";
-    case DV_ATTR_MEMO:
-        return "Memo";
-    case DV_ATTR_INTEGER:
-        return "Integer";
-    case DV_ATTR_BIGINT:
-        return "BigInt";
-    case DV_ATTR_DECIMAL:
-        return "Decimal";
-    case DV_ATTR_DOUBLE:
-        return "Double";
-    case DV_ATTR_MONEY:
-        return "Money";
-    case DV_ATTR_BOOLEAN:
-        return "Boolean";
-    case DV_ATTR_DATETIME:
-        return "DateTime";
-    case DV_ATTR_LOOKUP:
-    case DV_ATTR_OWNER:
-        return "Lookup";
-    case DV_ATTR_UNIQUEIDENTIFIER:
-        return "UniqueIdentifier";
-    case DV_ATTR_PICKLIST:
-        return "Picklist";
-    case DV_ATTR_STATE:
-        return "State";
-    case DV_ATTR_STATUS:
-        return "Status";
-    case DV_ATTR_FILE:
-        return "File";
-    case DV_ATTR_IMAGE:
-        return "Image";
-    case DV_ATTR_MULTISELECT:
-        return "MultiSelectPicklist";
-    case DV_ATTR_ENTITYNAME:
-        return "EntityName";
-    case DV_ATTR_MANAGEDPROPERTY:
-        return "ManagedProperty";
-    default: /* virtual, party list, calendar rules: the base type */
-        return "";
-    }
-}
-
-static int is_system_column(const emu_entity *t, const dv_attribute_def *a)
-{
-    static const char *sys[] = {"createdon",          "modifiedon", "versionnumber", "statecode",
-                                "statuscode",         "ownerid",    "createdby",     "modifiedby",
-                                "owningbusinessunit", "owninguser", "owningteam",    NULL};
-    if (!strcmp(a->logical_name, t->def.primary_id)) return 1;
-    for (int i = 0; sys[i]; i++)
-        if (!strcmp(sys[i], a->logical_name)) return 1;
-    return 0;
-}
-
-static void attr_doc(dv_emulator *e, const emu_entity *t, int idx, sbuf *b)
-{
-    const dv_attribute_def *a = &t->def.attributes[idx];
-    mitem it = {MI_ATTR, (emu_entity *)t, idx, 0, NULL};
-    char id[37];
-    mitem_id(&it, id);
-    const char *tn = attr_type_name(a);
+    const emu_entity *t = it->t;
+    const dv_attribute_def *a = &t->def.attributes[it->i];
+    mdoc d = {.e = e, .it = it, .t = t, .a = a};
+    mitem_id(it, d.id);
     char *x = mdx_get(e, MDX_ATTR, t->def.logical_name, a->logical_name, NULL);
-    int custom =
+    d.custom =
         (x && mdx_int(e, x, "$._created", 0)) || (t->solution_id[0] && !is_system_column(t, a));
     free(x);
-    sb_printf(b,
-              "{\"@odata.type\":\"#Microsoft.Dynamics.CRM.%sAttributeMetadata\","
-              "\"MetadataId\":\"%s\"",
-              attr_odata_type(a), id);
-    str_prop(b, "LogicalName", a->logical_name);
-    str_prop(b, "SchemaName", a->logical_name);
-    str_prop(b, "EntityLogicalName", t->def.logical_name);
-    str_prop(b, "AttributeType", tn);
     const char *tname = dv_attr_type_name(a->type);
-    sb_printf(b, ",\"AttributeTypeName\":{\"Value\":\"%s%s\"}", tname ? tname : tn,
-              tname ? "" : "Type");
-    str_prop(b, "AttributeOf", NULL);
-    sb_printf(b, ",\"ColumnNumber\":%d", idx + 1);
-    sb_puts(b, ",\"DisplayName\":");
-    label(b, a->display_name);
-    sb_puts(b, ",\"Description\":");
-    label(b, NULL);
-    /* A primary key is SystemRequired whatever its definition says. */
-    int level = !strcmp(a->logical_name, t->def.primary_id) ? 2 : a->required;
-    const char *req = level == 2 ? "SystemRequired" : level ? "ApplicationRequired" : "None";
-    sb_printf(b,
-              ",\"RequiredLevel\":{\"Value\":\"%s\",\"CanBeChanged\":%s,"
-              "\"ManagedPropertyLogicalName\":\"canmodifyrequirementlevelsettings\"}",
-              req, level == 2 ? "false" : "true");
-    int pid = !strcmp(a->logical_name, t->def.primary_id);
-    int pname = t->def.primary_name && !strcmp(a->logical_name, t->def.primary_name);
-    int sysread = !strcmp(a->logical_name, "createdon") || !strcmp(a->logical_name, "modifiedon") ||
-                  !strcmp(a->logical_name, "versionnumber");
-    sb_printf(b,
-              ",\"IsPrimaryId\":%s,\"IsPrimaryName\":%s,\"IsCustomAttribute\":%s,"
-              "\"IsManaged\":false,\"IsLogical\":false,\"IsSecured\":false,\"IsFilterable\":true,"
-              "\"IsSearchable\":true,\"IsRetrievable\":true,\"IsValidForCreate\":%s,"
-              "\"IsValidForRead\":true,\"IsValidForUpdate\":%s,\"IsValidODataAttribute\":true,"
-              "\"IsRequiredForForm\":%s",
-              pid ? "true" : "false", pname ? "true" : "false", custom ? "true" : "false",
-              sysread ? "false" : "true", sysread || pid ? "false" : "true",
-              pname ? "true" : "false");
-    managed(b, "IsValidForAdvancedFind", 1, "canmodifysearchsettings");
-    managed(b, "IsAuditEnabled", 1, "canmodifyauditsettings");
-    managed(b, "IsCustomizable", 1, "iscustomizable");
-    managed(b, "IsRenameable", 1, "isrenameable");
-    sb_printf(b, ",\"SourceType\":0");
-    str_prop(b, "IntroducedVersion", custom ? "1.0.0.0" : "5.0.0.0");
-    str_prop(b, "ExternalName", NULL);
-    sb_puts(b, ",\"HasChanged\":null");
-    switch (a->type) {
-    case DV_ATTR_STRING:
-    case DV_ATTR_MEMO: {
-        int len = a->max_length ? a->max_length : a->type == DV_ATTR_MEMO ? 2000 : 100;
-        sb_printf(b, ",\"MaxLength\":%d", len);
-        if (a->type == DV_ATTR_STRING) sb_printf(b, ",\"DatabaseLength\":%d", len * 2);
-        const char *fmt = a->type == DV_ATTR_MEMO                   ? "TextArea"
-                          : strstr(a->logical_name, "emailaddress") ? "Email"
-                          : strstr(a->logical_name, "telephone") || strstr(a->logical_name, "phone")
-                              ? "Phone"
-                          : strstr(a->logical_name, "websiteurl") ? "Url"
-                                                                  : "Text";
-        sb_printf(b, ",\"Format\":\"%s\",\"FormatName\":{\"Value\":\"%s\"}", fmt, fmt);
-        if (a->type == DV_ATTR_STRING) sb_puts(b, ",\"IsLocalizable\":false,\"YomiOf\":null");
-        sb_puts(b, ",\"ImeMode\":\"Auto\"");
-        break;
-    }
-    case DV_ATTR_INTEGER:
-        sb_puts(b, ",\"MinValue\":-2147483648,\"MaxValue\":2147483647,\"Format\":\"None\"");
-        break;
-    case DV_ATTR_BIGINT:
-        sb_puts(b, ",\"MinValue\":-9223372036854775808,\"MaxValue\":9223372036854775807");
-        break;
-    case DV_ATTR_DECIMAL:
-        sb_puts(b, ",\"MinValue\":-100000000000,\"MaxValue\":100000000000,\"Precision\":2,"
-                   "\"ImeMode\":\"Auto\"");
-        break;
-    case DV_ATTR_DOUBLE:
-        sb_puts(b, ",\"MinValue\":-100000000000,\"MaxValue\":100000000000,\"Precision\":5,"
-                   "\"ImeMode\":\"Auto\"");
-        break;
-    case DV_ATTR_MONEY:
-        sb_puts(b, ",\"MinValue\":-922337203685477,\"MaxValue\":922337203685477,\"Precision\":2,"
-                   "\"PrecisionSource\":2,\"IsBaseCurrency\":false,\"CalculationOf\":null,"
-                   "\"ImeMode\":\"Auto\"");
-        break;
-    case DV_ATTR_BOOLEAN:
-        sb_puts(b, ",\"DefaultValue\":false");
-        break;
-    case DV_ATTR_DATETIME: {
-        int date_only = strstr(a->logical_name, "birth") != NULL;
-        sb_printf(b, ",\"Format\":\"%s\",\"DateTimeBehavior\":{\"Value\":\"%s\"}",
-                  date_only ? "DateOnly" : "DateAndTime", date_only ? "DateOnly" : "UserLocal");
-        managed(b, "CanChangeDateTimeBehavior", !sysread, "canchangedatetimebehavior");
-        sb_puts(b, ",\"MinSupportedValue\":\"1753-01-01T00:00:00Z\","
-                   "\"MaxSupportedValue\":\"9999-12-30T23:59:59Z\",\"ImeMode\":\"Inactive\"");
-        break;
-    }
-    case DV_ATTR_LOOKUP:
-    case DV_ATTR_OWNER: {
-        const char *tg[2];
-        int n = lookup_targets(a, tg);
-        sb_puts(b, ",\"Targets\":[");
-        for (int j = 0; j < n; j++) {
-            if (j) sb_putc(b, ',');
-            sb_json_str(b, tg[j]);
-        }
-        sb_puts(b, "],\"Format\":\"None\"");
-        break;
-    }
-    case DV_ATTR_PICKLIST:
-    case DV_ATTR_STATE:
-    case DV_ATTR_STATUS:
-        sb_printf(b, ",\"DefaultFormValue\":%s", a->type == DV_ATTR_PICKLIST ? "-1" : "0");
-        break;
-    default:
-        break;
-    }
-    sb_putc(b, '}');
+    snprintf(d.type_name, sizeof d.type_name, "%s%s", tname ? tname : attr_type_name(a),
+             tname ? "" : "Type");
+    d.pid = !strcmp(a->logical_name, t->def.primary_id);
+    d.pname = t->def.primary_name && !strcmp(a->logical_name, t->def.primary_name);
+    d.sys = !strcmp(a->logical_name, "createdon") || !strcmp(a->logical_name, "modifiedon") ||
+            !strcmp(a->logical_name, "versionnumber");
+    d.n_tg = lookup_targets(a, d.tg);
+    const mtype *cast = attr_cast_of(t, a);
+    write_doc(&d, cast->name, attr_props, cast->typed, b);
     overlay(e, b, MDX_ATTR, t->def.logical_name, a->logical_name);
 }
 
-static void key_doc(dv_emulator *e, const emu_entity *t, int idx, sbuf *b)
+static void key_doc(dv_emulator *e, const mitem *it, sbuf *b)
 {
-    const dv_key_def *k = &t->def.keys[idx];
-    mitem it = {MI_KEY, (emu_entity *)t, idx, 0, NULL};
-    char id[37];
-    mitem_id(&it, id);
-    sb_printf(b,
-              "{\"@odata.type\":\"#Microsoft.Dynamics.CRM.EntityKeyMetadata\","
-              "\"MetadataId\":\"%s\"",
-              id);
-    str_prop(b, "LogicalName", k->logical_name);
-    str_prop(b, "SchemaName", k->logical_name);
-    str_prop(b, "EntityLogicalName", t->def.logical_name);
-    sb_puts(b, ",\"KeyAttributes\":[");
-    for (int j = 0; j < k->n_attributes; j++) {
-        if (j) sb_putc(b, ',');
-        sb_json_str(b, k->attributes[j]);
-    }
-    sb_printf(b, "],\"EntityKeyIndexStatus\":\"%s\",\"DisplayName\":",
-              store_key_status(e, t->def.logical_name, k->logical_name));
-    label(b, k->display_name ? k->display_name : k->logical_name);
-    sb_puts(b, ",\"IsManaged\":false");
-    managed(b, "IsCustomizable", 1, "iscustomizable");
-    sb_puts(b, ",\"IsSecondaryKey\":false,\"IsExportKey\":false,\"IsSynchronized\":true");
-    str_prop(b, "IntroducedVersion", "1.0.0.0");
-    sb_puts(b, ",\"HasChanged\":null}");
-    overlay(e, b, MDX_KEY, t->def.logical_name, k->logical_name);
-}
-
-static void cascade(sbuf *b, int parental)
-{
-    const char *c = parental ? "Cascade" : "NoCascade";
-    sb_printf(b,
-              ",\"CascadeConfiguration\":{\"Assign\":\"%s\",\"Delete\":\"%s\",\"Merge\":\"%s\","
-              "\"Reparent\":\"%s\",\"Share\":\"%s\",\"Unshare\":\"%s\",\"RollupView\":"
-              "\"NoCascade\",\"Archive\":\"NoCascade\"}",
-              c, parental ? "Cascade" : "RemoveLink", c, c, c, c);
+    mdoc d = {.e = e, .it = it, .t = it->t, .k = &it->t->def.keys[it->i]};
+    mitem_id(it, d.id);
+    write_doc(&d, MT_KEY.name, key_props, NULL, b);
+    overlay(e, b, MDX_KEY, it->t->def.logical_name, d.k->logical_name);
 }
 
 static void rel_doc(dv_emulator *e, const mitem *it, sbuf *b)
 {
     const dv_attribute_def *a = &it->t->def.attributes[it->i];
-    const char *tg[2];
-    lookup_targets(a, tg);
-    const emu_entity *ref = store_by_logical(e, tg[it->j], strlen(tg[it->j]));
-    char id[37], schema[300], nav[300];
-    mitem_id(it, id);
-    mrel_schema(e, it, schema, sizeof schema);
+    mdoc d = {.e = e, .it = it, .t = it->t, .a = a};
+    d.n_tg = lookup_targets(a, d.tg);
+    d.ref = store_by_logical(e, d.tg[it->j], strlen(d.tg[it->j]));
+    mitem_id(it, d.id);
+    mrel_schema(e, it, d.buf, sizeof d.buf);
+    d.name = d.buf;
     char *x = mdx_get(e, MDX_REL, it->t->def.logical_name, a->logical_name, NULL);
-    int custom = x != NULL || it->t->solution_id[0];
+    d.custom = x != NULL || it->t->solution_id[0];
     free(x);
-    sb_printf(b,
-              "{\"@odata.type\":\"#Microsoft.Dynamics.CRM.OneToManyRelationshipMetadata\","
-              "\"MetadataId\":\"%s\"",
-              id);
-    str_prop(b, "SchemaName", schema);
-    sb_printf(b,
-              ",\"RelationshipType\":\"OneToManyRelationship\",\"IsCustomRelationship\":%s,"
-              "\"IsManaged\":false,\"IsValidForAdvancedFind\":true,\"IsHierarchical\":false,"
-              "\"SecurityTypes\":\"%s\"",
-              custom ? "true" : "false", a->type == DV_ATTR_OWNER ? "Pointer" : "Append");
-    managed(b, "IsCustomizable", 1, "iscustomizable");
-    str_prop(b, "IntroducedVersion", custom ? "1.0.0.0" : "5.0.0.0");
-    str_prop(b, "ReferencedAttribute", ref ? ref->def.primary_id : NULL);
-    str_prop(b, "ReferencedEntity", tg[it->j]);
-    str_prop(b, "ReferencingAttribute", a->logical_name);
-    str_prop(b, "ReferencingEntity", it->t->def.logical_name);
-    str_prop(b, "ReferencedEntityNavigationPropertyName", schema);
     if (is_customer(a))
-        snprintf(nav, sizeof nav, "%s_%s", a->logical_name, tg[it->j]);
+        snprintf(d.nav, sizeof d.nav, "%s_%s", a->logical_name, d.tg[it->j]);
     else
-        snprintf(nav, sizeof nav, "%s", a->logical_name);
-    str_prop(b, "ReferencingEntityNavigationPropertyName", nav);
-    sb_printf(b, ",\"RelationshipBehavior\":%d", a->type == DV_ATTR_OWNER ? 0 : 1);
-    cascade(b, a->type == DV_ATTR_OWNER);
-    sb_puts(b, ",\"AssociatedMenuConfiguration\":{\"Behavior\":\"UseCollectionName\","
-               "\"Group\":\"Details\",\"Label\":{\"LocalizedLabels\":[],\"UserLocalizedLabel\":"
-               "null},\"Order\":10000,\"IsCustomizable\":true,\"Icon\":null,\"ViewId\":"
-               "\"00000000-0000-0000-0000-000000000000\",\"AvailableOffline\":true,"
-               "\"MenuId\":null,\"QueryApi\":null}");
-    sb_puts(b, ",\"HasChanged\":null}");
+        snprintf(d.nav, sizeof d.nav, "%s", a->logical_name);
+    write_doc(&d, MT_REL.name, rel_props, NULL, b);
     overlay(e, b, MDX_REL, it->t->def.logical_name, a->logical_name);
-}
-
-static void global_optionset_doc(dv_emulator *e, const char *name, sbuf *b);
-
-void mitem_doc(dv_emulator *e, const mitem *it, sbuf *b)
-{
-    switch (it->kind) {
-    case MI_OPTIONSET:
-        global_optionset_doc(e, it->name, b);
-        break;
-    case MI_ENTITY:
-        entity_doc(e, it->t, b);
-        break;
-    case MI_ATTR:
-        attr_doc(e, it->t, it->i, b);
-        break;
-    case MI_KEY:
-        key_doc(e, it->t, it->i, b);
-        break;
-    default:
-        rel_doc(e, it, b);
-        break;
-    }
-}
-
-/* ---- option sets ---- */
-
-typedef struct {
-    int value;
-    const char *label;
-    int state; /* status options: their state */
-} opt;
-
-static const opt industry[] = {{1, "Accounting", 0},
-                               {2, "Agriculture and Non-petrol Natural Resource Extraction", 0},
-                               {3, "Broadcasting Printing and Publishing", 0},
-                               {4, "Brokers", 0},
-                               {5, "Building Supply Retail", 0},
-                               {6, "Business Services", 0},
-                               {7, "Consulting", 0},
-                               {8, "Consumer Services", 0},
-                               {9, "Design, Direction and Creative Management", 0},
-                               {10, "Distributors, Dispatchers and Processors", 0},
-                               {11, "Doctor's Offices and Clinics", 0},
-                               {12, "Durable Manufacturing", 0},
-                               {13, "Eating and Drinking Places", 0},
-                               {14, "Entertainment Retail", 0},
-                               {15, "Equipment Rental and Leasing", 0},
-                               {16, "Financial", 0},
-                               {17, "Food and Tobacco Processing", 0},
-                               {18, "Inbound Capital Intensive Processing", 0},
-                               {19, "Inbound Repair and Services", 0},
-                               {20, "Insurance", 0},
-                               {21, "Legal Services", 0},
-                               {22, "Non-Durable Merchandise Retail", 0},
-                               {23, "Outbound Consumer Service", 0},
-                               {24, "Petrochemical Extraction and Distribution", 0},
-                               {25, "Service Retail", 0},
-                               {26, "SIG Affiliations", 0},
-                               {27, "Social Services", 0},
-                               {28, "Special Outbound Trade Contractors", 0},
-                               {29, "Specialty Realty", 0},
-                               {30, "Transportation", 0},
-                               {31, "Utility Creation and Distribution", 0},
-                               {32, "Vehicle Retail", 0},
-                               {33, "Wholesale", 0},
-                               {0, NULL, 0}};
-static const opt category[] = {{1, "Preferred Customer", 0}, {2, "Standard", 0}, {0, NULL, 0}};
-static const opt states[] = {{0, "Active", 0}, {1, "Inactive", 0}, {0, NULL, 0}};
-static const opt statuses[] = {{1, "Active", 0}, {2, "Inactive", 1}, {0, NULL, 0}};
-
-static void option_json(sbuf *b, const char *type, int value, const char *text, int state,
-                        int is_status)
-{
-    sb_printf(b,
-              "{\"@odata.type\":\"#Microsoft.Dynamics.CRM.%s\",\"Value\":%d,\"Color\":null,"
-              "\"IsManaged\":false,\"ExternalValue\":null,\"ParentValues\":[],"
-              "\"MetadataId\":null,\"HasChanged\":null",
-              type, value);
-    if (is_status == 1) sb_printf(b, ",\"State\":%d,\"TransitionData\":null", state);
-    if (is_status == 2)
-        sb_printf(b, ",\"DefaultStatus\":%d,\"InvariantName\":\"%s\"", value + 1, text);
-    sb_puts(b, ",\"Label\":");
-    label(b, text);
-    sb_puts(b, ",\"Description\":");
-    label(b, NULL);
-    sb_putc(b, '}');
 }
 
 /* A global choice from its stored definition; "null" when there is none of that name. */
@@ -963,126 +1198,69 @@ static void global_optionset_doc(dv_emulator *e, const char *name, sbuf *b)
         return;
     }
     mitem it = {MI_OPTIONSET, NULL, 0, 0, name};
-    char id[37];
-    mitem_id(&it, id);
+    mdoc d = {.e = e, .it = &it, .name = name, .x = x, .options = "$.Options", .custom = 1};
+    mitem_id(&it, d.id);
     char *type = mdx_str(e, x, "$.OptionSetType");
-    sb_printf(b,
-              "{\"@odata.type\":\"#Microsoft.Dynamics.CRM.OptionSetMetadata\",\"MetadataId\":"
-              "\"%s\",\"Name\":",
-              id);
-    sb_json_str(b, name);
-    sb_printf(
-        b,
-        ",\"IsGlobal\":true,\"IsManaged\":false,\"IsCustomOptionSet\":true,"
-        "\"OptionSetType\":\"%s\",\"ExternalTypeName\":null,\"IntroducedVersion\":\"1.0.0.0\","
-        "\"HasChanged\":null,\"Description\":",
-        type ? type : "Picklist");
+    char *display = mdx_str(e, x, "$.DisplayName.LocalizedLabels[0].Label");
+    d.set_type = type ? type : "Picklist";
+    d.display = display;
+    write_doc(&d, "OptionSetMetadata", optionset_props, options_props, b);
     free(type);
-    label(b, NULL);
-    char *dn = mdx_str(e, x, "$.DisplayName.LocalizedLabels[0].Label");
-    sb_puts(b, ",\"DisplayName\":");
-    label(b, dn);
-    free(dn);
-    sb_puts(b, ",\"Options\":[");
-    sqlite3_stmt *st =
-        store_stmt(e, "SELECT value->>'$.Value', value->>'$.Label.LocalizedLabels[0].Label' "
-                      "FROM json_each(?1, '$.Options')");
-    sqlite3_bind_text(st, 1, x, -1, SQLITE_TRANSIENT);
-    int n = 0;
-    while (sqlite3_step(st) == SQLITE_ROW) {
-        if (n++) sb_putc(b, ',');
-        option_json(b, "OptionMetadata", sqlite3_column_int(st, 0),
-                    (const char *)sqlite3_column_text(st, 1), 0, 0);
-    }
-    sqlite3_reset(st);
-    sb_puts(b, "]}");
+    free(display);
     free(x);
 }
 
 /* The OptionSet of a choice, state, status or yes/no column; "null" for other columns. */
-static void optionset_doc(dv_emulator *e, const emu_entity *t, const dv_attribute_def *a, sbuf *b)
+static void optionset_doc(dv_emulator *e, const mitem *it, sbuf *b)
 {
+    const emu_entity *t = it->t;
+    const dv_attribute_def *a = &t->def.attributes[it->i];
     if (a->type != DV_ATTR_PICKLIST && a->type != DV_ATTR_STATE && a->type != DV_ATTR_STATUS &&
         a->type != DV_ATTR_BOOLEAN) {
         sb_puts(b, "null");
         return;
     }
-    char name[300], id[37];
-    snprintf(name, sizeof name, "%s_%s", t->def.logical_name, a->logical_name);
+    mdoc d = {.e = e, .it = it, .t = t, .a = a, .display = a->display_name};
+    snprintf(d.buf, sizeof d.buf, "%s_%s", t->def.logical_name, a->logical_name);
+    d.name = d.buf;
     char idn[320];
-    snprintf(idn, sizeof idn, "optionset.%s", name);
-    guid_from_name(idn, id);
-    char *x = mdx_get(e, MDX_ATTR, t->def.logical_name, a->logical_name, NULL);
+    snprintf(idn, sizeof idn, "optionset.%s", d.name);
+    guid_from_name(idn, d.id);
+    d.x = mdx_get(e, MDX_ATTR, t->def.logical_name, a->logical_name, NULL);
+    d.custom = d.x != NULL;
     char tb[16];
-    int stored = x && !strcmp(mdx_type(e, x, "$._OptionSet", tb), "object");
-    if (a->type == DV_ATTR_BOOLEAN) {
-        sb_printf(
-            b,
-            "{\"@odata.type\":\"#Microsoft.Dynamics.CRM.BooleanOptionSetMetadata\","
-            "\"MetadataId\":\"%s\",\"Name\":\"%s\",\"IsGlobal\":false,\"IsManaged\":false,"
-            "\"IsCustomOptionSet\":%s,\"OptionSetType\":\"Boolean\",\"ExternalTypeName\":null,"
-            "\"IntroducedVersion\":\"5.0.0.0\",\"HasChanged\":null,\"Description\":",
-            id, name, x ? "true" : "false");
-        label(b, NULL);
-        sb_puts(b, ",\"DisplayName\":");
-        label(b, a->display_name);
-        sb_puts(b, ",\"TrueOption\":");
-        char *tl =
-            stored ? mdx_str(e, x, "$._OptionSet.TrueOption.Label.LocalizedLabels[0].Label") : NULL;
-        char *fl = stored ? mdx_str(e, x, "$._OptionSet.FalseOption.Label.LocalizedLabels[0].Label")
-                          : NULL;
-        option_json(b, "OptionMetadata", 1, tl ? tl : "Yes", 0, 0);
-        sb_puts(b, ",\"FalseOption\":");
-        option_json(b, "OptionMetadata", 0, fl ? fl : "No", 0, 0);
-        sb_putc(b, '}');
-        free(tl), free(fl), free(x);
-        return;
+    if (d.x && !strcmp(mdx_type(e, d.x, "$._OptionSet", tb), "object"))
+        d.options = "$._OptionSet.Options";
+    d.set_type = a->type == DV_ATTR_BOOLEAN  ? "Boolean"
+                 : a->type == DV_ATTR_STATE  ? "State"
+                 : a->type == DV_ATTR_STATUS ? "Status"
+                                             : "Picklist";
+    if (a->type == DV_ATTR_BOOLEAN)
+        write_doc(&d, "BooleanOptionSetMetadata", optionset_props, bool_options_props, b);
+    else
+        write_doc(&d, "OptionSetMetadata", optionset_props, options_props, b);
+    free(d.x);
+}
+
+void mitem_doc(dv_emulator *e, const mitem *it, sbuf *b)
+{
+    switch (it->kind) {
+    case MI_OPTIONSET:
+        global_optionset_doc(e, it->name, b);
+        break;
+    case MI_ENTITY:
+        entity_doc(e, it, b);
+        break;
+    case MI_ATTR:
+        attr_doc(e, it, b);
+        break;
+    case MI_KEY:
+        key_doc(e, it, b);
+        break;
+    default:
+        rel_doc(e, it, b);
+        break;
     }
-    const char *set_type = a->type == DV_ATTR_STATE    ? "State"
-                           : a->type == DV_ATTR_STATUS ? "Status"
-                                                       : "Picklist";
-    sb_printf(b,
-              "{\"@odata.type\":\"#Microsoft.Dynamics.CRM.OptionSetMetadata\",\"MetadataId\":"
-              "\"%s\",\"Name\":\"%s\",\"IsGlobal\":false,\"IsManaged\":false,"
-              "\"IsCustomOptionSet\":%s,\"OptionSetType\":\"%s\",\"ExternalTypeName\":null,"
-              "\"IntroducedVersion\":\"5.0.0.0\",\"HasChanged\":null,\"Description\":",
-              id, name, x ? "true" : "false", set_type);
-    label(b, NULL);
-    sb_puts(b, ",\"DisplayName\":");
-    label(b, a->display_name);
-    sb_puts(b, ",\"Options\":[");
-    if (stored) {
-        /* Options given when the column was created: Value and first label of each. */
-        sqlite3_stmt *st =
-            store_stmt(e, "SELECT value->>'$.Value', value->>'$.Label.LocalizedLabels[0].Label' "
-                          "FROM json_each(?1, '$._OptionSet.Options')");
-        sqlite3_bind_text(st, 1, x, -1, SQLITE_TRANSIENT);
-        int n = 0;
-        while (sqlite3_step(st) == SQLITE_ROW) {
-            if (n++) sb_putc(b, ',');
-            option_json(b, "OptionMetadata", sqlite3_column_int(st, 0),
-                        (const char *)sqlite3_column_text(st, 1), 0, 0);
-        }
-        sqlite3_reset(st);
-    } else {
-        const opt *o = a->type == DV_ATTR_STATE                          ? states
-                       : a->type == DV_ATTR_STATUS                       ? statuses
-                       : !strcmp(a->logical_name, "industrycode")        ? industry
-                       : !strcmp(a->logical_name, "accountcategorycode") ? category
-                                                                         : NULL;
-        const char *ot = a->type == DV_ATTR_STATE    ? "StateOptionMetadata"
-                         : a->type == DV_ATTR_STATUS ? "StatusOptionMetadata"
-                                                     : "OptionMetadata";
-        for (int i = 0; o && o[i].label; i++) {
-            if (i) sb_putc(b, ',');
-            option_json(b, ot, o[i].value, o[i].label, o[i].state,
-                        a->type == DV_ATTR_STATUS  ? 1
-                        : a->type == DV_ATTR_STATE ? 2
-                                                   : 0);
-        }
-    }
-    sb_puts(b, "]}");
-    free(x);
 }
 
 /* ---- query options ---- */
@@ -1450,11 +1628,9 @@ static int write_nav(emu_req *r, const mitem *it, const char *nav, const mquery 
     int rc = 0;
     if (it->kind == MI_ENTITY) {
         if (!strcmp(nav, "Attributes"))
-            for (int i = 0; i < it->t->def.n_attributes; i++)
-                mitems_add(&l, MI_ATTR, it->t, i, 0);
+            mitems_all(&l, MI_ATTR, it->t);
         else if (!strcmp(nav, "Keys"))
-            for (int i = 0; i < it->t->def.n_keys; i++)
-                mitems_add(&l, MI_KEY, it->t, i, 0);
+            mitems_all(&l, MI_KEY, it->t);
         else if (!strcmp(nav, "ManyToOneRelationships"))
             mitems_relationships(e, it->t, 'm', &l);
         else if (!strcmp(nav, "OneToManyRelationships"))
@@ -1472,7 +1648,7 @@ static int write_nav(emu_req *r, const mitem *it, const char *nav, const mquery 
         if (global)
             global_optionset_doc(e, global, &doc); /* both navigation properties name it */
         else if (!strcmp(nav, "OptionSet"))
-            optionset_doc(e, it->t, a, &doc);
+            optionset_doc(e, it, &doc);
         else
             sb_puts(&doc, "null");
         free(global);

@@ -26,6 +26,8 @@ typedef struct {
 } mitems;
 
 void mitems_add(mitems *l, int kind, emu_entity *t, int i, int j);
+/* Adds every column (kind MI_ATTR) or every key (MI_KEY) of table t. */
+void mitems_all(mitems *l, int kind, emu_entity *t);
 void mitems_free(mitems *l);
 
 /* A metadata type: its name, the properties it has (a derived attribute type adds its

@@ -563,26 +563,26 @@ static int expr_not(parser *ps)
     return primary(ps);
 }
 
-static int expr_and(parser *ps)
+/* Operands of the level below (operand) joined by the operator word, as sql. */
+static int expr_chain(parser *ps, int (*operand)(parser *), const char *word, const char *sql)
 {
-    if (expr_not(ps)) return -1;
-    while (is_word(ps, "and")) {
+    if (operand(ps)) return -1;
+    while (is_word(ps, word)) {
         next(ps);
-        sb_puts(&ps->q->sql, " AND ");
-        if (expr_not(ps)) return -1;
+        sb_puts(&ps->q->sql, sql);
+        if (operand(ps)) return -1;
     }
     return 0;
 }
 
+static int expr_and(parser *ps)
+{
+    return expr_chain(ps, expr_not, "and", " AND ");
+}
+
 static int expr_or(parser *ps)
 {
-    if (expr_and(ps)) return -1;
-    while (is_word(ps, "or")) {
-        next(ps);
-        sb_puts(&ps->q->sql, " OR ");
-        if (expr_and(ps)) return -1;
-    }
-    return 0;
+    return expr_chain(ps, expr_and, "or", " OR ");
 }
 
 int query_filter_compile(query_filter *q, const char *filter, const char *type_name,
