@@ -96,9 +96,17 @@ static inline uint64_t special_bytes(uint64_t w)
 static inline const char *scan_string(const char *p, const char *end)
 {
     while (end - p >= 8) {
-        uint64_t w;
+        uint64_t w, hit;
         memcpy(&w, p, 8);
-        if (special_bytes(w)) break;
+        /* The lowest flagged byte is always a true one (borrows only run upwards), so on a
+         * little-endian machine it is the first special byte of the eight. */
+        if ((hit = special_bytes(w))) {
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+            return p + __builtin_ctzll(hit) / 8;
+#else
+            break;
+#endif
+        }
         p += 8;
     }
     while (p < end && *p != '"' && *p != '\\' && (unsigned char)*p >= 0x20)
