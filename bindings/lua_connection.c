@@ -790,13 +790,13 @@ static void set_int(lua_State *L, const char *k, lua_Integer v)
 }
 
 /* conn:stats() -> {requests=, retries=, throttled=, waited=, concurrency=, cap=, hint=,
- * in_flight=, queued=, peak=} */
+ * in_flight=, queued=, held=, peak=} */
 static int l_stats(lua_State *L)
 {
     conn_box *b = check_conn(L, 1);
     dv_multi_stats s;
     dv_multi_stats_get(dv_conn_multi(b->c), &s);
-    lua_createtable(L, 0, 10);
+    lua_createtable(L, 0, 11);
     set_int(L, "requests", s.requests);
     set_int(L, "retries", s.retries);
     set_int(L, "throttled", s.throttled);
@@ -807,6 +807,7 @@ static int l_stats(lua_State *L)
     set_int(L, "hint", s.hint);
     set_int(L, "in_flight", s.in_flight);
     set_int(L, "queued", s.queued);
+    set_int(L, "held", s.held);
     set_int(L, "peak", s.peak);
     return 1;
 }

@@ -522,5 +522,8 @@ void dv_multi_stats_get(const dv_multi *m, dv_multi_stats *s)
     s->in_flight = m->active;
     s->peak = m->peak;
     for (const xfer *x = m->head; x; x = x->next)
-        if (x->state == X_QUEUED && !x->timer) s->queued++;
+        if (x->state == X_QUEUED && !x->timer)
+            s->queued++;
+        else if (x->state == X_FINISHED && !x->timer)
+            s->held++;
 }

@@ -48,6 +48,7 @@ typedef struct dv_multi_stats {
     int hint;        /* the last x-ms-dop-hint, 0 when none came */
     int in_flight;   /* transfers running now */
     int queued;      /* requests waiting for a slot, a pause or a backoff */
+    int held;        /* requests finished whose answer nobody has taken yet */
     int peak;        /* most transfers ever running at once */
 } dv_multi_stats;
 
