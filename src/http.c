@@ -123,7 +123,8 @@ typedef struct collect {
     dv_http_resp *resp;
     size_t cap;
     size_t hcap;
-    int failed; /* out of memory */
+    size_t expect; /* the Content-Length announced, 0 when none */
+    int failed;    /* out of memory */
 } collect;
 
 static size_t on_body(char *data, size_t size, size_t nmemb, void *ud)
@@ -132,7 +133,9 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *ud)
     dv_http_resp *r = c->resp;
     size_t n = size * nmemb;
     if (r->body_len + n + 1 > c->cap) {
-        size_t cap = c->cap ? c->cap : 4096;
+        /* One buffer of the announced size: a page of several MB is neither copied while it
+         * grows nor leaves a trail of smaller freed buffers behind in the heap. */
+        size_t cap = c->cap ? c->cap : c->expect >= n ? c->expect + 1 : 4096;
         char *b;
         while (cap < r->body_len + n + 1)
             cap *= 2;
@@ -173,10 +176,17 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *ud)
         /* A new status line (after 1xx or a retried connection): keep only the last block. */
         free_headers(r);
         c->hcap = 0;
+        c->expect = 0;
         return n;
     }
     colon = memchr(data, ':', len);
     if (!colon || colon == data) return n;
+    if (colon - data == 14 && strncasecmp(data, "Content-Length", 14) == 0) {
+        char *end;
+        unsigned long long v = strtoull(colon + 1, &end, 10);
+        /* A bound on what is believed: the buffer still grows if more comes. */
+        c->expect = end != colon + 1 && v < (1ull << 30) ? (size_t)v : 0;
+    }
     if (r->nheaders == c->hcap) {
         size_t cap = c->hcap ? c->hcap * 2 : 16;
         dv_http_header *hs = realloc(r->headers, cap * sizeof *hs);
