@@ -1,6 +1,5 @@
 /* dvlua: the Lua 5.4 standalone interpreter, with Dataverse built in.
  * Follows Lua's own lua.c so that anything that works with `lua5.4` works here. */
-#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -339,14 +338,6 @@ int main(int argc, char **argv)
         print_version();
         return EXIT_SUCCESS;
     }
-#ifdef M_MMAP_THRESHOLD
-    /* Response bodies of several MB (a page of rows) come and go once per page. glibc would
-     * raise its mmap threshold once the first is freed and carve the next ones out of the
-     * heap among Lua's small objects, where the holes they leave make the heap grow over the
-     * first pages of a long read. Mapped and unmapped whole, they leave the peak the same at
-     * the second page as at the thousandth. */
-    mallopt(M_MMAP_THRESHOLD, 256 * 1024);
-#endif
     lua_State *L = luaL_newstate();
     if (L == NULL) {
         message("cannot create state: not enough memory");
