@@ -520,8 +520,8 @@ static void classify_rows(lua_State *L, int idx, const char *logical)
             continue;
         }
         int deleted = 0;
-        if (lua_getfield(L, row, "@odata.context") == LUA_TSTRING)
-            deleted = strstr(lua_tostring(L, -1), "$deletedEntity") != NULL;
+        int context = lua_getfield(L, row, "@odata.context");
+        if (context == LUA_TSTRING) deleted = strstr(lua_tostring(L, -1), "$deletedEntity") != NULL;
         lua_pop(L, 1);
         if (!deleted) {
             if (lua_getfield(L, row, "reason") == LUA_TSTRING)
@@ -537,8 +537,10 @@ static void classify_rows(lua_State *L, int idx, const char *logical)
             lua_pushstring(L, logical);
             lua_setfield(L, -2, "table");
         } else {
-            lua_pushnil(L);
-            lua_setfield(L, row, "@odata.context");
+            if (context != LUA_TNIL) {
+                lua_pushnil(L);
+                lua_setfield(L, row, "@odata.context");
+            }
             lua_createtable(L, 0, 2);
             lua_pushliteral(L, "new_or_updated");
             lua_setfield(L, -2, "type");
