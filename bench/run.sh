@@ -21,7 +21,7 @@ set -eu
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 WORK=$ROOT/bench/work
-DVLUA=$ROOT/dvlua
+DVLUA=${BENCH_DVLUA:-$ROOT/dvlua} # BENCH_DVLUA: another build to measure
 ROWS=${BENCH_ROWS:-10000 100000}
 TOKEN=dvlua-bench-token
 COLLECTION=accounts

@@ -12,7 +12,7 @@ set -eu
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 WORK=$ROOT/bench/work/stores
-DVLUA=$ROOT/dvlua
+DVLUA=${BENCH_DVLUA:-$ROOT/dvlua} # BENCH_DVLUA: another build to measure
 ROWS=${BENCH_ROWS:-10000 100000}
 COLUMNS=name,accountnumber,telephone1,emailaddress1,websiteurl,numberofemployees,revenue,description,address1_city,modifiedon
 MIRROR_COLUMNS=name,accountnumber,telephone1,emailaddress1,websiteurl,numberofemployees,revenue,description,address1_city,modifiedon

@@ -3,6 +3,7 @@
  * operations from (bindings/dataverse/init.lua). A request made from a task of org:parallel
  * (bindings/dataverse/parallel.lua) yields to its scheduler instead of blocking; everywhere
  * else it drives the connection's transfers (src/multi.h) until its answer is in. */
+#define _GNU_SOURCE /* memmem */
 #include <lauxlib.h>
 #include <errno.h>
 #include <sys/stat.h>
@@ -519,8 +520,8 @@ static void classify_rows(lua_State *L, int idx, const char *logical)
             continue;
         }
         int deleted = 0;
-        if (lua_getfield(L, row, "@odata.context") == LUA_TSTRING)
-            deleted = strstr(lua_tostring(L, -1), "$deletedEntity") != NULL;
+        int context = lua_getfield(L, row, "@odata.context");
+        if (context == LUA_TSTRING) deleted = strstr(lua_tostring(L, -1), "$deletedEntity") != NULL;
         lua_pop(L, 1);
         if (!deleted) {
             if (lua_getfield(L, row, "reason") == LUA_TSTRING)
@@ -536,8 +537,10 @@ static void classify_rows(lua_State *L, int idx, const char *logical)
             lua_pushstring(L, logical);
             lua_setfield(L, -2, "table");
         } else {
-            lua_pushnil(L);
-            lua_setfield(L, row, "@odata.context");
+            if (context != LUA_TNIL) {
+                lua_pushnil(L);
+                lua_setfield(L, row, "@odata.context");
+            }
             lua_createtable(L, 0, 2);
             lua_pushliteral(L, "new_or_updated");
             lua_setfield(L, -2, "type");
@@ -549,17 +552,107 @@ static void classify_rows(lua_State *L, int idx, const char *logical)
     }
 }
 
+/* The "@odata.nextLink" member near the end of a page's text, when it holds no escapes: a
+ * guess made before the page is decoded, so that the next page is asked for at once (the
+ * service builds it while this one is decoded and consumed). The decoded page confirms it. */
+static const char *tail_next_link(const char *body, size_t len, size_t *n)
+{
+    static const char key[] = "\"@odata.nextLink\"";
+    const size_t klen = sizeof key - 1;
+    const char *from = body + (len > 16384 ? len - 16384 : 0), *end = body + len, *hit = NULL;
+    for (const char *p = from; (p = memmem(p, (size_t)(end - p), key, klen)); p += klen)
+        hit = p;
+    if (!hit) return NULL;
+    const char *p = hit + klen;
+    while (p < end && (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n'))
+        p++;
+    if (p >= end || *p++ != ':') return NULL;
+    while (p < end && (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n'))
+        p++;
+    if (p >= end || *p++ != '"') return NULL;
+    const char *q = p;
+    while (q < end && *q != '"' && *q != '\\')
+        q++;
+    if (q >= end || *q != '"' || q == p) return NULL;
+    *n = (size_t)(q - p);
+    return p;
+}
+
+/* Submits a GET of the link at stack index link with the page's headers (index 3) and
+ * sets it going; returns its id, 0 when it could not be queued (then the page is simply
+ * fetched when asked for). */
+static uint64_t prefetch(lua_State *L, conn_box *b, int link)
+{
+    int top = lua_gettop(L);
+    const char **h = collect_headers(L, 3);
+    dv_error e;
+    uint64_t id = dv_conn_submit(b->c, "GET", lua_tostring(L, link), NULL, 0, h, &e);
+    lua_settop(L, top);
+    if (id) {
+        b->L = L;
+        dv_multi_kick(dv_conn_multi(b->c));
+        b->L = NULL;
+    }
+    return id;
+}
+
+/* Decodes a page. The collector is first given room for what the page will take (about
+ * twice its text, measured): every value made while decoding and classifying stays
+ * reachable, so a collection step in the middle could only walk the page half-built, and
+ * with a small heap (a few hundred KB between pages) the collector would otherwise run
+ * several whole cycles per page. A negative step moves the collector's debt down by that
+ * much (lapi.c, LUA_GCSTEP); it neither stops nor restarts the collector, so an error or a
+ * script's own collectgarbage("stop") is left as it was. */
+static int decode_page(lua_State *L, const dv_http_resp *r, char *msg, size_t msgsz)
+{
+    const char *s = r->body ? r->body : "";
+    size_t n = r->body ? r->body_len : 0;
+    while (n && (*s == ' ' || *s == '\n' || *s == '\r' || *s == '\t'))
+        s++, n--;
+    if (!n) {
+        lua_pushnil(L);
+        return 0;
+    }
+    size_t room_kb = n / 512 + 64;
+    lua_gc(L, LUA_GCSTEP, -(int)(room_kb > 1048576 ? 1048576 : room_kb));
+    return dv_json_decode(L, s, n, msg, msgsz);
+}
+
 static int change_page_k(lua_State *L, int status, lua_KContext ctx)
 {
     (void)status;
+    conn_box *b = check_conn(L, 1);
     dv_http_resp r;
     dv_error e;
     take_result(L, ctx, &r, &e);
-    push_call_result(L, &r, &e);
+    if (r.status >= 400) {
+        dv_http_resp_free(&r);
+        return raise_error(L, &e);
+    }
+    lua_settop(L, 5);
+    uint64_t next_id = 0;
+    int guess = 0;
+    size_t glen;
+    const char *g =
+        lua_toboolean(L, 5) && r.body ? tail_next_link(r.body, r.body_len, &glen) : NULL;
+    if (g) {
+        lua_pushlstring(L, g, glen);
+        guess = lua_gettop(L);
+        next_id = prefetch(L, b, guess);
+    }
+    char msg[256];
+    int bad = decode_page(L, &r, msg, sizeof msg);
+    dv_http_resp_free(&r);
+    dv_error_clear(&e);
+    if (bad) {
+        if (next_id) dv_multi_cancel(dv_conn_multi(b->c), next_id);
+        dv_error_set(&e, 0, "json", "invalid JSON in the response: %s", msg);
+        return raise_error(L, &e);
+    }
     const char *logical = lua_tostring(L, 4);
     int body = lua_gettop(L);
-    dv_error_clear(&e);
     if (!lua_istable(L, body)) {
+        if (next_id) dv_multi_cancel(dv_conn_multi(b->c), next_id);
         dv_error_set(&e, 0, "response", "a change page was not a JSON object");
         return raise_error(L, &e);
     }
@@ -570,6 +663,11 @@ static int change_page_k(lua_State *L, int status, lua_KContext ctx)
     int changes = lua_gettop(L);
     classify_rows(L, changes, logical);
     int has_next = lua_getfield(L, body, "@odata.nextLink") == LUA_TSTRING;
+    if (next_id && !(has_next && lua_rawequal(L, -1, guess))) {
+        /* The guess was not the page's link after all: ask for the real one when needed. */
+        dv_multi_cancel(dv_conn_multi(b->c), next_id);
+        next_id = 0;
+    }
     if (!has_next) {
         lua_pop(L, 1);
         lua_pushnil(L);
@@ -593,20 +691,45 @@ static int change_page_k(lua_State *L, int status, lua_KContext ctx)
         return 3;
     }
     lua_pushnil(L);
-    return 3;
+    if (next_id)
+        lua_pushinteger(L, (lua_Integer)next_id);
+    else
+        lua_pushnil(L);
+    return 4;
 }
 
-/* conn:change_page(url, headers, logical) -> changes, next_link, data_token
+/* conn:change_page(url, headers, logical [, prefetch [, id]]) -> changes, next_link,
+ * data_token, next_id
  * One page of a change-tracking read: fetched, decoded straight from the response buffer,
  * and each row turned into its change in place. data_token (the deltaLink's $deltatoken,
- * decoded) comes only with the last page, i.e. when there is no next_link. */
+ * decoded) comes only with the last page, i.e. when there is no next_link. With prefetch
+ * true, the next page is requested before this one is decoded and next_id is that
+ * request: pass it back as id with next_link as url to take its answer (conn:_cancel(id)
+ * when it is no longer wanted). */
 static int l_change_page(lua_State *L)
 {
     conn_box *b = check_conn(L, 1);
     luaL_checkstring(L, 4);
-    lua_settop(L, 4);
-    uint64_t id = start_request(L, b->c, "GET", 2, 0, 3);
+    lua_settop(L, 6);
+    uint64_t id;
+    if (!lua_isnil(L, 6)) {
+        id = (uint64_t)luaL_checkinteger(L, 6);
+        if (dv_multi_finished(dv_conn_multi(b->c), id) < 0)
+            return luaL_argerror(L, 6, "no request with this id on the connection");
+    } else {
+        id = start_request(L, b->c, "GET", 2, 0, 3);
+    }
+    lua_settop(L, 5);
     return await_request(L, b, id, change_page_k);
+}
+
+/* conn:_cancel(id): forgets a request submitted ahead of need (a prefetched page). */
+static int l_cancel(lua_State *L)
+{
+    conn_box *b = luaL_checkudata(L, 1, CONN_MT);
+    lua_Integer id = luaL_checkinteger(L, 2);
+    if (b->c) dv_multi_cancel(dv_conn_multi(b->c), (uint64_t)id);
+    return 0;
 }
 
 static int sleep_k(lua_State *L, int status, lua_KContext ctx)
@@ -669,13 +792,13 @@ static void set_int(lua_State *L, const char *k, lua_Integer v)
 }
 
 /* conn:stats() -> {requests=, retries=, throttled=, waited=, concurrency=, cap=, hint=,
- * in_flight=, queued=, peak=} */
+ * in_flight=, queued=, held=, peak=} */
 static int l_stats(lua_State *L)
 {
     conn_box *b = check_conn(L, 1);
     dv_multi_stats s;
     dv_multi_stats_get(dv_conn_multi(b->c), &s);
-    lua_createtable(L, 0, 10);
+    lua_createtable(L, 0, 11);
     set_int(L, "requests", s.requests);
     set_int(L, "retries", s.retries);
     set_int(L, "throttled", s.throttled);
@@ -686,6 +809,7 @@ static int l_stats(lua_State *L)
     set_int(L, "hint", s.hint);
     set_int(L, "in_flight", s.in_flight);
     set_int(L, "queued", s.queued);
+    set_int(L, "held", s.held);
     set_int(L, "peak", s.peak);
     return 1;
 }
@@ -990,6 +1114,7 @@ int luaopen_dataverse_core(lua_State *L)
         {"set_concurrency", l_set_concurrency},
         {"sleep", l_conn_sleep},
         {"_pump", l_pump},
+        {"_cancel", l_cancel},
         {NULL, NULL},
     };
     static const luaL_Reg meta[] = {

@@ -36,6 +36,39 @@ describe("change tracking", function()
     assert.equals(3, it.pages)
   end)
 
+  it("asks for the next page as soon as a page arrives, and for no page twice", function()
+    local it = org:changes { entity = "account", columns = { "name" }, page_size = 2 }
+    local before = org:stats().requests
+    local first = it()
+    assert.equals("new_or_updated", first.type)
+    -- Page 1 was answered and page 2 was sent before the first change was handed out.
+    assert.equals(before + 2, org:stats().requests)
+    local n = 1
+    for _ in it do n = n + 1 end
+    assert.equals(5, n)
+    assert.equals(3, it.pages)
+    assert.equals(before + 3, org:stats().requests) -- three pages, three requests
+    assert.equals(0, org:stats().in_flight)
+    assert.equals(0, org:stats().queued)
+  end)
+
+  it("drops the request for the next page when a loop is left early", function()
+    local it = org:changes { entity = "account", columns = { "name" }, page_size = 2 }
+    local before = org:stats().requests
+    for _ in it do break end
+    assert.equals(before + 2, org:stats().requests) -- page 2 was asked for
+    local s = org:stats()
+    assert.equals(1, s.in_flight + s.held)
+    it = nil -- luacheck: ignore
+    collectgarbage()
+    collectgarbage()
+    s = org:stats()
+    assert.equals(0, s.in_flight + s.queued + s.held)
+    -- The connection goes on as before.
+    assert.equals(5, #drain(org:changes { entity = "account", columns = { "name" }, page_size = 2 }))
+    assert.equals(0, org:stats().held)
+  end)
+
   it("streams the changes since a token: updates first, then deletions", function()
     local it = org:changes { entity = "account", columns = { "name" } }
     drain(it)
@@ -89,16 +122,16 @@ describe("change tracking", function()
 
   it("raises on a failed page and produces no token", function()
     local it = org:changes { entity = "account", columns = { "name" }, page_size = 2 }
+    -- Pages 1 and 2 are answered, page 3 fails: page 2 is asked for as soon as page 1
+    -- arrives, so the failure must not depend on when the loop gets to it.
+    emu:faults("delay=1*2,503*5")
     local n = 0
     local ok, err = pcall(function()
-      for _ in it do
-        n = n + 1
-        if n == 2 then emu:faults("503*5") end -- the next page request fails
-      end
+      for _ in it do n = n + 1 end
     end)
     assert.is_false(ok)
     assert.equals(503, err.status)
-    assert.equals(2, n)
+    assert.equals(4, n)
     assert.is_nil(it.token)
   end)
 

@@ -1,3 +1,4 @@
+#define _GNU_SOURCE /* mremap */
 #include "http.h"
 
 #include <curl/curl.h>
@@ -9,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/mman.h>
 #include <time.h>
 
 #include "auth.h"
@@ -123,8 +125,39 @@ typedef struct collect {
     dv_http_resp *resp;
     size_t cap;
     size_t hcap;
-    int failed; /* out of memory */
+    size_t expect; /* the Content-Length announced, 0 when none */
+    int failed;    /* out of memory */
 } collect;
+
+/* Bodies from this size on live in their own mapping. A page of rows (several MB, one per
+ * request) would otherwise be carved out of the heap wherever the previous page's freed
+ * rows left room, and the holes it leaves make the heap grow over the first pages of a
+ * long read; mapped, it is returned whole when freed and the heap holds only what lives. */
+#define BODY_MAP_MIN ((size_t)1 << 20)
+
+/* Makes room for cap bytes of body; 0 when out of memory. */
+static int body_grow(dv_http_resp *r, size_t cap)
+{
+    char *b;
+    if (cap < BODY_MAP_MIN) {
+        if (!(b = realloc(r->body, cap))) return 0;
+    } else {
+        cap = (cap + 4095) & ~(size_t)4095;
+        if (r->body_map) {
+            b = mremap(r->body, r->body_map, cap, MREMAP_MAYMOVE);
+        } else {
+            b = mmap(NULL, cap, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+            if (b != MAP_FAILED && r->body) {
+                memcpy(b, r->body, r->body_len + 1);
+                free(r->body);
+            }
+        }
+        if (b == MAP_FAILED) return 0;
+        r->body_map = cap;
+    }
+    r->body = b;
+    return 1;
+}
 
 static size_t on_body(char *data, size_t size, size_t nmemb, void *ud)
 {
@@ -132,17 +165,15 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *ud)
     dv_http_resp *r = c->resp;
     size_t n = size * nmemb;
     if (r->body_len + n + 1 > c->cap) {
-        size_t cap = c->cap ? c->cap : 4096;
-        char *b;
+        /* One buffer of the announced size: a page of several MB is not copied as it grows. */
+        size_t cap = c->cap ? c->cap : c->expect >= n ? c->expect + 1 : 4096;
         while (cap < r->body_len + n + 1)
             cap *= 2;
-        b = realloc(r->body, cap);
-        if (!b) {
+        if (!body_grow(r, cap)) {
             c->failed = 1;
             return 0;
         }
-        r->body = b;
-        c->cap = cap;
+        c->cap = r->body_map ? r->body_map : cap;
     }
     memcpy(r->body + r->body_len, data, n);
     r->body_len += n;
@@ -173,10 +204,17 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *ud)
         /* A new status line (after 1xx or a retried connection): keep only the last block. */
         free_headers(r);
         c->hcap = 0;
+        c->expect = 0;
         return n;
     }
     colon = memchr(data, ':', len);
     if (!colon || colon == data) return n;
+    if (colon - data == 14 && strncasecmp(data, "Content-Length", 14) == 0) {
+        char *end;
+        unsigned long long v = strtoull(colon + 1, &end, 10);
+        /* A bound on what is believed: the buffer still grows if more comes. */
+        c->expect = end != colon + 1 && v < (1ull << 30) ? (size_t)v : 0;
+    }
     if (r->nheaders == c->hcap) {
         size_t cap = c->hcap ? c->hcap * 2 : 16;
         dv_http_header *hs = realloc(r->headers, cap * sizeof *hs);
@@ -220,7 +258,10 @@ const char *dv_http_resp_header(const dv_http_resp *resp, const char *name)
 
 void dv_http_resp_free(dv_http_resp *resp)
 {
-    free(resp->body);
+    if (resp->body_map)
+        munmap(resp->body, resp->body_map);
+    else
+        free(resp->body);
     free_headers(resp);
     memset(resp, 0, sizeof *resp);
 }

@@ -62,8 +62,9 @@ typedef struct dv_http_req {
 
 typedef struct dv_http_resp {
     long status; /* 0 when no response was received */
-    char *body;  /* malloc'd, NUL-terminated (the NUL is not counted in body_len) */
+    char *body;  /* NUL-terminated (the NUL is not counted in body_len); dv_http_resp_free */
     size_t body_len;
+    size_t body_map; /* a large body is mapped memory of this size, not malloc'd; 0 otherwise */
     dv_http_header *headers; /* headers of the final response only */
     size_t nheaders;
     int tries; /* how many tries were made */

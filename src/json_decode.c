@@ -18,11 +18,24 @@
  * nesting cannot exhaust the Lua stack: DV_JSON_MAX_DEPTH * (2 * BATCH + slack) < LUAI_MAXSTACK. */
 #define BATCH 128
 
+/* The keys last seen at each member position of the objects of the first few nesting
+ * levels. A page's rows repeat the same keys in the same order, so most keys are found here
+ * by one memcmp instead of being hashed and looked up in Lua's string table again. */
+#define KEY_DEPTHS 4
+#define KEY_SLOTS 32
+
+struct key_slot {
+    const char *p; /* the bytes of the string anchored in the cache table */
+    size_t n;
+};
+
 struct dec {
     lua_State *L;
     const char *start, *end;
     int depth;
     int array_mt; /* stack index of the array metatable */
+    int keys;     /* stack index of the table anchoring the cached keys */
+    struct key_slot key[KEY_DEPTHS][KEY_SLOTS];
 };
 
 static const char *parse_value(struct dec *d, const char *p);
@@ -83,9 +96,17 @@ static inline uint64_t special_bytes(uint64_t w)
 static inline const char *scan_string(const char *p, const char *end)
 {
     while (end - p >= 8) {
-        uint64_t w;
+        uint64_t w, hit;
         memcpy(&w, p, 8);
-        if (special_bytes(w)) break;
+        /* The lowest flagged byte is always a true one (borrows only run upwards), so on a
+         * little-endian machine it is the first special byte of the eight. */
+        if ((hit = special_bytes(w))) {
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+            return p + __builtin_ctzll(hit) / 8;
+#else
+            break;
+#endif
+        }
         p += 8;
     }
     while (p < end && *p != '"' && *p != '\\' && (unsigned char)*p >= 0x20)
@@ -243,6 +264,28 @@ static const char *parse_string(struct dec *d, const char *p)
         luaL_pushresultsize(&b, (size_t)(e - o));
     }
     return p + 1;
+}
+
+/* p is just after the opening quote of the key of member k of an object. Pushes the key,
+ * taken from the cache when it is the one seen last at this place. */
+static const char *parse_key(struct dec *d, const char *p, int k)
+{
+    if (d->depth > KEY_DEPTHS || k >= KEY_SLOTS) return parse_string(d, p);
+    struct key_slot *slot = &d->key[d->depth - 1][k];
+    const char *q = scan_string(p, d->end);
+    size_t n = (size_t)(q - p);
+    if (q >= d->end || *q != '"') return parse_string(d, p); /* escapes, or an error */
+    int at = (d->depth - 1) * KEY_SLOTS + k + 1;
+    if (slot->n == n && slot->p && memcmp(slot->p, p, n) == 0) {
+        lua_rawgeti(d->L, d->keys, at);
+        return q + 1;
+    }
+    lua_pushlstring(d->L, p, n);
+    slot->p = lua_tostring(d->L, -1);
+    slot->n = n;
+    lua_pushvalue(d->L, -1);
+    lua_rawseti(d->L, d->keys, at);
+    return q + 1;
 }
 
 /* ---- numbers ---- */
@@ -459,7 +502,7 @@ static const char *parse_object(struct dec *d, const char *p)
     lua_State *L = d->L;
     enter(d, p - 1);
     int base = lua_gettop(L);
-    int n = 0, tbl = 0;
+    int n = 0, tbl = 0, k = 0;
     p = skip_ws(d, p);
     if (p < d->end && *p == '}') {
         lua_createtable(L, 0, 0);
@@ -469,7 +512,7 @@ static const char *parse_object(struct dec *d, const char *p)
     for (;;) {
         if (p >= d->end || *p != '"')
             expected(d, p, n || tbl ? "a string key" : "a string key or '}'");
-        p = parse_string(d, p + 1);
+        p = parse_key(d, p + 1, k++);
         p = skip_ws(d, p);
         if (p >= d->end || *p != ':') expected(d, p, "':'");
         p = parse_value(d, skip_ws(d, p + 1));
@@ -558,7 +601,8 @@ static int decode_protected(lua_State *L)
     const struct job *j = lua_touserdata(L, 1);
     lua_settop(L, 0);
     dv_json_push_array_mt(L);
-    struct dec d = {L, j->s, j->s + j->len, 0, 1};
+    lua_createtable(L, KEY_DEPTHS * KEY_SLOTS, 0);
+    struct dec d = {.L = L, .start = j->s, .end = j->s + j->len, .array_mt = 1, .keys = 2};
     const char *p = d.start;
     /* A UTF-8 byte order mark is allowed before the text (RFC 8259 section 8.1). */
     if (j->len >= 3 && memcmp(p, "\xEF\xBB\xBF", 3) == 0) p += 3;

@@ -1,5 +1,6 @@
 /* dvlua: the Lua 5.4 standalone interpreter, with Dataverse built in.
  * Follows Lua's own lua.c so that anything that works with `lua5.4` works here. */
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -370,6 +371,14 @@ int main(int argc, char **argv)
         print_version();
         return EXIT_SUCCESS;
     }
+#ifdef M_MMAP_THRESHOLD
+    /* Some large blocks come and go once per page of a long read (Lua's string table as it
+     * grows and shrinks, a page's arrays). Once one is freed glibc raises its mmap threshold
+     * and carves the next ones out of the heap among small objects, where the holes they
+     * leave make the heap creep up page after page (+1.5 MB over 200 pages). A fixed
+     * threshold keeps them mapped and returned whole. */
+    mallopt(M_MMAP_THRESHOLD, 256 * 1024);
+#endif
     lua_State *L = luaL_newstate();
     if (L == NULL) {
         message("cannot create state: not enough memory");

@@ -30,6 +30,7 @@ typedef struct xfer {
     long auth_gen; /* the token generation the running try carries */
     long epoch;    /* the budget epoch the running try was launched in */
     double not_before;
+    int orphan; /* cancelled while transfers were being driven: dropped once that ends */
     struct xfer *prev, *next;
 } xfer;
 
@@ -49,6 +50,8 @@ struct dv_multi {
     double waited_s;
     CURL *pool[POOL_MAX];
     int npool;
+    int driving; /* inside wait/kick: hooks run, so a cancel only marks its request */
+    int orphans;
 };
 
 static double now_s(void)
@@ -265,7 +268,7 @@ static void launch_ready(dv_multi *m, double now)
         if (x->timer && x->state == X_QUEUED && x->not_before <= now) finish(x, 0);
     if (now < m->pause_until) return;
     for (xfer *x = m->head; x && m->active < m->limit; x = x->next)
-        if (x->state == X_QUEUED && !x->timer && x->not_before <= now) launch(m, x);
+        if (x->state == X_QUEUED && !x->timer && !x->orphan && x->not_before <= now) launch(m, x);
 }
 
 static void note_hint(dv_multi *m, const dv_http_resp *r)
@@ -396,7 +399,7 @@ static void interrupt_queued(dv_multi *m)
     }
 }
 
-void dv_multi_wait_any(dv_multi *m, const uint64_t *ids, size_t n)
+static void wait_any(dv_multi *m, const uint64_t *ids, size_t n)
 {
     for (;;) {
         int running = 0;
@@ -422,6 +425,62 @@ void dv_multi_wait_any(dv_multi *m, const uint64_t *ids, size_t n)
                 ;
         }
     }
+}
+
+static void drop(dv_multi *m, xfer *x)
+{
+    unlink_xfer(m, x);
+    if (x->state == X_RUNNING) {
+        /* A transfer cut off halfway leaves its connection unusable: the handle goes too. */
+        curl_multi_remove_handle(m->cm, x->easy);
+        dv_http_try_abort(x->t);
+        curl_easy_cleanup(x->easy);
+        m->active--;
+    }
+    xfer_free(x);
+}
+
+/* Ends a round of driving: what was cancelled during it goes now. */
+static void undrive(dv_multi *m)
+{
+    if (--m->driving > 0 || !m->orphans) return;
+    m->orphans = 0;
+    for (xfer *x = m->head, *next; x; x = next) {
+        next = x->next;
+        if (x->orphan) drop(m, x);
+    }
+}
+
+void dv_multi_wait_any(dv_multi *m, const uint64_t *ids, size_t n)
+{
+    m->driving++;
+    wait_any(m, ids, n);
+    undrive(m);
+}
+
+void dv_multi_kick(dv_multi *m)
+{
+    int running = 0;
+    m->driving++;
+    if (dv_interrupted()) interrupt_queued(m);
+    launch_ready(m, now_s());
+    if (m->active > 0) {
+        curl_multi_perform(m->cm, &running);
+        drain(m);
+    }
+    undrive(m);
+}
+
+void dv_multi_cancel(dv_multi *m, uint64_t id)
+{
+    xfer *x = find(m, id);
+    if (!x) return;
+    if (m->driving) {
+        x->orphan = 1;
+        m->orphans = 1;
+        return;
+    }
+    drop(m, x);
 }
 
 int dv_multi_wait(dv_multi *m, uint64_t id)
@@ -463,5 +522,8 @@ void dv_multi_stats_get(const dv_multi *m, dv_multi_stats *s)
     s->in_flight = m->active;
     s->peak = m->peak;
     for (const xfer *x = m->head; x; x = x->next)
-        if (x->state == X_QUEUED && !x->timer) s->queued++;
+        if (x->state == X_QUEUED && !x->timer)
+            s->queued++;
+        else if (x->state == X_FINISHED && !x->timer)
+            s->held++;
 }

@@ -16,6 +16,8 @@
  *   dv_multi_submit_timer    queue a wait that finishes after some seconds (no transfer)
  *   dv_multi_wait            drive transfers until a given request is finished
  *   dv_multi_wait_any        drive transfers until one of several requests is finished
+ *   dv_multi_kick            start what may start and move transfers on, without waiting
+ *   dv_multi_cancel          forget a request, cutting its transfer off if it runs
  *   dv_multi_result          the outcome of a finished request (and forget it)
  *   dv_multi_stats_get       counters and the current budget
  *
@@ -46,6 +48,7 @@ typedef struct dv_multi_stats {
     int hint;        /* the last x-ms-dop-hint, 0 when none came */
     int in_flight;   /* transfers running now */
     int queued;      /* requests waiting for a slot, a pause or a backoff */
+    int held;        /* requests finished whose answer nobody has taken yet */
     int peak;        /* most transfers ever running at once */
 } dv_multi_stats;
 
@@ -72,6 +75,16 @@ int dv_multi_wait(dv_multi *m, uint64_t id);
  * known). Schedulers pass the requests their waiting tasks need, so two of them nested on
  * one connection never steal each other's answers. */
 void dv_multi_wait_any(dv_multi *m, const uint64_t *ids, size_t n);
+
+/* Starts the queued requests the budget allows and moves every transfer on as far as it goes
+ * without blocking: a request submitted ahead of need (the next page of a read) is on the
+ * wire while the caller works on the previous answer. */
+void dv_multi_kick(dv_multi *m);
+
+/* Forgets request id whatever its state (a running transfer is cut off, its connection
+ * closed); nothing when id is unknown. For a request submitted ahead of need that is no
+ * longer wanted. */
+void dv_multi_cancel(dv_multi *m, uint64_t id);
 
 /* 1 when request id is finished, 0 when it is still queued or running, -1 when unknown. */
 int dv_multi_finished(const dv_multi *m, uint64_t id);

@@ -9,7 +9,8 @@
 static int load_embedded(lua_State *L)
 {
     const struct dv_embedded *e = lua_touserdata(L, lua_upvalueindex(1));
-    if (luaL_loadbufferx(L, e->source, e->len, e->chunk, "t") != LUA_OK) return lua_error(L);
+    /* Bytecode made at build time from the repository's own files (Makefile, LUAC). */
+    if (luaL_loadbufferx(L, e->source, e->len, e->chunk, "b") != LUA_OK) return lua_error(L);
     lua_pushvalue(L, 1); /* module name, as require passes it */
     lua_call(L, 1, 1);
     return 1;

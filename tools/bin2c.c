@@ -1,5 +1,6 @@
-/* Turns bindings/dataverse/x.lua into an embedded module "dataverse.x" with chunk
- * name "@dataverse/x.lua", so tracebacks name the file users can read in the repo. */
+/* Turns bindings/dataverse/x.lua (or its bytecode, x.luac, compiled from
+ * "dataverse/x.lua") into an embedded module "dataverse.x" with chunk name
+ * "@dataverse/x.lua", so tracebacks name the file users can read in the repo. */
 #include <stdio.h>
 #include <string.h>
 
@@ -31,8 +32,10 @@ int main(int argc, char **argv)
     puts("const struct dv_embedded dv_embedded_lua[] = {");
     for (int i = 1; i < argc; i++) {
         const char *b = base(argv[i]);
-        int stem = (int)(strlen(b) - 4); /* drop ".lua" */
-        printf("    {\"dataverse.%.*s\", \"@dataverse/%s\", f%d, F%d_LEN},\n", stem, b, b, i, i);
+        size_t len = strlen(b);
+        int stem = (int)(len - (len > 5 && strcmp(b + len - 5, ".luac") == 0 ? 5 : 4));
+        printf("    {\"dataverse.%.*s\", \"@dataverse/%.*s.lua\", f%d, F%d_LEN},\n", stem, b, stem,
+               b, i, i);
     }
     puts("    {NULL, NULL, NULL, 0}};");
     return 0;

@@ -39,6 +39,11 @@ function M.install(methods)
   end
 
   -- for change in it do … end; it.token holds the new token once every page was delivered.
+  --
+  -- Memory stays at one page whatever the table's size: delivered changes are let go, and
+  -- between pages a full collection clears what the last page left behind, while the next
+  -- page is already on its way (each page is asked for as soon as the previous one has
+  -- arrived, before it is decoded), so the collection costs no waiting on a real service.
   function methods:changes(opts)
     U.check_table(opts, 1, "changes")
     U.check_options(opts, O.changes, "changes", 1)
@@ -47,6 +52,7 @@ function M.install(methods)
     local org, logical = self, e.logical
     local page, i = nil, 0
     local pending -- the new token, held back until the last page's rows were all handed out
+    local ahead -- the request already made for url, if any
     local it = { token = nil, pages = 0 }
     local function step()
       while true do
@@ -58,21 +64,24 @@ function M.install(methods)
             return change
           end
           page = nil
+          if url then collectgarbage() end
         end
         if not url then
           it.token = pending
           return nil
         end
         local t0 = core.now()
-        local from = url
-        page, url, pending = org:change_page(url, headers, logical)
+        local from, id = url, ahead
+        ahead = nil
+        page, url, pending, ahead = org:change_page(url, headers, logical, true, id)
         i = 0
         it.pages = it.pages + 1
         U.page_event(org, { table = logical, url = from, page = it.pages, rows = #page,
           more = url ~= nil, elapsed = core.now() - t0 })
       end
     end
-    return setmetatable(it, { __call = step })
+    -- A loop left early leaves the next page's request behind: it goes with the iterator.
+    return setmetatable(it, { __call = step, __gc = function() if ahead then org:_cancel(ahead) end end })
   end
 end
 

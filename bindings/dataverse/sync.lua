@@ -489,7 +489,11 @@ local function each_change(org, opts, on_change, on_page)
       fail("the last page of changes carried no data token")
     end
     opts.token = not r.more_records and token or nil
+    r = { more_records = r.more_records }
     on_page()
+    -- What the page left behind goes now, so the heap is the same small size at every page
+    -- boundary, whatever the table's size (a full collection of a heap of a few hundred KB).
+    collectgarbage()
   until not r.more_records
   return token
 end
