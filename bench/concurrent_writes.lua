@@ -81,8 +81,8 @@ local function verify(url, clients)
   return n
 end
 
-for _, clients in ipairs(counts) do
-  local tag = dir .. "/run-" .. clients
+for run, clients in ipairs(counts) do
+  local tag = dir .. "/run-" .. run
   -- A URL file of this run's own, created by this run's server: a file shared between runs
   -- could still hold the previous (stopped) server's URL when it is first read.
   os.execute(server .. " --serve --listen 127.0.0.1:0 --db " .. tag .. ".sqlite >" .. tag .. ".url 2>" .. tag .. ".log & echo $! >" .. tag .. ".pid")

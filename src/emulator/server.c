@@ -570,6 +570,7 @@ void dv_emulator_stop(dv_emulator *e)
 void dv_emulator_get_stats(dv_emulator *emu, dv_emulator_stats *s, int reset)
 {
     emu_guard_stats(emu->guard, s, reset);
+    store_write_stats(emu, &s->writes, &s->write_wait_ms, &s->write_ms, reset);
 }
 
 void dv_emulator_advance(dv_emulator *emu, double seconds)

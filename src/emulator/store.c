@@ -4,8 +4,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "builtin.h"
+#include "checkpoint.h"
 #include "clock.h"
 #include "sbuf.h"
 
@@ -32,6 +34,7 @@ static const char *schema =
     "CREATE TABLE IF NOT EXISTS tomb(entity TEXT, id TEXT, ver INTEGER, at REAL,"
     " PRIMARY KEY(entity, id));"
     "CREATE INDEX IF NOT EXISTS tomb_ver ON tomb(entity, ver);"
+    "CREATE INDEX IF NOT EXISTS tomb_at ON tomb(at);"
     "CREATE TABLE IF NOT EXISTS keyval(entity TEXT, key TEXT, val TEXT, id TEXT,"
     " PRIMARY KEY(entity, key, val));"
     "CREATE INDEX IF NOT EXISTS keyval_id ON keyval(entity, id);"
@@ -42,6 +45,8 @@ static const char *schema =
 /* One SQLite connection and its statements; a file store has one per thread. */
 typedef struct store_conn {
     sqlite3 *db;
+    int writing;    /* holds e->wmu: between a BEGIN IMMEDIATE and its end */
+    double turn_at; /* when it got wmu (seconds, monotonic) */
     stmt_cache stmts;
     dv_emulator *e;
     struct store_conn *next;
@@ -91,12 +96,14 @@ static store_conn *conn_open(dv_emulator *e, const char *path, char *err, size_t
         conn_free(c);
         return NULL;
     }
-    /* Writers queue in SQLite rather than fail: a write waits for the one before it. */
+    /* Writers in this process queue on wmu; the busy timeout covers what is left (a checkpoint
+     * or another process on the same file) rather than failing at once. */
     sqlite3_busy_timeout(c->db, 30000);
     if (strcmp(path, ":memory:") != 0) {
         sqlite3_exec(c->db, "PRAGMA journal_mode=WAL", NULL, NULL, NULL);
         sqlite3_exec(c->db, "PRAGMA synchronous=NORMAL", NULL, NULL, NULL);
     }
+    ckpt_attach(e->ckpt, c->db);
     pthread_mutex_lock(&e->conns_mu);
     c->next = e->conns;
     e->conns = c;
@@ -104,7 +111,8 @@ static store_conn *conn_open(dv_emulator *e, const char *path, char *err, size_t
     return c;
 }
 
-static store_conn *conn(dv_emulator *e)
+/* The calling thread's own connection, opened on its first use. */
+static store_conn *own(dv_emulator *e)
 {
     if (!e->per_thread) return e->main_conn;
     store_conn *c = pthread_getspecific(e->conn_key);
@@ -118,6 +126,16 @@ static store_conn *conn(dv_emulator *e)
         pthread_setspecific(e->conn_key, c);
     }
     return c;
+}
+
+/* The connection a statement of this thread runs on now: inside a write transaction the
+ * store's one writer connection, otherwise the thread's own. Every write going through one
+ * connection keeps its page cache warm (another connection's commit would empty it) and
+ * keeps the thread connections' caches valid for the reads. */
+static store_conn *conn(dv_emulator *e)
+{
+    store_conn *c = own(e);
+    return c->writing ? e->wconn : c;
 }
 
 sqlite3 *store_db(dv_emulator *e)
@@ -158,18 +176,77 @@ int store_exec(dv_emulator *e, const char *sql)
     return sqlite3_exec(store_db(e), sql, NULL, NULL, NULL) == SQLITE_OK ? 0 : -1;
 }
 
+/* Opens a write transaction, first taking the writers' queue (wmu). */
+static double mono_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+void store_write_stats(dv_emulator *e, long *writes, double *wait_ms, double *write_ms, int reset)
+{
+    pthread_mutex_lock(&e->wmu);
+    *writes = e->writes;
+    *wait_ms = e->write_wait_ms;
+    *write_ms = e->write_ms;
+    if (reset) e->writes = 0, e->write_wait_ms = e->write_ms = 0;
+    pthread_mutex_unlock(&e->wmu);
+}
+
+static void reset_busy(sqlite3 *db)
+{
+    for (sqlite3_stmt *st = sqlite3_next_stmt(db, NULL); st; st = sqlite3_next_stmt(db, st))
+        if (sqlite3_stmt_busy(st)) sqlite3_reset(st);
+}
+
+static int write_begin(dv_emulator *e)
+{
+    store_conn *c = own(e);
+    if (c->writing) return -1; /* already in one: SQLite would refuse the nested BEGIN too */
+    /* A statement of this thread's connection left stepped keeps an old snapshot open: the
+     * reads after the commit would not see what this transaction wrote. */
+    if (c != e->wconn && sqlite3_get_autocommit(c->db)) reset_busy(c->db);
+    double asked = mono_s();
+    pthread_mutex_lock(&e->wmu);
+    c->turn_at = mono_s();
+    e->write_wait_ms += (c->turn_at - asked) * 1000.0;
+    c->writing = 1;
+    if (sqlite3_exec(e->wconn->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK) return 0;
+    c->writing = 0;
+    pthread_mutex_unlock(&e->wmu);
+    return -1;
+}
+
+/* After the transaction ended (or failed to), lets the next writer in. A statement left
+ * stepped would keep the writer connection's read snapshot, and could be stepped by this
+ * thread after the next writer took the connection: all are reset first. */
+static void write_end(dv_emulator *e, store_conn *c)
+{
+    if (!c->writing) return;
+    reset_busy(e->wconn->db);
+    e->writes++;
+    e->write_ms += (mono_s() - c->turn_at) * 1000.0;
+    c->writing = 0;
+    pthread_mutex_unlock(&e->wmu);
+}
+
 /* While a change set holds the transaction (tx_hold), a handler's begin, commit and rollback
  * are part of it: the change set commits or rolls back as a whole. */
 int store_begin(dv_emulator *e)
 {
     if (e->tx_hold) return 0;
-    return store_exec(e, "BEGIN IMMEDIATE");
+    return write_begin(e);
 }
 
 int store_commit(dv_emulator *e)
 {
     if (e->tx_hold) return 0;
-    if (store_exec(e, "COMMIT") == 0) return 0;
+    store_conn *c = own(e);
+    if (c->writing && sqlite3_exec(e->wconn->db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK) {
+        write_end(e, c);
+        return 0;
+    }
     store_rollback(e);
     return -1;
 }
@@ -177,22 +254,31 @@ int store_commit(dv_emulator *e)
 void store_rollback(dv_emulator *e)
 {
     if (e->tx_hold) return;
-    if (!sqlite3_get_autocommit(store_db(e))) store_exec(e, "ROLLBACK");
+    store_conn *c = own(e);
+    sqlite3 *db = c->writing ? e->wconn->db : c->db;
+    if (!sqlite3_get_autocommit(db)) sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+    write_end(e, c);
 }
 
 void store_end_request(dv_emulator *e)
 {
-    sqlite3 *db = store_db(e);
+    if (e->tx_hold && own(e)->writing) e->tx_hold = 0; /* a change set left open midway */
     store_rollback(e);
+    store_conn *c = own(e);
+    sqlite3 *db = c->db;
+    /* A write here bypassed the writers' queue and holds SQLite's write lock until now, so
+     * every writer waited on it: a bug worth a line. */
+    if (e->per_thread && sqlite3_txn_state(db, NULL) == SQLITE_TXN_WRITE)
+        fprintf(stderr, "dvlua emulator: bug: a request wrote outside a write transaction\n");
+    if (!sqlite3_get_autocommit(db)) sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
     /* A statement left stepped holds its read transaction open, and with it an old
      * snapshot: the connection's next request would not see what others committed since. */
-    for (sqlite3_stmt *st = sqlite3_next_stmt(db, NULL); st; st = sqlite3_next_stmt(db, st))
-        if (sqlite3_stmt_busy(st)) sqlite3_reset(st);
+    reset_busy(db);
 }
 
 int store_hold(dv_emulator *e)
 {
-    if (store_exec(e, "BEGIN IMMEDIATE")) return -1;
+    if (write_begin(e)) return -1;
     e->tx_hold = 1;
     return 0;
 }
@@ -642,6 +728,13 @@ int store_row_put(dv_emulator *e, const emu_entity *t, const char *id, const cha
 
 int store_row_delete(dv_emulator *e, const emu_entity *t, const char *id, double now)
 {
+    /* Tombstones older than the retention are purged here, in a write transaction, rather
+     * than by the delta reads that used to: a read that deletes holds SQLite's write lock
+     * for the rest of its request and stalls every writer. */
+    sqlite3_stmt *purge = store_stmt(e, "DELETE FROM tomb WHERE at < ?1");
+    if (!purge) return -1;
+    sqlite3_bind_double(purge, 1, now - e->retention);
+    if (sqlite3_step(purge) != SQLITE_DONE) return -1;
     int64_t v = store_next_version(e);
     static const char *sqls[] = {"DELETE FROM row WHERE entity=?1 AND id=?2",
                                  "DELETE FROM keyval WHERE entity=?1 AND id=?2",
@@ -715,10 +808,30 @@ static int seed_rows(dv_emulator *e, double now)
     return 0;
 }
 
+static void hold_writers(void *ud)
+{
+    dv_emulator *e = ud;
+    pthread_mutex_lock(&e->wmu);
+}
+
+static void release_writers(void *ud)
+{
+    dv_emulator *e = ud;
+    pthread_mutex_unlock(&e->wmu);
+}
+
 int store_open(dv_emulator *e, char *err, size_t errlen)
 {
     const char *path = e->db_path ? e->db_path : ":memory:";
     pthread_mutex_init(&e->conns_mu, NULL);
+    pthread_mutex_init(&e->wmu, NULL);
+    e->per_thread = strcmp(path, ":memory:") != 0;
+    if (e->per_thread) {
+        /* SQLite's own default size for a checkpoint; the hard limit keeps the WAL from
+         * growing without end under writers that never pause (about 32 MB of 4 KB pages). */
+        emu_ckpt_opts ko = {1000, 8000, hold_writers, release_writers, e};
+        if (!(e->ckpt = ckpt_start(path, &ko, err, errlen))) return -1;
+    }
     pthread_rwlock_init(&e->schema, NULL);
     if (pthread_key_create(&e->conn_key, conn_thread_end)) {
         snprintf(err, errlen, "cannot create a thread key");
@@ -726,7 +839,8 @@ int store_open(dv_emulator *e, char *err, size_t errlen)
     }
     e->main_conn = conn_open(e, path, err, errlen);
     if (!e->main_conn) return -1;
-    e->per_thread = strcmp(path, ":memory:") != 0;
+    e->wconn = e->main_conn;
+    if (e->per_thread && !(e->wconn = conn_open(e, path, err, errlen))) return -1;
     /* The opening thread uses the first connection like any other thread would its own. */
     if (e->per_thread) pthread_setspecific(e->conn_key, e->main_conn);
     if (sqlite3_exec(store_db(e), schema, NULL, NULL, NULL) != SQLITE_OK) {
@@ -736,6 +850,7 @@ int store_open(dv_emulator *e, char *err, size_t errlen)
     }
     sqlite3_stmt *st = store_stmt(e, "SELECT count(*) FROM ent");
     int fresh = st && sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int(st, 0) == 0;
+    if (st) sqlite3_reset(st);
     if (fresh) {
         int n;
         const dv_entity_def *b = builtin_entities(&n);
@@ -793,6 +908,8 @@ int store_open(dv_emulator *e, char *err, size_t errlen)
 
 void store_close(dv_emulator *e)
 {
+    ckpt_stop(e->ckpt); /* no request runs any more: nothing commits */
+    e->ckpt = NULL;
     if (!e->main_conn) return;
     /* Every thread that served requests is gone by now (the daemon was stopped first);
      * what is left is the connections of threads still alive, such as the starting one. */
@@ -805,7 +922,9 @@ void store_close(dv_emulator *e)
         c = next;
     }
     e->main_conn = NULL;
+    e->wconn = NULL;
     free_cache(e);
     pthread_rwlock_destroy(&e->schema);
     pthread_mutex_destroy(&e->conns_mu);
+    pthread_mutex_destroy(&e->wmu);
 }

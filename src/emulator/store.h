@@ -22,6 +22,8 @@ void store_rollback(dv_emulator *e);
 /* After each request: rolls back what is left open and resets every statement, so the next
  * request on this connection starts from the latest committed state. */
 void store_end_request(dv_emulator *e);
+/* The writers' counters: write transactions, time waiting for a turn, time holding it. */
+void store_write_stats(dv_emulator *e, long *writes, double *wait_ms, double *write_ms, int reset);
 /* Opens a transaction that handlers' begin/commit/rollback join instead of ending, and ends
  * it (commit or roll back): one change set of a $batch. */
 int store_hold(dv_emulator *e);
