@@ -22,18 +22,13 @@ struct dv_emulator {
 
     /* store.c's SQLite connections, each with its prepared-statement cache. A file store
      * gives every thread its own (per_thread), so reads run beside a write (WAL); writers
-     * queue on wmu; ":memory:" has one, used under mu by every request. */
+     * queue in wq; ":memory:" has one, used under mu by every request. */
     void *main_conn;
     int per_thread;
     pthread_key_t conn_key;
     pthread_mutex_t conns_mu; /* guards the list of connections */
-    /* Held from BEGIN IMMEDIATE to COMMIT/ROLLBACK: writers queue here, and the next one
-     * starts the moment the last one ends, instead of polling SQLite's lock with the
-     * busy handler's growing sleeps. */
-    pthread_mutex_t wmu;
+    struct emu_wqueue *wq;    /* wqueue.h: writers take turns, their writes committed in groups */
     struct store_conn *wconn; /* the one connection writes go through (main_conn: ":memory:") */
-    long writes;              /* counters under wmu (dv_emulator_stats) */
-    double write_wait_ms, write_ms;
     struct emu_checkpointer *ckpt; /* checkpoint.h: the WAL is checkpointed off the request path */
     void *conns;
     pthread_mutex_t mu;      /* ":memory:": guards the store, the entity cache, the clock */

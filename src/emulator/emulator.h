@@ -43,9 +43,11 @@ typedef struct {
     int concurrent;       /* in progress now */
     double busy_ms;       /* summed execution time of admitted requests, latency included */
     double lock_wait_ms;  /* the part of busy_ms spent waiting for the store's single lock */
-    long writes;          /* write transactions (a file store's writers take turns) */
+    long writes;          /* writes (each handler's transaction; writers take turns) */
+    long commits;         /* commits: several writes may share one (group commit) */
     double write_wait_ms; /* summed time writers waited for their turn */
-    double write_ms;      /* summed time between a writer's turn and its commit */
+    double write_ms;      /* summed length of the turns */
+    double commit_ms;     /* summed time in COMMIT */
 } dv_emulator_stats;
 
 /* Starts serving in background threads; returns NULL and writes a message on failure. */

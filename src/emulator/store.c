@@ -8,6 +8,7 @@
 
 #include "builtin.h"
 #include "checkpoint.h"
+#include "wqueue.h"
 #include "clock.h"
 #include "sbuf.h"
 
@@ -45,8 +46,7 @@ static const char *schema =
 /* One SQLite connection and its statements; a file store has one per thread. */
 typedef struct store_conn {
     sqlite3 *db;
-    int writing;    /* holds e->wmu: between a BEGIN IMMEDIATE and its end */
-    double turn_at; /* when it got wmu (seconds, monotonic) */
+    int writing; /* has a turn in the writers' queue: statements go to the writer connection */
     stmt_cache stmts;
     dv_emulator *e;
     struct store_conn *next;
@@ -96,8 +96,8 @@ static store_conn *conn_open(dv_emulator *e, const char *path, char *err, size_t
         conn_free(c);
         return NULL;
     }
-    /* Writers in this process queue on wmu; the busy timeout covers what is left (a checkpoint
-     * or another process on the same file) rather than failing at once. */
+    /* Writers in this process queue in wqueue.c; the busy timeout covers what is left (a
+     * checkpoint, another process on the same file) rather than failing at once. */
     sqlite3_busy_timeout(c->db, 30000);
     if (strcmp(path, ":memory:") != 0) {
         sqlite3_exec(c->db, "PRAGMA journal_mode=WAL", NULL, NULL, NULL);
@@ -176,22 +176,12 @@ int store_exec(dv_emulator *e, const char *sql)
     return sqlite3_exec(store_db(e), sql, NULL, NULL, NULL) == SQLITE_OK ? 0 : -1;
 }
 
-/* Opens a write transaction, first taking the writers' queue (wmu). */
-static double mono_s(void)
+void store_write_stats(dv_emulator *e, emu_wq_stats *s, int reset)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-void store_write_stats(dv_emulator *e, long *writes, double *wait_ms, double *write_ms, int reset)
-{
-    pthread_mutex_lock(&e->wmu);
-    *writes = e->writes;
-    *wait_ms = e->write_wait_ms;
-    *write_ms = e->write_ms;
-    if (reset) e->writes = 0, e->write_wait_ms = e->write_ms = 0;
-    pthread_mutex_unlock(&e->wmu);
+    if (e->wq)
+        wq_stats(e->wq, s, reset);
+    else
+        memset(s, 0, sizeof *s);
 }
 
 static void reset_busy(sqlite3 *db)
@@ -200,6 +190,8 @@ static void reset_busy(sqlite3 *db)
         if (sqlite3_stmt_busy(st)) sqlite3_reset(st);
 }
 
+/* Takes a turn in the writers' queue (wqueue.h); the thread's statements then run on the
+ * writer connection until write_end. */
 static int write_begin(dv_emulator *e)
 {
     store_conn *c = own(e);
@@ -207,28 +199,17 @@ static int write_begin(dv_emulator *e)
     /* A statement of this thread's connection left stepped keeps an old snapshot open: the
      * reads after the commit would not see what this transaction wrote. */
     if (c != e->wconn && sqlite3_get_autocommit(c->db)) reset_busy(c->db);
-    double asked = mono_s();
-    pthread_mutex_lock(&e->wmu);
-    c->turn_at = mono_s();
-    e->write_wait_ms += (c->turn_at - asked) * 1000.0;
+    if (wq_begin(e->wq)) return -1;
     c->writing = 1;
-    if (sqlite3_exec(e->wconn->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK) return 0;
-    c->writing = 0;
-    pthread_mutex_unlock(&e->wmu);
-    return -1;
+    return 0;
 }
 
-/* After the transaction ended (or failed to), lets the next writer in. A statement left
- * stepped would keep the writer connection's read snapshot, and could be stepped by this
- * thread after the next writer took the connection: all are reset first. */
-static void write_end(dv_emulator *e, store_conn *c)
+/* 0 once the write is committed; -1 when it is rolled back or its commit failed. */
+static int write_end(dv_emulator *e, store_conn *c, int ok)
 {
-    if (!c->writing) return;
-    reset_busy(e->wconn->db);
-    e->writes++;
-    e->write_ms += (mono_s() - c->turn_at) * 1000.0;
+    if (!c->writing) return -1;
     c->writing = 0;
-    pthread_mutex_unlock(&e->wmu);
+    return wq_end(e->wq, ok);
 }
 
 /* While a change set holds the transaction (tx_hold), a handler's begin, commit and rollback
@@ -242,22 +223,17 @@ int store_begin(dv_emulator *e)
 int store_commit(dv_emulator *e)
 {
     if (e->tx_hold) return 0;
-    store_conn *c = own(e);
-    if (c->writing && sqlite3_exec(e->wconn->db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK) {
-        write_end(e, c);
-        return 0;
-    }
-    store_rollback(e);
-    return -1;
+    return write_end(e, own(e), 1);
 }
 
 void store_rollback(dv_emulator *e)
 {
     if (e->tx_hold) return;
     store_conn *c = own(e);
-    sqlite3 *db = c->writing ? e->wconn->db : c->db;
-    if (!sqlite3_get_autocommit(db)) sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
-    write_end(e, c);
+    if (c->writing)
+        write_end(e, c, 0);
+    else if (!sqlite3_get_autocommit(c->db))
+        sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
 }
 
 void store_end_request(dv_emulator *e)
@@ -811,20 +787,19 @@ static int seed_rows(dv_emulator *e, double now)
 static void hold_writers(void *ud)
 {
     dv_emulator *e = ud;
-    pthread_mutex_lock(&e->wmu);
+    wq_hold(e->wq);
 }
 
 static void release_writers(void *ud)
 {
     dv_emulator *e = ud;
-    pthread_mutex_unlock(&e->wmu);
+    wq_unhold(e->wq);
 }
 
 int store_open(dv_emulator *e, char *err, size_t errlen)
 {
     const char *path = e->db_path ? e->db_path : ":memory:";
     pthread_mutex_init(&e->conns_mu, NULL);
-    pthread_mutex_init(&e->wmu, NULL);
     e->per_thread = strcmp(path, ":memory:") != 0;
     if (e->per_thread) {
         /* SQLite's own default size for a checkpoint; the hard limit keeps the WAL from
@@ -841,6 +816,11 @@ int store_open(dv_emulator *e, char *err, size_t errlen)
     if (!e->main_conn) return -1;
     e->wconn = e->main_conn;
     if (e->per_thread && !(e->wconn = conn_open(e, path, err, errlen))) return -1;
+    if (!(e->wq = wq_new(e->wconn->db))) {
+        snprintf(err, errlen, "cannot prepare the writers' queue of %s: %s", path,
+                 sqlite3_errmsg(e->wconn->db));
+        return -1;
+    }
     /* The opening thread uses the first connection like any other thread would its own. */
     if (e->per_thread) pthread_setspecific(e->conn_key, e->main_conn);
     if (sqlite3_exec(store_db(e), schema, NULL, NULL, NULL) != SQLITE_OK) {
@@ -910,6 +890,8 @@ void store_close(dv_emulator *e)
 {
     ckpt_stop(e->ckpt); /* no request runs any more: nothing commits */
     e->ckpt = NULL;
+    wq_free(e->wq); /* before the connection its statements belong to */
+    e->wq = NULL;
     if (!e->main_conn) return;
     /* Every thread that served requests is gone by now (the daemon was stopped first);
      * what is left is the connections of threads still alive, such as the starting one. */
@@ -926,5 +908,4 @@ void store_close(dv_emulator *e)
     free_cache(e);
     pthread_rwlock_destroy(&e->schema);
     pthread_mutex_destroy(&e->conns_mu);
-    pthread_mutex_destroy(&e->wmu);
 }
