@@ -44,7 +44,7 @@ typedef struct {
     double busy_ms;       /* summed execution time of admitted requests, latency included */
     double lock_wait_ms;  /* the part of busy_ms spent waiting for the store's single lock */
     long writes;          /* writes (each handler's transaction; writers take turns) */
-    long commits;         /* commits: several writes may share one (group commit) */
+    long commits;         /* writes that committed */
     double write_wait_ms; /* summed time writers waited for their turn */
     double write_ms;      /* summed length of the turns */
     double commit_ms;     /* summed time in COMMIT */
