@@ -55,7 +55,9 @@ local f = assert(io.open(wfile, "w"))
 f:write(WRITER)
 f:close()
 
+local server_pid
 local function fail(msg)
+  if server_pid then os.execute("kill " .. server_pid) end
   io.stderr:write(msg, "\n(files kept in ", dir, ")\n")
   os.exit(1)
 end
@@ -87,6 +89,7 @@ for run, clients in ipairs(counts) do
   -- could still hold the previous (stopped) server's URL when it is first read.
   os.execute(server .. " --serve --listen 127.0.0.1:0 --db " .. tag .. ".sqlite >" .. tag .. ".url 2>" .. tag .. ".log & echo $! >" .. tag .. ".pid")
   local pid = read(tag .. ".pid"):match("%d+")
+  server_pid = pid
   local url
   for _ = 1, 200 do
     url = read(tag .. ".url"):match("(http://[%d%.]+:%d+)\n")
