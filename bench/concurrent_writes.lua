@@ -3,7 +3,8 @@
 -- For each client count, starts `SERVER_BINARY --serve` on a fresh SQLite file and runs that
 -- many dvlua processes, each creating ROWS_PER_CLIENT accounts one request at a time over
 -- its own keep-alive connection; prints rows per second over all clients and the latency of
--- one create (mean and 99th percentile, as the clients timed them). Clients start together
+-- one create (mean and 99th percentile, as the clients timed them) and the server's CPU time
+-- per create (Linux; it includes the server's start). Clients start together
 -- (a start file) and are timed from then on. Afterwards every create must be in the store
 -- exactly once; a client that fails, or a row lost or doubled, stops the run with the
 -- client's error output and the server's log.
@@ -123,6 +124,11 @@ for run, clients in ipairs(counts) do
     first, last = math.min(first, tonumber(a)), math.max(last, tonumber(b))
     for ms in s:gmatch("\n(%S+)") do lat[#lat + 1] = tonumber(ms) end
   end
+  -- The server's CPU time (user + system, in /proc as 10 ms clock ticks), whatever the load.
+  local stat = read("/proc/" .. pid .. "/stat"):match("%) (.*)") or ""
+  local fields = {}
+  for w in stat:gmatch("%S+") do fields[#fields + 1] = w end
+  local ticks = fields[12] and tonumber(fields[12]) + tonumber(fields[13])
   local stored = verify(url, clients)
   os.execute("kill " .. pid)
   for _ = 1, 100 do
@@ -134,7 +140,8 @@ for run, clients in ipairs(counts) do
   local sum = 0
   for _, ms in ipairs(lat) do sum = sum + ms end
   table.sort(lat)
-  print(string.format("%d client(s): %d creates in %.2f s = %.0f creates/s, latency mean %.2f ms, p99 %.2f ms (%d rows verified)",
-    clients, total, secs, total / secs, sum / #lat, lat[math.max(1, math.ceil(#lat * 0.99))], stored))
+  print(string.format("%d client(s): %d creates in %.2f s = %.0f creates/s, latency mean %.2f ms, p99 %.2f ms, server CPU %s ms/create (%d rows verified)",
+    clients, total, secs, total / secs, sum / #lat, lat[math.max(1, math.ceil(#lat * 0.99))],
+    ticks and string.format("%.3f", ticks * 10 / total) or "?", stored))
 end
 os.execute("rm -rf " .. dir)

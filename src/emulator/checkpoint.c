@@ -10,7 +10,6 @@ struct emu_checkpointer {
     pthread_t thread;
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    int wal_pages; /* the WAL's size at the last commit, under mu */
     int due, stop;
     long runs;
 };
@@ -23,13 +22,17 @@ static int on_commit(void *ud, sqlite3 *db, const char *name, int pages)
     (void)db, (void)name;
     if (pages < k->o.pages) return SQLITE_OK;
     pthread_mutex_lock(&k->mu);
-    k->wal_pages = pages;
     if (!k->due) {
         k->due = 1;
         pthread_cond_signal(&k->cv);
     }
     pthread_mutex_unlock(&k->mu);
     return SQLITE_OK;
+}
+
+static void passive(emu_checkpointer *k, int *log, int *done)
+{
+    sqlite3_wal_checkpoint_v2(k->db, NULL, SQLITE_CHECKPOINT_PASSIVE, log, done);
 }
 
 static void *run(void *ud)
@@ -40,13 +43,26 @@ static void *run(void *ud)
         while (!k->due && !k->stop)
             pthread_cond_wait(&k->cv, &k->mu);
         if (k->stop) break;
-        int held = k->wal_pages >= k->o.hard_pages && k->o.hold_writers;
         k->due = 0;
         pthread_mutex_unlock(&k->mu);
-        if (held) k->o.hold_writers(k->o.ud);
+        /* A connection finds out that the database is in WAL mode only when it reads it;
+         * until then a checkpoint on it does nothing at all. */
+        sqlite3_exec(k->db, "PRAGMA schema_version", NULL, NULL, NULL);
+        /* Copy while the writers go on, until little is left ... */
         int log = 0, done = 0;
-        sqlite3_wal_checkpoint_v2(k->db, NULL, SQLITE_CHECKPOINT_PASSIVE, &log, &done);
-        if (held) k->o.release_writers(k->o.ud);
+        for (int i = 0; i < 4; i++) {
+            passive(k, &log, &done);
+            if (log - done <= k->o.pages / 4) break;
+        }
+        /* ... and once the WAL is long, the rest with the writers held: writers that never
+         * pause keep a checkpoint from ever reaching the WAL's end, and only a WAL copied to
+         * its end starts over (the next writer rewinds it) instead of growing. Holding them
+         * costs every writer a wait (the copy and two fsyncs), so it is not done each time. */
+        if (k->o.hold_writers && log >= k->o.hard_pages) {
+            k->o.hold_writers(k->o.ud);
+            passive(k, &log, &done);
+            k->o.release_writers(k->o.ud);
+        }
         pthread_mutex_lock(&k->mu);
         k->runs++;
     }

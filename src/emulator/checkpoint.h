@@ -2,10 +2,11 @@
  * Connections attached to it stop checkpointing in their commits (SQLite's default, which
  * makes every thousandth writer copy the WAL into the database and fsync it before it can
  * answer) and report the WAL's size after each commit instead; past `pages` frames the
- * thread runs a PASSIVE checkpoint, which neither waits for nor blocks readers and writers.
- * Writers that keep appending can keep such a checkpoint from ever catching up, so past
- * `hard_pages` it asks for the writers' turn (the quiesce callbacks) and checkpoints with
- * the writers held, so the next writer starts the WAL over. */
+ * thread copies the WAL with PASSIVE checkpoints, which neither wait for nor block readers
+ * and writers. Past `hard_pages` it copies the rest with the writers held (the quiesce
+ * callbacks): a WAL copied to its end is rewound by the next writer, while one that writers
+ * keep appending to is never copied to its end and only grows (to 680 MB in 32,000 creates
+ * from 8 clients, before). */
 #ifndef DV_EMU_CHECKPOINT_H
 #define DV_EMU_CHECKPOINT_H
 #include <sqlite3.h>
@@ -15,7 +16,7 @@ typedef struct emu_checkpointer emu_checkpointer;
 
 typedef struct {
     int pages;      /* a checkpoint is due past this many WAL frames */
-    int hard_pages; /* ... and one with the writers held past this many */
+    int hard_pages; /* ... and finished with the writers held past this many */
     void (*hold_writers)(void *ud);
     void (*release_writers)(void *ud);
     void *ud;

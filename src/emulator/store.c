@@ -802,9 +802,8 @@ int store_open(dv_emulator *e, char *err, size_t errlen)
     pthread_mutex_init(&e->conns_mu, NULL);
     e->per_thread = strcmp(path, ":memory:") != 0;
     if (e->per_thread) {
-        /* SQLite's own default size for a checkpoint; the hard limit keeps the WAL from
-         * growing without end under writers that never pause (about 32 MB of 4 KB pages). */
-        emu_ckpt_opts ko = {1000, 8000, hold_writers, release_writers, e};
+        /* SQLite's own default to start, and a WAL of at most about 40 MB of 4 KB pages. */
+        emu_ckpt_opts ko = {1000, 10000, hold_writers, release_writers, e};
         if (!(e->ckpt = ckpt_start(path, &ko, err, errlen))) return -1;
     }
     pthread_rwlock_init(&e->schema, NULL);
