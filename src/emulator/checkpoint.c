@@ -11,6 +11,7 @@ struct emu_checkpointer {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     int due, stop;
+    int copied; /* WAL frames copied by the last run; under mu */
     long runs;
 };
 
@@ -22,7 +23,10 @@ static int on_commit(void *ud, sqlite3 *db, const char *name, int pages)
     (void)db, (void)name;
     if (pages < k->o.pages) return SQLITE_OK;
     pthread_mutex_lock(&k->mu);
-    if (!k->due) {
+    if (pages < k->copied) k->copied = 0; /* the WAL started over */
+    /* Due once `pages` more frames were appended since the last copy, not after every commit
+     * while the WAL is long: each run costs two fsyncs. */
+    if (!k->due && pages - k->copied >= k->o.pages) {
         k->due = 1;
         pthread_cond_signal(&k->cv);
     }
@@ -64,6 +68,7 @@ static void *run(void *ud)
             k->o.release_writers(k->o.ud);
         }
         pthread_mutex_lock(&k->mu);
+        k->copied = done;
         k->runs++;
     }
     pthread_mutex_unlock(&k->mu);
