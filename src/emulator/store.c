@@ -8,9 +8,9 @@
 
 #include "builtin.h"
 #include "checkpoint.h"
-#include "wqueue.h"
 #include "clock.h"
 #include "sbuf.h"
+#include "wqueue.h"
 
 #define STMT_CACHE 128
 
@@ -43,7 +43,8 @@ static const char *schema =
     "CREATE TABLE IF NOT EXISTS mdx(kind TEXT, entity TEXT, name TEXT, solution TEXT, json TEXT,"
     " PRIMARY KEY(kind, entity, name));";
 
-/* One SQLite connection and its statements; a file store has one per thread. */
+/* One SQLite connection and its statements; a file store has one per thread, and one for
+ * every write (wconn). */
 typedef struct store_conn {
     sqlite3 *db;
     int writing; /* has a turn in the writers' queue: statements go to the writer connection */
@@ -802,7 +803,7 @@ int store_open(dv_emulator *e, char *err, size_t errlen)
     pthread_mutex_init(&e->conns_mu, NULL);
     e->per_thread = strcmp(path, ":memory:") != 0;
     if (e->per_thread) {
-        /* SQLite's own default to start, and a WAL of at most about 40 MB of 4 KB pages. */
+        /* SQLite's own default to start; the WAL peaks at about 50 MB of 4 KB pages. */
         emu_ckpt_opts ko = {1000, 10000, hold_writers, release_writers, e};
         if (!(e->ckpt = ckpt_start(path, &ko, err, errlen))) return -1;
     }
