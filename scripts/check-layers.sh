@@ -18,7 +18,7 @@ metadata_json
 row_write row_select row_address options metadata_store components
 store
 request clock entity builtin solution_parse query limits
-sbuf latency multipart jwalk
+sbuf latency multipart jwalk checkpoint wqueue
 '
 
 rank() { # layer number of a file stem (higher is lower down), or nothing

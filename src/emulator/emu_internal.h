@@ -21,12 +21,15 @@ struct dv_emulator {
     int faults_enabled;
 
     /* store.c's SQLite connections, each with its prepared-statement cache. A file store
-     * gives every thread its own (per_thread), so reads run beside a write (WAL) and writes
-     * wait for each other in SQLite; ":memory:" has one, used under mu by every request. */
+     * gives every thread its own (per_thread), so reads run beside a write (WAL); writers
+     * queue in wq; ":memory:" has one, used under mu by every request. */
     void *main_conn;
     int per_thread;
     pthread_key_t conn_key;
     pthread_mutex_t conns_mu; /* guards the list of connections */
+    struct emu_wqueue *wq;    /* wqueue.h: writers take turns, their writes committed in groups */
+    struct store_conn *wconn; /* the one connection writes go through (main_conn: ":memory:") */
+    struct emu_checkpointer *ckpt; /* checkpoint.h: the WAL is checkpointed off the request path */
     void *conns;
     pthread_mutex_t mu;      /* ":memory:": guards the store, the entity cache, the clock */
     pthread_rwlock_t schema; /* file store: shared by row requests, exclusive for requests

@@ -37,12 +37,17 @@ typedef struct {
 
 /* Counters since the start (or the last reset). */
 typedef struct {
-    long requests;       /* Web API requests admitted */
-    long throttled;      /* refused by a service protection limit */
-    int peak_concurrent; /* most requests in progress at once */
-    int concurrent;      /* in progress now */
-    double busy_ms;      /* summed execution time of admitted requests, latency included */
-    double lock_wait_ms; /* the part of busy_ms spent waiting for the store's single lock */
+    long requests;        /* Web API requests admitted */
+    long throttled;       /* refused by a service protection limit */
+    int peak_concurrent;  /* most requests in progress at once */
+    int concurrent;       /* in progress now */
+    double busy_ms;       /* summed execution time of admitted requests, latency included */
+    double lock_wait_ms;  /* the part of busy_ms spent waiting for the store's single lock */
+    long writes;          /* writes (each handler's transaction; writers take turns) */
+    long commits;         /* writes that committed */
+    double write_wait_ms; /* summed time writers waited for their turn */
+    double write_ms;      /* summed length of the turns */
+    double commit_ms;     /* summed time in COMMIT */
 } dv_emulator_stats;
 
 /* Starts serving in background threads; returns NULL and writes a message on failure. */

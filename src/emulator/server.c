@@ -570,6 +570,13 @@ void dv_emulator_stop(dv_emulator *e)
 void dv_emulator_get_stats(dv_emulator *emu, dv_emulator_stats *s, int reset)
 {
     emu_guard_stats(emu->guard, s, reset);
+    emu_wq_stats w;
+    store_write_stats(emu, &w, reset);
+    s->writes = w.writes;
+    s->commits = w.commits;
+    s->write_wait_ms = w.wait_ms;
+    s->write_ms = w.turn_ms;
+    s->commit_ms = w.commit_ms;
 }
 
 void dv_emulator_advance(dv_emulator *emu, double seconds)

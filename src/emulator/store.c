@@ -4,10 +4,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "builtin.h"
+#include "checkpoint.h"
 #include "clock.h"
 #include "sbuf.h"
+#include "wqueue.h"
 
 #define STMT_CACHE 128
 
@@ -32,6 +35,7 @@ static const char *schema =
     "CREATE TABLE IF NOT EXISTS tomb(entity TEXT, id TEXT, ver INTEGER, at REAL,"
     " PRIMARY KEY(entity, id));"
     "CREATE INDEX IF NOT EXISTS tomb_ver ON tomb(entity, ver);"
+    "CREATE INDEX IF NOT EXISTS tomb_at ON tomb(at);"
     "CREATE TABLE IF NOT EXISTS keyval(entity TEXT, key TEXT, val TEXT, id TEXT,"
     " PRIMARY KEY(entity, key, val));"
     "CREATE INDEX IF NOT EXISTS keyval_id ON keyval(entity, id);"
@@ -39,9 +43,11 @@ static const char *schema =
     "CREATE TABLE IF NOT EXISTS mdx(kind TEXT, entity TEXT, name TEXT, solution TEXT, json TEXT,"
     " PRIMARY KEY(kind, entity, name));";
 
-/* One SQLite connection and its statements; a file store has one per thread. */
+/* One SQLite connection and its statements; a file store has one per thread, and one for
+ * every write (wconn). */
 typedef struct store_conn {
     sqlite3 *db;
+    int writing; /* has a turn in the writers' queue: statements go to the writer connection */
     stmt_cache stmts;
     /* Versions taken from the counter in one step and not handed out yet (next..last);
      * valid only inside the transaction that took them. */
@@ -95,7 +101,8 @@ static store_conn *conn_open(dv_emulator *e, const char *path, char *err, size_t
         conn_free(c);
         return NULL;
     }
-    /* Writers queue in SQLite rather than fail: a write waits for the one before it. */
+    /* Writers in this process queue in wqueue.c; the busy timeout covers what is left (a
+     * checkpoint, another process on the same file) rather than failing at once. */
     sqlite3_busy_timeout(c->db, 30000);
     if (strcmp(path, ":memory:") != 0) {
         sqlite3_exec(c->db, "PRAGMA journal_mode=WAL", NULL, NULL, NULL);
@@ -105,6 +112,7 @@ static store_conn *conn_open(dv_emulator *e, const char *path, char *err, size_t
          * writes. A cap, not an allocation: a connection grows to it only as it reads. */
         sqlite3_exec(c->db, "PRAGMA cache_size=-65536", NULL, NULL, NULL);
     }
+    ckpt_attach(e->ckpt, c->db);
     pthread_mutex_lock(&e->conns_mu);
     c->next = e->conns;
     e->conns = c;
@@ -112,7 +120,8 @@ static store_conn *conn_open(dv_emulator *e, const char *path, char *err, size_t
     return c;
 }
 
-static store_conn *conn(dv_emulator *e)
+/* The calling thread's own connection, opened on its first use. */
+static store_conn *own(dv_emulator *e)
 {
     if (!e->per_thread) return e->main_conn;
     store_conn *c = pthread_getspecific(e->conn_key);
@@ -126,6 +135,16 @@ static store_conn *conn(dv_emulator *e)
         pthread_setspecific(e->conn_key, c);
     }
     return c;
+}
+
+/* The connection a statement of this thread runs on now: inside a write transaction the
+ * store's one writer connection, otherwise the thread's own. Every write going through one
+ * connection keeps its page cache warm (another connection's commit would empty it) and
+ * keeps the thread connections' caches valid for the reads. */
+static store_conn *conn(dv_emulator *e)
+{
+    store_conn *c = own(e);
+    return c->writing ? e->wconn : c;
 }
 
 sqlite3 *store_db(dv_emulator *e)
@@ -166,6 +185,42 @@ int store_exec(dv_emulator *e, const char *sql)
     return sqlite3_exec(store_db(e), sql, NULL, NULL, NULL) == SQLITE_OK ? 0 : -1;
 }
 
+void store_write_stats(dv_emulator *e, emu_wq_stats *s, int reset)
+{
+    if (e->wq)
+        wq_stats(e->wq, s, reset);
+    else
+        memset(s, 0, sizeof *s);
+}
+
+static void reset_busy(sqlite3 *db)
+{
+    for (sqlite3_stmt *st = sqlite3_next_stmt(db, NULL); st; st = sqlite3_next_stmt(db, st))
+        if (sqlite3_stmt_busy(st)) sqlite3_reset(st);
+}
+
+/* Takes a turn in the writers' queue (wqueue.h); the thread's statements then run on the
+ * writer connection until write_end. */
+static int write_begin(dv_emulator *e)
+{
+    store_conn *c = own(e);
+    if (c->writing) return -1; /* already in one: SQLite would refuse the nested BEGIN too */
+    /* A statement of this thread's connection left stepped keeps an old snapshot open: the
+     * reads after the commit would not see what this transaction wrote. */
+    if (c != e->wconn && sqlite3_get_autocommit(c->db)) reset_busy(c->db);
+    if (wq_begin(e->wq)) return -1;
+    c->writing = 1;
+    return 0;
+}
+
+/* 0 once the write is committed; -1 when it is rolled back or its commit failed. */
+static int write_end(dv_emulator *e, store_conn *c, int ok)
+{
+    if (!c->writing) return -1;
+    c->writing = 0;
+    return wq_end(e->wq, ok);
+}
+
 /* While a change set holds the transaction (tx_hold), a handler's begin, commit and rollback
  * are part of it: the change set commits or rolls back as a whole. */
 /* Reserved versions die with the transaction: a later one must take fresh ones, above what
@@ -180,38 +235,46 @@ static void forget_versions(dv_emulator *e)
 int store_begin(dv_emulator *e)
 {
     if (e->tx_hold) return 0;
-    return store_exec(e, "BEGIN IMMEDIATE");
+    return write_begin(e);
 }
 
 int store_commit(dv_emulator *e)
 {
     if (e->tx_hold) return 0;
-    forget_versions(e);
-    if (store_exec(e, "COMMIT") == 0) return 0;
-    store_rollback(e);
-    return -1;
+    forget_versions(e); /* while the turn is held: the reservation lives on the writer connection */
+    return write_end(e, own(e), 1);
 }
 
 void store_rollback(dv_emulator *e)
 {
     if (e->tx_hold) return;
     forget_versions(e);
-    if (!sqlite3_get_autocommit(store_db(e))) store_exec(e, "ROLLBACK");
+    store_conn *c = own(e);
+    if (c->writing)
+        write_end(e, c, 0);
+    else if (!sqlite3_get_autocommit(c->db))
+        sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
 }
 
 void store_end_request(dv_emulator *e)
 {
-    sqlite3 *db = store_db(e);
+    if (e->tx_hold && own(e)->writing) e->tx_hold = 0; /* a change set left open midway */
     store_rollback(e);
+    store_conn *c = own(e);
+    sqlite3 *db = c->db;
+    /* A write here bypassed the writers' queue and holds SQLite's write lock until now, so
+     * every writer waited on it: a bug worth a line. */
+    if (e->per_thread && sqlite3_txn_state(db, NULL) == SQLITE_TXN_WRITE)
+        fprintf(stderr, "dvlua emulator: bug: a request wrote outside a write transaction\n");
+    if (!sqlite3_get_autocommit(db)) sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
     /* A statement left stepped holds its read transaction open, and with it an old
      * snapshot: the connection's next request would not see what others committed since. */
-    for (sqlite3_stmt *st = sqlite3_next_stmt(db, NULL); st; st = sqlite3_next_stmt(db, st))
-        if (sqlite3_stmt_busy(st)) sqlite3_reset(st);
+    reset_busy(db);
 }
 
 int store_hold(dv_emulator *e)
 {
-    if (store_exec(e, "BEGIN IMMEDIATE")) return -1;
+    if (write_begin(e)) return -1;
     e->tx_hold = 1;
     return 0;
 }
@@ -713,6 +776,13 @@ int store_row_put(dv_emulator *e, const emu_entity *t, const char *id, const cha
 
 int store_row_delete(dv_emulator *e, const emu_entity *t, const char *id, double now)
 {
+    /* Tombstones older than the retention are purged here, in a write transaction, rather
+     * than by the delta reads that used to: a read that deletes holds SQLite's write lock
+     * for the rest of its request and stalls every writer. */
+    sqlite3_stmt *purge = store_stmt(e, "DELETE FROM tomb WHERE at < ?1");
+    if (!purge) return -1;
+    sqlite3_bind_double(purge, 1, now - e->retention);
+    if (sqlite3_step(purge) != SQLITE_DONE) return -1;
     int64_t v = store_next_version(e);
     static const char *sqls[] = {"DELETE FROM row WHERE entity=?1 AND id=?2",
                                  "DELETE FROM keyval WHERE entity=?1 AND id=?2",
@@ -786,10 +856,28 @@ static int seed_rows(dv_emulator *e, double now)
     return 0;
 }
 
+static void hold_writers(void *ud)
+{
+    dv_emulator *e = ud;
+    wq_hold(e->wq);
+}
+
+static void release_writers(void *ud)
+{
+    dv_emulator *e = ud;
+    wq_unhold(e->wq);
+}
+
 int store_open(dv_emulator *e, char *err, size_t errlen)
 {
     const char *path = e->db_path ? e->db_path : ":memory:";
     pthread_mutex_init(&e->conns_mu, NULL);
+    e->per_thread = strcmp(path, ":memory:") != 0;
+    if (e->per_thread) {
+        /* SQLite's own default to start; the WAL peaks at about 50 MB of 4 KB pages. */
+        emu_ckpt_opts ko = {1000, 10000, hold_writers, release_writers, e};
+        if (!(e->ckpt = ckpt_start(path, &ko, err, errlen))) return -1;
+    }
     pthread_rwlock_init(&e->schema, NULL);
     if (pthread_key_create(&e->conn_key, conn_thread_end)) {
         snprintf(err, errlen, "cannot create a thread key");
@@ -797,7 +885,13 @@ int store_open(dv_emulator *e, char *err, size_t errlen)
     }
     e->main_conn = conn_open(e, path, err, errlen);
     if (!e->main_conn) return -1;
-    e->per_thread = strcmp(path, ":memory:") != 0;
+    e->wconn = e->main_conn;
+    if (e->per_thread && !(e->wconn = conn_open(e, path, err, errlen))) return -1;
+    if (!(e->wq = wq_new(e->wconn->db))) {
+        snprintf(err, errlen, "cannot prepare the writers' queue of %s: %s", path,
+                 sqlite3_errmsg(e->wconn->db));
+        return -1;
+    }
     /* The opening thread uses the first connection like any other thread would its own. */
     if (e->per_thread) pthread_setspecific(e->conn_key, e->main_conn);
     if (sqlite3_exec(store_db(e), schema, NULL, NULL, NULL) != SQLITE_OK) {
@@ -807,6 +901,7 @@ int store_open(dv_emulator *e, char *err, size_t errlen)
     }
     sqlite3_stmt *st = store_stmt(e, "SELECT count(*) FROM ent");
     int fresh = st && sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int(st, 0) == 0;
+    if (st) sqlite3_reset(st);
     if (fresh) {
         int n;
         const dv_entity_def *b = builtin_entities(&n);
@@ -864,6 +959,10 @@ int store_open(dv_emulator *e, char *err, size_t errlen)
 
 void store_close(dv_emulator *e)
 {
+    ckpt_stop(e->ckpt); /* no request runs any more: nothing commits */
+    e->ckpt = NULL;
+    wq_free(e->wq); /* before the connection its statements belong to */
+    e->wq = NULL;
     if (!e->main_conn) return;
     /* Every thread that served requests is gone by now (the daemon was stopped first);
      * what is left is the connections of threads still alive, such as the starting one. */
@@ -876,6 +975,7 @@ void store_close(dv_emulator *e)
         c = next;
     }
     e->main_conn = NULL;
+    e->wconn = NULL;
     free_cache(e);
     pthread_rwlock_destroy(&e->schema);
     pthread_mutex_destroy(&e->conns_mu);

@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "emu_internal.h"
+#include "wqueue.h"
 
 int store_open(dv_emulator *e, char *err, size_t errlen);
 void store_close(dv_emulator *e);
@@ -22,6 +23,8 @@ void store_rollback(dv_emulator *e);
 /* After each request: rolls back what is left open and resets every statement, so the next
  * request on this connection starts from the latest committed state. */
 void store_end_request(dv_emulator *e);
+/* The writers' queue's counters (wqueue.h). */
+void store_write_stats(dv_emulator *e, emu_wq_stats *s, int reset);
 /* Opens a transaction that handlers' begin/commit/rollback join instead of ending, and ends
  * it (commit or roll back): one change set of a $batch. */
 int store_hold(dv_emulator *e);
