@@ -317,25 +317,21 @@ sync.main("push", function()
   local size = o["batch-size"] and math.floor(o["batch-size"]) or 1000
   table.sort(todo_r)
   local written, created = 0, 0
-  local step = size * 4
-  for from = 1, #todo, step do
-    local part, part_r = {}, {}
-    for i = from, math.min(#todo, from + step - 1) do
-      part[#part + 1] = todo[i]
-      part_r[#part_r + 1] = todo_r[i]
-    end
-    local res = org:upsert_many(meta.name, part, { key = keys, batch_size = size })
-    for i, r in ipairs(res) do
-      if r.error then
-        failed[#failed + 1] = { r = part_r[i], err = r.error }
-      else
-        written = written + 1
-        if current[source[part_r[i]].key] == nil then created = created + 1 end
-      end
-    end
-    if tty then
-      io.stderr:write(string.format("\rpush %s: %d of %d rows written ", meta.name, written, #todo))
+  -- One call: its chunks stay in flight within the connection's budget, each one sent as
+  -- soon as another ends, instead of waiting for a group of them.
+  local res = org:upsert_many(meta.name, todo, {
+    key = keys, batch_size = size,
+    on_progress = tty and function(done, total)
+      io.stderr:write(string.format("\rpush %s: %d of %d rows sent ", meta.name, done, total))
       io.stderr:flush()
+    end or nil,
+  })
+  for i, r in ipairs(res) do
+    if r.error then
+      failed[#failed + 1] = { r = todo_r[i], err = r.error }
+    else
+      written = written + 1
+      if current[source[todo_r[i]].key] == nil then created = created + 1 end
     end
   end
 

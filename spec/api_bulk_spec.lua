@@ -155,6 +155,40 @@ describe("bulk writes", function()
     org:delete_many("sample_book", ids)
   end)
 
+  it("reports progress after each chunk and raises a progress callback's error once all are written", function()
+    local rows = source(1000, "progress ")
+    local seen = {}
+    local res = org:upsert_many("sample_book", rows, {
+      key = { "sample_bookcode" }, batch_size = 300,
+      on_progress = function(done, total) seen[#seen + 1] = { done, total } end,
+    })
+    assert.equals(1000, res.written)
+    assert.equals(4, #seen)
+    local last = 0
+    for _, p in ipairs(seen) do
+      assert.equals(1000, p[2])
+      assert.is_true(p[1] > last)
+      last = p[1]
+    end
+    assert.equals(1000, last)
+    local calls = 0
+    local ok, err = pcall(org.update_many, org, "sample_book", source(1000, "again "), {
+      key = { "sample_bookcode" }, batch_size = 250,
+      on_progress = function() calls = calls + 1 error("progress callback broke") end,
+    })
+    assert.is_false(ok)
+    assert.matches("progress callback broke", tostring(err))
+    assert.equals(1, calls)
+    local by = table_by_code(org)
+    assert.equals("again 1000", by[code(1000)].sample_name)
+    ok, err = pcall(org.create_many, org, "sample_book", {}, { on_progress = 3 })
+    assert.is_false(ok)
+    assert.matches("on_progress", tostring(err))
+    local ids = {}
+    for _, r in pairs(by) do ids[#ids + 1] = r.sample_bookid end
+    org:delete_many("sample_book", ids)
+  end)
+
   it("validates rows and options before sending anything", function()
     local before = org:count("sample_book")
     local ok, err = pcall(org.create_many, org, "sample_book", { { sample_name = "a" }, "oops" })

@@ -314,6 +314,7 @@ local function run(org, op, fname, tbl, rows, opts)
     op = op, e = e, rows = rows, key = key, ids = {}, results = {},
     continue_on_error = opts.continue_on_error ~= false,
     retries = opts.retries and math.tointeger(opts.retries) or M.DEFAULT_RETRIES,
+    done = 0,
   }
   local n = #rows
   local random = op == "create" and random_bytes(16 * n) or nil
@@ -335,7 +336,15 @@ local function run(org, op, fname, tbl, rows, opts)
   for from = 1, n, size do
     local c = { from = from, to = math.min(n, from + size - 1) }
     chunks[#chunks + 1] = c
-    tasks[#tasks + 1] = function() run_chunk(org, job, c) end
+    tasks[#tasks + 1] = function()
+      run_chunk(org, job, c)
+      job.done = job.done + (c.to - c.from + 1)
+      if opts.on_progress and not job.progress_error then
+        -- The rows are written whatever the callback does; its error is raised at the end.
+        local ok, err = pcall(opts.on_progress, job.done, n)
+        if not ok then job.progress_error = err end
+      end
+    end
   end
   -- Chunks overlap through org:parallel, within the connection's request budget. Stopping at
   -- the first failed chunk means sending them one by one.
@@ -368,6 +377,7 @@ local function run(org, op, fname, tbl, rows, opts)
   end
   results.written, results.failed = written, failed
   if job.stop then results.stopped_at = job.stop end
+  if job.progress_error then error(job.progress_error, 0) end
   return results
 end
 

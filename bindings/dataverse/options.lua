@@ -50,10 +50,10 @@ M.wait_for_key = { timeout = "number", interval = "number", on_progress = "funct
 M.pretty = { depth = "number", items = "number", width = "number", indent = "string", text = "number" }
 M.parallel = { concurrency = "integer", on_progress = "function" }
 M.wait = { concurrency = "integer", on_progress = "function" }
-M.create_many = { batch_size = "integer", continue_on_error = "boolean", retries = "integer" }
-M.update_many = { batch_size = "integer", continue_on_error = "boolean", retries = "integer", key = "list" }
-M.upsert_many = { batch_size = "integer", continue_on_error = "boolean", retries = "integer", key = "list" }
-M.delete_many = { batch_size = "integer", continue_on_error = "boolean", retries = "integer", key = "list" }
+M.create_many = { batch_size = "integer", continue_on_error = "boolean", retries = "integer", on_progress = "function" }
+M.update_many = { batch_size = "integer", continue_on_error = "boolean", retries = "integer", on_progress = "function", key = "list" }
+M.upsert_many = { batch_size = "integer", continue_on_error = "boolean", retries = "integer", on_progress = "function", key = "list" }
+M.delete_many = { batch_size = "integer", continue_on_error = "boolean", retries = "integer", on_progress = "function", key = "list" }
 M.batch = { continue_on_error = "boolean" }
 
 return M
