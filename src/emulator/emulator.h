@@ -43,6 +43,7 @@ typedef struct {
     int concurrent;      /* in progress now */
     double busy_ms;      /* summed execution time of admitted requests, latency included */
     double lock_wait_ms; /* the part of busy_ms spent waiting for the store's single lock */
+    double latency_ms;   /* the part of busy_ms the latency model added */
 } dv_emulator_stats;
 
 /* Starts serving in background threads; returns NULL and writes a message on failure. */
