@@ -51,6 +51,8 @@ struct dv_multi {
     int npool;
 };
 
+static void kick(dv_multi *m);
+
 static double now_s(void)
 {
     struct timespec ts;
@@ -182,6 +184,7 @@ uint64_t dv_multi_submit(dv_multi *m, const dv_http_req *req, dv_error *err)
     else
         m->head = x;
     m->tail = x;
+    kick(m);
     return x->id;
 }
 
@@ -353,6 +356,19 @@ static void drain(dv_multi *m)
     }
 }
 
+/* Fills free slots and puts their requests on the wire at once (one non-blocking pass), so
+ * that a slot freed while the caller is busy with an answer (decoding, writing a page) is not
+ * left idle until its next wait. */
+static void kick(dv_multi *m)
+{
+    int running = 0;
+    launch_ready(m, now_s());
+    if (m->active == 0) return;
+    curl_multi_perform(m->cm, &running);
+    drain(m);
+    launch_ready(m, now_s());
+}
+
 /* 1 when one of ids is finished or unknown. */
 static int any_done(const dv_multi *m, const uint64_t *ids, size_t n)
 {
@@ -407,7 +423,10 @@ void dv_multi_wait_any(dv_multi *m, const uint64_t *ids, size_t n)
         if (any_done(m, ids, n)) return;
         curl_multi_perform(m->cm, &running);
         drain(m);
-        if (any_done(m, ids, n)) return;
+        if (any_done(m, ids, n)) {
+            kick(m);
+            return;
+        }
         now = now_s();
         t = idle_ms(m, now);
         curl_multi_timeout(m->cm, &ct);
