@@ -62,8 +62,12 @@ UPDATE org SET v = (SELECT max(ver) FROM row) WHERE k = 'version';"
 fi
 
 SERVER=
+SERVER_CPU=0
+TICK=$(getconf CLK_TCK)
 stop_server() {
 	if [ -n "$SERVER" ]; then
+		# The emulator's CPU seconds (user + system), from /proc before it goes.
+		SERVER_CPU=$(awk -v t="$TICK" '{ printf "%.2f", ($14 + $15) / t }' "/proc/$SERVER/stat" 2>/dev/null || echo 0)
 		kill "$SERVER" 2>/dev/null || true
 		wait "$SERVER" 2>/dev/null || true
 		SERVER=
@@ -103,7 +107,7 @@ run() {
 	esac
 	start_server
 	rc=0
-	DATAVERSE_URL=$URL DATAVERSE_TOKEN=bench /usr/bin/time -f "%e %M" -o "$WORK/time.txt" \
+	DATAVERSE_URL=$URL DATAVERSE_TOKEN=bench /usr/bin/time -f "%e %M %U %S" -o "$WORK/time.txt" \
 		"$DVLUA" scripts/sync.lua --to "$to" --all --parallel "$p" --page-size "$PAGE" 2>"$WORK/err.txt" || rc=$?
 	stop_server
 	if [ "$rc" != 0 ]; then
@@ -114,9 +118,10 @@ run() {
 	rows=$(sed -n 's/.* \([0-9][0-9]*\) inserted, .*/\1/p' "$WORK/err.txt" | awk '{ s += $1 } END { print s + 0 }')
 	set -- $(tail -n 1 "$WORK/time.txt")
 	wall=$1 rss=$2
+	cpu=$(awk -v u="$3" -v s="$4" 'BEGIN { printf "%.2f", u + s }')
 	stats=$(cat "$WORK/stats.json")
-	printf '{"label":"%s","sink":"%s","parallel":%s,"wall":%s,"rss_kb":%s,"rows":%s,"server":%s}\n' \
-		"$label" "$sink" "$p" "$wall" "$rss" "$rows" "$stats" >>"$WORK/runs.jsonl"
+	printf '{"label":"%s","sink":"%s","parallel":%s,"wall":%s,"rss_kb":%s,"rows":%s,"cpu":%s,"server_cpu":%s,"server":%s}\n' \
+		"$label" "$sink" "$p" "$wall" "$rss" "$rows" "$cpu" "$SERVER_CPU" "$stats" >>"$WORK/runs.jsonl"
 	echo "sync_org: $label: ${wall}s, $rows rows, $((rss / 1024)) MB" >&2
 }
 
@@ -133,8 +138,8 @@ local runs = {}
 for line in io.lines(path) do runs[#runs + 1] = cjson.decode(line) end
 print(("%s tables x %s rows, pages of %s, latency %s ms + %s ms/row, x-ms-dop-hint %s"):format(T, N, PAGE, REQ, ROW, DOP))
 print("")
-print("| run | sink | wall s | server s | of which latency model s | lock wait s | requests | peak concurrent | ideal s | wall / ideal | peak RSS MB |")
-print("|---|---|---|---|---|---|---|---|---|---|---|")
+print("| run | sink | wall s | server s | of which latency model s | lock wait s | requests | peak concurrent | ideal s | wall / ideal | peak RSS MB | dvlua CPU s | emulator CPU s |")
+print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 local par, seq = nil, nil
 for _, r in ipairs(runs) do
   local s = r.server
@@ -147,9 +152,9 @@ for _, r in ipairs(runs) do
   end
   -- (--parallel 1 is the baseline: its tables run one after another, though their metadata
   -- reads still overlap, so its peak is not the concurrency of its pages.)
-  print(("| --parallel %d | %s | %.2f | %.2f | %.2f | %.2f | %d | %d | %s | %s | %.1f |"):format(r.parallel, r.sink,
-    r.wall, s.busy_ms / 1000, s.latency_ms / 1000, s.lock_wait_ms / 1000, s.requests, s.peak_concurrent, ideal,
-    ratio, r.rss_kb / 1024))
+  print(("| --parallel %d | %s | %.2f | %.2f | %.2f | %.2f | %d | %d | %s | %s | %.1f | %.2f | %.2f |"):format(r.parallel,
+    r.sink, r.wall, s.busy_ms / 1000, s.latency_ms / 1000, s.lock_wait_ms / 1000, s.requests, s.peak_concurrent, ideal,
+    ratio, r.rss_kb / 1024, r.cpu, r.server_cpu))
   if r.parallel > 1 and r.sink == "sqlite" then par = r elseif r.parallel > 1 and not par then par = r end
   if r.parallel == 1 then seq = r end
 end
