@@ -12,6 +12,9 @@
 #                --listen HOST:PORT --db FILE and must print its URL
 #   BENCH_BULK   set to 0 to skip the bulk write benchmark (bench/bulk.sh, its own settings;
 #                `sh bench/run.sh bulk` runs only it)
+#   BENCH_ORG    set to 0 to skip the organization sync (bench/sync_org.sh: 20 tables under
+#                the latency model, its own BENCH_TABLES / BENCH_ORG_ROWS / ORG_* settings;
+#                `sh bench/run.sh org` runs only it, `BENCH_ORG_ROWS=2000` makes it short)
 #
 # `sh bench/run.sh parallel` runs only the parallel bench (bench/parallel.lua: K change
 # streams under the emulator's latency model, sequential against org:parallel); a full run
@@ -49,6 +52,14 @@ if [ "${1:-}" = bulk ]; then
 fi
 if [ "${1:-}" = parallel ]; then
 	parallel_bench
+	exit 0
+fi
+org_bench() {
+	say "organization: $(printf '%s' "${BENCH_TABLES:-20}") tables synced in parallel and one after another (bench/sync_org.sh)"
+	sh bench/sync_org.sh
+}
+if [ "${1:-}" = org ]; then
+	org_bench
 	exit 0
 fi
 
@@ -265,3 +276,6 @@ cat >"$WORK/meta.json" <<EOF
 EOF
 "$DVLUA" bench/report.lua "$SAMPLES" "$WORK/meta.json" "$WORK/decode.txt" bench/results.json
 parallel_bench || say "bench/parallel.lua failed"
+if [ "${BENCH_ORG:-1}" != 0 ]; then
+	org_bench || say "bench/sync_org.sh failed"
+fi

@@ -366,7 +366,12 @@ static uint64_t start_request(lua_State *L, dv_conn *c, const char *method, int 
     }
     const char **h = collect_headers(L, headers_idx);
     dv_error e;
+    /* Queueing may already drive transfers (the driver starts a request at once when a slot
+     * is free, and takes in answers meanwhile): their events reach the hooks from here. */
+    conn_box *b = lua_touserdata(L, 1);
+    b->L = L;
     uint64_t id = dv_conn_submit(c, method, target, body, blen, h, &e);
+    b->L = NULL;
     if (!id) raise_error(L, &e);
     return id;
 }

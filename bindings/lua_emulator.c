@@ -259,13 +259,13 @@ static int l_fail_key(lua_State *L)
 }
 
 /* emu:stats([reset]) -> {requests=, throttled=, peak_concurrent=, concurrent=, busy_ms=,
- * lock_wait_ms=, writes=, commits=, write_wait_ms=, write_ms=, commit_ms=} */
+ * lock_wait_ms=, latency_ms=, writes=, commits=, write_wait_ms=, write_ms=, commit_ms=} */
 static int l_stats(lua_State *L)
 {
     lemu *u = check(L);
     dv_emulator_stats s;
     dv_emulator_get_stats(u->emu, &s, lua_toboolean(L, 2));
-    lua_createtable(L, 0, 11);
+    lua_createtable(L, 0, 12);
     lua_pushinteger(L, s.requests);
     lua_setfield(L, -2, "requests");
     lua_pushinteger(L, s.throttled);
@@ -278,6 +278,8 @@ static int l_stats(lua_State *L)
     lua_setfield(L, -2, "busy_ms");
     lua_pushnumber(L, s.lock_wait_ms);
     lua_setfield(L, -2, "lock_wait_ms");
+    lua_pushnumber(L, s.latency_ms);
+    lua_setfield(L, -2, "latency_ms");
     lua_pushinteger(L, s.writes);
     lua_setfield(L, -2, "writes");
     lua_pushinteger(L, s.commits);

@@ -175,6 +175,8 @@ describe("emulator service protection", function()
     assert.equals(0, j.throttled)
     assert.equals(1, j.peak_concurrent)
     assert.truthy(j.busy_ms >= 120, text)
+    -- what the latency model charged, whatever else the requests took
+    assert.equals(120, j.latency_ms, text)
     os.remove(stats)
   end)
 
@@ -214,11 +216,14 @@ describe("emulator latency model", function()
     -- the server-side time of the one request: 30 + 10 x 20 ms at least
     assert.truthy(s.busy_ms >= 230, "busy_ms " .. s.busy_ms)
     assert.truthy(s.lock_wait_ms >= 0 and s.lock_wait_ms < s.busy_ms)
+    -- the model's own part of it, exactly: 30 + 10 x 20
+    assert.equals(230, s.latency_ms)
     api.emu:stats(true)
     r = api.get("accounts?$select=name&$top=2")
     assert.equals(2, #r.json.value)
     s = api.emu:stats()
     assert.truthy(s.busy_ms >= 70, "busy_ms " .. s.busy_ms)
+    assert.equals(70, s.latency_ms)
   end)
 
   it("does not hold the store: delayed requests are in progress together", function()

@@ -54,6 +54,9 @@ struct dv_multi {
     int orphans;
 };
 
+static void kick(dv_multi *m);
+static void undrive(dv_multi *m);
+
 static double now_s(void)
 {
     struct timespec ts;
@@ -185,6 +188,10 @@ uint64_t dv_multi_submit(dv_multi *m, const dv_http_req *req, dv_error *err)
     else
         m->head = x;
     m->tail = x;
+    /* Hooks may run while transfers move on: a cancel from one only marks its request. */
+    m->driving++;
+    kick(m);
+    undrive(m);
     return x->id;
 }
 
@@ -261,14 +268,29 @@ static void launch(dv_multi *m, xfer *x)
     if (++m->active > m->peak) m->peak = m->active;
 }
 
-/* Starts queued requests while the budget, the pause and their backoffs allow. */
-static void launch_ready(dv_multi *m, double now)
+/* Starts queued requests while `slots` (the budget, or less), the pause and their backoffs
+ * allow. */
+static void launch_upto(dv_multi *m, double now, int slots)
 {
     for (xfer *x = m->head; x; x = x->next)
         if (x->timer && x->state == X_QUEUED && x->not_before <= now) finish(x, 0);
     if (now < m->pause_until) return;
-    for (xfer *x = m->head; x && m->active < m->limit; x = x->next)
+    for (xfer *x = m->head; x && m->active < slots; x = x->next)
         if (x->state == X_QUEUED && !x->timer && !x->orphan && x->not_before <= now) launch(m, x);
+}
+
+static void launch_ready(dv_multi *m, double now)
+{
+    launch_upto(m, now, m->limit);
+}
+
+/* Answers received but not yet taken by the caller (each holds its whole body). */
+static int unclaimed(const dv_multi *m)
+{
+    int n = 0;
+    for (const xfer *x = m->head; x; x = x->next)
+        if (x->state == X_FINISHED && !x->timer) n++;
+    return n;
 }
 
 static void note_hint(dv_multi *m, const dv_http_resp *r)
@@ -356,6 +378,22 @@ static void drain(dv_multi *m)
     }
 }
 
+/* Fills free slots and puts their requests on the wire at once (one non-blocking pass), so
+ * that a slot freed while the caller is busy with an answer (decoding, writing a page) is not
+ * left idle until its next wait. Answers the caller has not taken yet count against the
+ * budget here: a caller slower than the server would otherwise pile up one whole answer per
+ * queued request (a page of megabytes each) instead of at most one per slot. A wait, which
+ * needs progress, launches up to the full budget. */
+static void kick(dv_multi *m)
+{
+    int running = 0;
+    launch_upto(m, now_s(), m->limit - unclaimed(m));
+    if (m->active == 0) return;
+    curl_multi_perform(m->cm, &running);
+    drain(m);
+    launch_upto(m, now_s(), m->limit - unclaimed(m));
+}
+
 /* 1 when one of ids is finished or unknown. */
 static int any_done(const dv_multi *m, const uint64_t *ids, size_t n)
 {
@@ -406,11 +444,16 @@ static void wait_any(dv_multi *m, const uint64_t *ids, size_t n)
         long t, ct = -1;
         double now = now_s();
         if (dv_interrupted()) interrupt_queued(m);
+        /* Answers already in are handed over before anything else is launched (see kick). */
+        if (any_done(m, ids, n)) return;
         launch_ready(m, now);
         if (any_done(m, ids, n)) return;
         curl_multi_perform(m->cm, &running);
         drain(m);
-        if (any_done(m, ids, n)) return;
+        if (any_done(m, ids, n)) {
+            kick(m);
+            return;
+        }
         now = now_s();
         t = idle_ms(m, now);
         curl_multi_timeout(m->cm, &ct);
@@ -460,14 +503,9 @@ void dv_multi_wait_any(dv_multi *m, const uint64_t *ids, size_t n)
 
 void dv_multi_kick(dv_multi *m)
 {
-    int running = 0;
     m->driving++;
     if (dv_interrupted()) interrupt_queued(m);
-    launch_ready(m, now_s());
-    if (m->active > 0) {
-        curl_multi_perform(m->cm, &running);
-        drain(m);
-    }
+    kick(m);
     undrive(m);
 }
 

@@ -5,6 +5,10 @@
  *   - a 429 halves it (not below 1; once per throttling episode, not once per refused
  *     transfer) and pauses every transfer of the connection until Retry-After has passed;
  *   - it then grows back by one per DV_MULTI_RECOVER_EVERY successful responses;
+ *   - a request starts as soon as it is queued when a slot is free, and a slot freed by an
+ *     answer is refilled at once; between waits, answers the caller has not taken yet count
+ *     against the budget, so a caller slower than the server holds at most one answer per
+ *     slot (a wait that needs progress launches up to the full budget);
  *   - every request keeps dv_http_request's retry policy (src/http.h), except that a 429 to
  *     a transfer launched before the latest halving does not use up one of its tries (it
  *     was refused for what the others did); a 401 leads to one token refresh shared by all

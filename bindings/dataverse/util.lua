@@ -308,6 +308,20 @@ function U.entity(org, name, fname, n)
   return e
 end
 
+-- Records a table's names learnt elsewhere (a metadata read that already had them), so that
+-- U.entity answers from the cache instead of asking again.
+function U.remember_entity(org, logical, set, id)
+  if type(org.state) ~= "function" or type(logical) ~= "string" or type(set) ~= "string" or type(id) ~= "string" then
+    return
+  end
+  local st = org:state()
+  st.entities = st.entities or {}
+  if st.entities[logical] then return end
+  local e = { logical = logical, set = set, id = id }
+  st.entities[logical] = e
+  st.entities[set] = st.entities[set] or e
+end
+
 -- The "(…)" part of a row address, checking the argument.
 function U.key(v, n, fname)
   local k, msg = core.key(v)

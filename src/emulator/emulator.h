@@ -43,6 +43,7 @@ typedef struct {
     int concurrent;       /* in progress now */
     double busy_ms;       /* summed execution time of admitted requests, latency included */
     double lock_wait_ms;  /* the part of busy_ms spent waiting for the store's single lock */
+    double latency_ms;    /* the part of busy_ms the latency model added */
     long writes;          /* writes (each handler's transaction; writers take turns) */
     long commits;         /* writes that committed */
     double write_wait_ms; /* summed time writers waited for their turn */

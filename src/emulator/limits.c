@@ -25,6 +25,7 @@ struct emu_guard {
     long requests, throttled;
     double busy_ms;
     double lock_wait_ms;
+    double latency_ms;
 };
 
 static double mono_s(void)
@@ -230,7 +231,7 @@ void emu_guard_locked(emu_ticket *t)
 
 void emu_guard_leave(emu_guard *g, const emu_ticket *t, const char *body, size_t len)
 {
-    emu_latency_wait(&g->o.latency, body, len);
+    double charged = emu_latency_wait(&g->o.latency, body, len);
     double now = mono_s();
     double ms = (now - t->start) * 1000.0;
     double wait_ms = t->locked > t->start ? (t->locked - t->start) * 1000.0 : 0;
@@ -238,6 +239,7 @@ void emu_guard_leave(emu_guard *g, const emu_ticket *t, const char *body, size_t
     g->active--;
     g->busy_ms += ms;
     g->lock_wait_ms += wait_ms;
+    g->latency_ms += charged;
     if (g->o.limits) ring_push(&g->exec, now, ms);
     pthread_mutex_unlock(&g->mu);
 }
@@ -276,10 +278,11 @@ void emu_guard_stats(emu_guard *g, dv_emulator_stats *s, int reset)
     s->concurrent = g->active;
     s->busy_ms = g->busy_ms;
     s->lock_wait_ms = g->lock_wait_ms;
+    s->latency_ms = g->latency_ms;
     if (reset) {
         g->requests = g->throttled = 0;
         g->peak = g->active;
-        g->busy_ms = g->lock_wait_ms = 0;
+        g->busy_ms = g->lock_wait_ms = g->latency_ms = 0;
     }
     pthread_mutex_unlock(&g->mu);
 }

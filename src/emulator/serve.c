@@ -94,10 +94,10 @@ static void write_stats(dv_emulator *emu, const char *path, const char *prog)
     }
     fprintf(f,
             "{\"requests\":%ld,\"throttled\":%ld,\"peak_concurrent\":%d,\"busy_ms\":%.1f,"
-            "\"lock_wait_ms\":%.1f,\"writes\":%ld,\"commits\":%ld,\"write_wait_ms\":%.1f,"
-            "\"write_ms\":%.1f,\"commit_ms\":%.1f}\n",
-            s.requests, s.throttled, s.peak_concurrent, s.busy_ms, s.lock_wait_ms, s.writes,
-            s.commits, s.write_wait_ms, s.write_ms, s.commit_ms);
+            "\"lock_wait_ms\":%.1f,\"latency_ms\":%.1f,\"writes\":%ld,\"commits\":%ld,"
+            "\"write_wait_ms\":%.1f,\"write_ms\":%.1f,\"commit_ms\":%.1f}\n",
+            s.requests, s.throttled, s.peak_concurrent, s.busy_ms, s.lock_wait_ms, s.latency_ms,
+            s.writes, s.commits, s.write_wait_ms, s.write_ms, s.commit_ms);
     fclose(f);
 }
 
