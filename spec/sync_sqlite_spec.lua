@@ -143,8 +143,8 @@ describe("sync_sqlite.lua", function()
     local store <close> = sync.sqlite(db)
     local before = h.token(store, "account")
     local real = sync.each_change
+    local pages = 0
     sync.each_change = function(o, opts, on_change, on_page)
-      local pages = 0
       return real(o, opts, on_change, function()
         on_page()
         pages = pages + 1
@@ -158,12 +158,15 @@ describe("sync_sqlite.lua", function()
     assert.is_false(ok)
     assert.is_truthy(err)
     assert.equal(before, h.token(store, "account"))
+    -- The drop hits the next request: the third page, or the fourth when the third was
+    -- already asked for (each page is requested as soon as the one before it arrives).
+    assert.is_true(pages == 2 or pages == 3)
     local s = sync.mirror(org, store, { table = "account", page_size = 2, progress = false })
     assert.is_falsy(s.full)
-    -- The two pages committed before the drop are not fetched again: the two others, then
-    -- one page of changes since the stopped run's snapshot.
+    -- The pages committed before the drop are not fetched again: the others of the four,
+    -- then one page of changes since the stopped run's snapshot.
     assert.is_true(s.resumed)
-    assert.equal(3, s.pages)
+    assert.equal(4 - pages + 1, s.pages)
     h.assert_exact(org, store, "account")
   end)
 

@@ -19,6 +19,34 @@ local function start(org, e, opts, fname)
     { Prefer = "odata.track-changes,odata.maxpagesize=" .. math.tointeger(page_size) }, fname, 1)
 end
 
+-- For engines that keep their own state per page (dataverse.sync): fn(changes, next_link,
+-- token) for each page of a change-tracking read, where opts are retrieve_entity_changes's
+-- (already checked). Each next page is asked for as soon as the previous one has arrived,
+-- so the server builds it while fn decodes and writes this one; a page is fetched again
+-- only when fn returned. An error of fn drops the request made ahead and is raised as is.
+function M.each_page(org, opts, fn)
+  local e = U.entity(org, opts.entity, "retrieve_entity_changes", 1)
+  local url, headers = start(org, e, opts, "retrieve_entity_changes")
+  url = opts.paging_cookie or url
+  local ahead, pages = nil, 0
+  while url do
+    local t0 = core.now()
+    local from, id = url, ahead
+    ahead = nil
+    local changes, next_link, token
+    changes, next_link, token, ahead = org:change_page(url, headers, e.logical, true, id)
+    pages = pages + 1
+    U.page_event(org, { table = e.logical, url = from, page = pages, rows = #changes,
+      more = next_link ~= nil, elapsed = core.now() - t0 })
+    local ok, err = pcall(fn, changes, next_link, token)
+    if not ok then
+      if ahead then org:_cancel(ahead) end
+      error(err, 0)
+    end
+    url = next_link
+  end
+end
+
 function M.install(methods)
   function methods:retrieve_entity_changes(opts)
     U.check_table(opts, 1, "retrieve_entity_changes")

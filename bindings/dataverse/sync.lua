@@ -479,38 +479,33 @@ local ANN_HEADERS = {
 -- page_size, annotations ("target", "label", or "both" / true), resume (a saved continuation to start
 -- from). Returns the token.
 local function each_change(org, opts, on_change, on_page)
-  local cookie = opts.resume
   local token
-  repeat
-    local r = org:retrieve_entity_changes {
-      entity = opts.entity,
-      columns = opts.columns,
-      data_version = opts.since,
-      page_size = opts.page_size,
-      paging_cookie = cookie,
-      headers = opts.annotations and (ANN_HEADERS[opts.annotations] or ANN_HEADERS.both) or nil,
-    }
+  require("dataverse.changes").each_page(org, {
+    entity = opts.entity,
+    columns = opts.columns,
+    data_version = opts.since,
+    page_size = opts.page_size,
+    paging_cookie = opts.resume,
+    headers = opts.annotations and (ANN_HEADERS[opts.annotations] or ANN_HEADERS.both) or nil,
+  }, function(changes, next_link, data_token)
     -- Each change is dropped from the page once delivered: a task waiting for its next page
     -- must not keep the last one alive (a coroutine's stack holds on to dead locals), or
     -- every table in flight costs a whole decoded page.
-    local changes = r.changes or {}
     for i = 1, #changes do
       on_change(changes[i])
       changes[i] = nil
     end
-    cookie = r.more_records and r.paging_cookie or nil
-    token = r.data_token
-    opts.next_link = cookie
-    if not r.more_records and (token == nil or is_null(token)) then
+    token = data_token
+    opts.next_link = next_link
+    if next_link == nil and (token == nil or is_null(token)) then
       fail("the last page of changes carried no data token")
     end
-    opts.token = not r.more_records and token or nil
-    r = { more_records = r.more_records }
+    opts.token = next_link == nil and token or nil
     on_page()
     -- What the page left behind goes now, so the heap is the same small size at every page
     -- boundary, whatever the table's size (a full collection of a heap of a few hundred KB).
     collectgarbage()
-  until not r.more_records
+  end)
   return token
 end
 M.each_change = each_change
