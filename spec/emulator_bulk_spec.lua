@@ -233,3 +233,21 @@ describe("emulator bulk operation messages", function()
     assert.equals(7, row.sample_pages)
   end)
 end)
+
+describe("emulator ids", function()
+  it("are GUIDs that sort in the order the rows were made, as Dataverse's sequential ids do", function()
+    local dataverse = require "dataverse"
+    local emu = dataverse.emulator.start { db = ":memory:" }
+    local org = dataverse.connect { emulator = emu }
+    local ids = {}
+    for i = 1, 300 do ids[i] = org:create("account", { name = "seq " .. i }) end
+    emu:stop()
+    local seen = {}
+    for i, id in ipairs(ids) do
+      assert.matches("^%x%x%x%x%x%x%x%x%-%x%x%x%x%-4%x%x%x%-[89ab]%x%x%x%-%x%x%x%x%x%x%x%x%x%x%x%x$", id)
+      assert.is_nil(seen[id])
+      seen[id] = true
+      if i > 1 then assert.is_true(ids[i - 1] < id, "id " .. i .. " sorts before the one made before it") end
+    end
+  end)
+end)

@@ -203,6 +203,25 @@ static int pool_take(unsigned char b[16])
     return 0;
 }
 
+/* The next value of the ids' leading 48 bits: milliseconds since 2020 times 256 when first
+ * asked, then one more per id, so ids made later sort later, as the sequential GUIDs SQL
+ * Server makes for Dataverse rows do. Rows then land at the end of the primary key's index
+ * instead of on a random page of it, which for a large table is most of a write's cost.
+ * One sequence for the process: ids stay distinct whichever emulator or thread asks. */
+static uint64_t id_prefix(void)
+{
+    static uint64_t seq;
+    uint64_t v = __atomic_load_n(&seq, __ATOMIC_RELAXED);
+    if (v == 0) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        uint64_t ms = (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+        uint64_t start = ((ms - 1577836800000ull) << 8) & 0xffffffffffffull;
+        __atomic_compare_exchange_n(&seq, &v, start, 0, __ATOMIC_RELAXED, __ATOMIC_RELAXED);
+    }
+    return __atomic_fetch_add(&seq, 1, __ATOMIC_RELAXED) & 0xffffffffffffull;
+}
+
 void guid_new(char out[37])
 {
     unsigned char b[16];
@@ -218,6 +237,9 @@ void guid_new(char out[37])
             b[i] = (unsigned char)x;
         }
     }
+    uint64_t p = id_prefix();
+    for (int i = 0; i < 6; i++)
+        b[i] = (unsigned char)(p >> (40 - 8 * i));
     b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
     b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
     guid_format(b, out);
