@@ -72,14 +72,20 @@ function Store:ddl(sql)
   return self:exec(sql)
 end
 
--- Rows of a query, as tables keyed by column name (SQL NULL is absent).
-function Store:rows(sql, ...)
+-- A query's statement, executed (closed and raised on failure).
+local function query(self, sql, ...)
   local st = self:stmt(sql, false)
   local ok, err = st:execute(...)
   if not ok then
     st:close()
     fail("%s: %s", self.what, clean(err))
   end
+  return st
+end
+
+-- Rows of a query, as tables keyed by column name (SQL NULL is absent).
+function Store:rows(sql, ...)
+  local st = query(self, sql, ...)
   local it = st:rows(true)
   return function()
     local row = it()
@@ -91,12 +97,7 @@ end
 -- The first row of a query (or nil), with the statement closed: SQLite refuses to commit
 -- while a statement is still open.
 function Store:first(sql, ...)
-  local st = self:stmt(sql, false)
-  local ok, err = st:execute(...)
-  if not ok then
-    st:close()
-    fail("%s: %s", self.what, clean(err))
-  end
+  local st = query(self, sql, ...)
   local row = st:fetch(true)
   st:close()
   return row
