@@ -1,18 +1,70 @@
--- Write throughput of the emulator with 1 and with 8 clients at once (docs/BENCH.md).
---   ./dvlua bench/concurrent_writes.lua [SERVER_BINARY] [ROWS_PER_CLIENT] [CLIENTS...]
--- For each client count, starts `SERVER_BINARY --serve` on a fresh SQLite file and runs that
--- many dvlua processes, each creating ROWS_PER_CLIENT accounts one request at a time over
--- its own keep-alive connection; prints rows per second over all clients and the latency of
--- one create (mean and 99th percentile, as the clients timed them) and the server's CPU time
--- per create (Linux; it includes the server's start). Clients start together
--- (a start file) and are timed from then on. Afterwards every create must be in the store
--- exactly once; a client that fails, or a row lost or doubled, stops the run with the
--- client's error output and the server's log.
-local server = arg[1] or "./dvlua"
-local rows = tonumber(arg[2] or "2000")
+-- Write throughput of the emulator with 1 and with 8 clients at once, all writing one table
+-- or each writing a table of its own (docs/BENCH.md, "Concurrent writers").
+--   ./dvlua bench/concurrent_writes.lua [--tables same|own|both] [SERVER_BINARY] [ROWS_PER_CLIENT] [CLIENTS...]
+-- For each client count, and each mode asked for (default both, "same" first), starts
+-- `SERVER_BINARY --serve` on a fresh SQLite file and runs that many dvlua processes, each
+-- creating ROWS_PER_CLIENT rows one request at a time over its own keep-alive connection:
+--   same  every client creates accounts;
+--   own   client i creates rows of new_bench<i>, a table the bench creates first over the
+--         Web API (POST EntityDefinitions: a primary name column and a whole-number column,
+--         the same two values a same-mode client writes into an account).
+-- Prints, per mode and client count, rows per second over all clients, the latency of one
+-- create (mean and 99th percentile, as the clients timed them) and the server's CPU time per
+-- create (Linux, from /proc, counted from the moment the clients start); with both modes,
+-- also the ratio own / same. Clients connect and look their table up first, then start
+-- together (a start file) and are timed from then on. Afterwards every create must be stored
+-- exactly once, in its client's table; a client that fails, or a row lost, doubled or in
+-- another client's table, stops the run with the client's error output and the server's log.
+local USAGE = "usage: ./dvlua bench/concurrent_writes.lua [--tables same|own|both] [SERVER_BINARY] [ROWS_PER_CLIENT] [CLIENTS...]"
+
+local function usage_error(msg)
+  io.stderr:write("concurrent_writes: ", msg, "\n", USAGE, "\n")
+  os.exit(2)
+end
+
+local modes, positional = { "same", "own" }, {}
+do
+  local i = 1
+  while arg[i] do
+    local a = arg[i]
+    local value = a:match("^%-%-tables=(.*)$")
+    if a == "--tables" then
+      value = arg[i + 1] or usage_error("--tables needs a value: same, own or both")
+      i = i + 1
+    end
+    if value then
+      if value == "both" then modes = { "same", "own" }
+      elseif value == "same" or value == "own" then modes = { value }
+      else usage_error("--tables is same, own or both, not '" .. value .. "'") end
+    elseif a == "-h" or a == "--help" then
+      print(USAGE)
+      os.exit(0)
+    elseif a:match("^%-") then
+      usage_error("unknown option '" .. a .. "'")
+    else
+      positional[#positional + 1] = a
+    end
+    i = i + 1
+  end
+end
+local function count_arg(s, what)
+  local n = tonumber(s)
+  if not n or n < 1 or n ~= math.floor(n) then usage_error(what .. " must be a whole number above 0, not '" .. s .. "'") end
+  return math.tointeger(n)
+end
+local server = positional[1] or "./dvlua"
+local rows = count_arg(positional[2] or "2000", "ROWS_PER_CLIENT")
 local counts = {}
-for i = 3, #arg do counts[#counts + 1] = tonumber(arg[i]) end
+for i = 3, #positional do counts[#counts + 1] = count_arg(positional[i], "CLIENTS") end
 if #counts == 0 then counts = { 1, 8 } end
+
+local LABEL = { same = "same table", own = "own table per client" }
+
+-- What a client writes: the table, its name column and its whole-number column.
+local function target(mode, c)
+  if mode == "same" then return "account", "name", "revenue" end
+  return "new_bench" .. c, "new_name", "new_number"
+end
 
 local function sh(cmd)
   local p = assert(io.popen(cmd))
@@ -22,6 +74,7 @@ local function sh(cmd)
 end
 
 local dir = sh("mktemp -d /tmp/dvlua-bench.XXXXXX"):gsub("%s+$", "")
+local tick_ms = 1000 / (tonumber(sh("getconf CLK_TCK 2>/dev/null")) or 100)
 local function read(path)
   local f = io.open(path)
   if not f then return "" end
@@ -30,18 +83,23 @@ local function read(path)
   return s
 end
 
+-- Looking the table up (the first request naming it asks for its metadata) happens before
+-- the start, so the timed creates are creates only.
 local WRITER = [[
 local dataverse = require "dataverse"
-local url, n, go, out, tag = arg[1], tonumber(arg[2]), arg[3], arg[4], arg[5]
+local url, n, go, out, tag, tbl, name_col, num_col = table.unpack(arg, 1, 8)
+n = tonumber(n)
 local org = dataverse.connect { url = url, token = "bench" }
 org:whoami()
+org:count(tbl)
+assert(io.open(out .. ".ready", "w")):write("ready\n"):close()
 while not io.open(go) do os.execute("sleep 0.01") end
 local clock = require("dataverse.core").now
 local lat = {}
 local t0 = clock()
 for i = 1, n do
   local a = clock()
-  org:create("account", { name = tag .. " " .. i, revenue = i })
+  org:create(tbl, { [name_col] = tag .. " " .. i, [num_col] = i })
   lat[i] = (clock() - a) * 1000
 end
 local t1 = clock()
@@ -63,29 +121,98 @@ local function fail(msg)
   os.exit(1)
 end
 
--- Every row the clients created, by name; each must be there exactly once.
-local function verify(url, clients)
-  local dataverse = require "dataverse"
-  local org = dataverse.connect { url = url, token = "bench" }
+local function label(text)
+  return { ["@odata.type"] = "Microsoft.Dynamics.CRM.Label",
+    LocalizedLabels = { { ["@odata.type"] = "Microsoft.Dynamics.CRM.LocalizedLabel", Label = text, LanguageCode = 1033 } } }
+end
+
+-- new_bench<c> for c = 1..clients, as "Create and update table definitions using the Web
+-- API" shows: a user-owned table with its primary name column, and a whole-number column.
+local function create_tables(org, clients)
+  for c = 1, clients do
+    local status, _, body = org:request("POST", "EntityDefinitions", {
+      ["@odata.type"] = "Microsoft.Dynamics.CRM.EntityMetadata",
+      SchemaName = "new_Bench" .. c,
+      DisplayName = label("Bench " .. c),
+      DisplayCollectionName = label("Bench " .. c .. " rows"),
+      OwnershipType = "UserOwned",
+      IsActivity = false,
+      HasActivities = false,
+      HasNotes = false,
+      Attributes = {
+        { ["@odata.type"] = "Microsoft.Dynamics.CRM.StringAttributeMetadata", SchemaName = "new_Name",
+          IsPrimaryName = true, MaxLength = 100, FormatName = { Value = "Text" },
+          DisplayName = label("Name"), RequiredLevel = { Value = "None" } },
+        { ["@odata.type"] = "Microsoft.Dynamics.CRM.IntegerAttributeMetadata", SchemaName = "new_Number",
+          MinValue = -2147483648, MaxValue = 2147483647, Format = "None",
+          DisplayName = label("Number"), RequiredLevel = { Value = "None" } },
+      },
+    })
+    if status ~= 204 then
+      local text = type(body) == "table" and require("cjson").encode(body) or tostring(body)
+      fail(string.format("creating table new_bench%d answered %s: %s", c, status, text))
+    end
+  end
+end
+
+-- Every row the clients created, by name: each must be in its client's table exactly once.
+local function verify(org, mode, clients)
   local seen, n = {}, 0
-  for row in org:query("account", { columns = { "name" }, page_size = 5000 }) do
-    local name = row.name or ""
-    if name:match("^c%d+ %d+$") then
-      if seen[name] then fail("row '" .. name .. "' is in the store twice") end
-      seen[name] = true
-      n = n + 1
+  local tables = mode == "same" and 1 or clients
+  for t = 1, tables do
+    local tbl, name_col = target(mode, t)
+    for row in org:query(tbl, { columns = { name_col }, page_size = 5000 }) do
+      local name = row[name_col] or ""
+      local c = name:match("^c(%d+) %d+$")
+      if c then
+        if mode == "own" and tonumber(c) ~= t then fail("row '" .. name .. "' is in " .. tbl .. ", not in its client's table") end
+        if seen[name] then fail("row '" .. name .. "' is in " .. tbl .. " twice") end
+        seen[name] = true
+        n = n + 1
+      end
     end
   end
   for c = 1, clients do
     for i = 1, rows do
-      if not seen["c" .. c .. " " .. i] then fail("the create of 'c" .. c .. " " .. i .. "' was acknowledged but the row is missing") end
+      if not seen["c" .. c .. " " .. i] then
+        fail("the create of 'c" .. c .. " " .. i .. "' in " .. target(mode, c) .. " was acknowledged but the row is missing")
+      end
     end
   end
   return n
 end
 
-for run, clients in ipairs(counts) do
-  local tag = dir .. "/run-" .. run
+-- The server's CPU time (user + system, in clock ticks), whatever the load.
+local function cpu_ticks(pid)
+  local stat = read("/proc/" .. pid .. "/stat"):match("%) (.*)") or ""
+  local fields = {}
+  for w in stat:gmatch("%S+") do fields[#fields + 1] = w end
+  return fields[12] and tonumber(fields[12]) + tonumber(fields[13])
+end
+
+-- Waits for each client's file ending in `suffix`; a client that stops first fails the run.
+local function wait_clients(tag, clients, suffix, what)
+  local got = {}
+  for c = 1, clients do
+    local base = string.format("%s.client-%d", tag, c)
+    local s = ""
+    for _ = 1, 6000 do
+      s = read(base .. suffix)
+      if s ~= "" then break end
+      local rc = read(base .. ".rc"):match("%d+")
+      if rc then
+        fail(string.format("client %d of %d stopped (exit status %s): %s\nserver log: %s", c, clients, rc, read(base .. ".err"), read(tag .. ".log")))
+      end
+      os.execute("sleep 0.05")
+    end
+    if s == "" then fail("client " .. c .. " did not " .. what) end
+    got[c] = s
+  end
+  return got
+end
+
+local function run(tag, mode, clients)
+  local dataverse = require "dataverse"
   -- A URL file of this run's own, created by this run's server: a file shared between runs
   -- could still hold the previous (stopped) server's URL when it is first read.
   os.execute(server .. " --serve --listen 127.0.0.1:0 --db " .. tag .. ".sqlite >" .. tag .. ".url 2>" .. tag .. ".log & echo $! >" .. tag .. ".pid")
@@ -98,50 +225,59 @@ for run, clients in ipairs(counts) do
     os.execute("sleep 0.05")
   end
   if not url then fail("the server did not start: " .. read(tag .. ".log")) end
+  local org = dataverse.connect { url = url, token = "bench" }
+  if mode == "own" then create_tables(org, clients) end
   local go = tag .. ".go"
   for c = 1, clients do
     local base = string.format("%s.client-%d", tag, c)
-    os.execute(string.format("(./dvlua %s %s %d %s %s.out c%d >%s.err 2>&1; echo $? >%s.rc) &", wfile, url, rows, go, base, c, base, base))
+    local tbl, name_col, num_col = target(mode, c)
+    os.execute(string.format("(./dvlua %s %s %d %s %s.out c%d %s %s %s >%s.err 2>&1; echo $? >%s.rc) &",
+      wfile, url, rows, go, base, c, tbl, name_col, num_col, base, base))
   end
-  os.execute("sleep 1")
+  wait_clients(tag, clients, ".out.ready", "get ready")
+  local ticks0 = cpu_ticks(pid)
   io.open(go, "w"):close()
   local first, last = math.huge, 0
   local lat = {}
-  for c = 1, clients do
-    local base = string.format("%s.client-%d", tag, c)
-    local s = ""
-    for _ = 1, 6000 do
-      s = read(base .. ".out")
-      if s ~= "" then break end
-      local rc = read(base .. ".rc"):match("%d+")
-      if rc then
-        fail(string.format("client %d of %d stopped (exit status %s): %s\nserver log: %s", c, clients, rc, read(base .. ".err"), read(tag .. ".log")))
-      end
-      os.execute("sleep 0.05")
-    end
-    if s == "" then fail("client " .. c .. " did not finish") end
+  for _, s in ipairs(wait_clients(tag, clients, ".out", "finish")) do
     local a, b = s:match("^(%S+) (%S+)\n")
     first, last = math.min(first, tonumber(a)), math.max(last, tonumber(b))
     for ms in s:gmatch("\n(%S+)") do lat[#lat + 1] = tonumber(ms) end
   end
-  -- The server's CPU time (user + system, in /proc as 10 ms clock ticks), whatever the load.
-  local stat = read("/proc/" .. pid .. "/stat"):match("%) (.*)") or ""
-  local fields = {}
-  for w in stat:gmatch("%S+") do fields[#fields + 1] = w end
-  local ticks = fields[12] and tonumber(fields[12]) + tonumber(fields[13])
-  local stored = verify(url, clients)
+  local ticks1 = cpu_ticks(pid)
+  local stored = verify(org, mode, clients)
   os.execute("kill " .. pid)
   for _ = 1, 100 do
     if not os.execute("kill -0 " .. pid .. " 2>/dev/null") then break end
     os.execute("sleep 0.05")
   end
+  server_pid = nil
   local total = rows * clients
-  local secs = last - first
   local sum = 0
   for _, ms in ipairs(lat) do sum = sum + ms end
   table.sort(lat)
-  print(string.format("%d client(s): %d creates in %.2f s = %.0f creates/s, latency mean %.2f ms, p99 %.2f ms, server CPU %s ms/create (%d rows verified)",
-    clients, total, secs, total / secs, sum / #lat, lat[math.max(1, math.ceil(#lat * 0.99))],
-    ticks and string.format("%.3f", ticks * 10 / total) or "?", stored))
+  return {
+    total = total, secs = last - first, rate = total / (last - first), mean = sum / #lat,
+    p99 = lat[math.max(1, math.ceil(#lat * 0.99))], stored = stored,
+    cpu = ticks0 and ticks1 and (ticks1 - ticks0) * tick_ms / total,
+  }
+end
+
+local n = 0
+for _, clients in ipairs(counts) do
+  local got = {}
+  for _, mode in ipairs(modes) do
+    n = n + 1
+    local r = run(dir .. "/run-" .. n, mode, clients)
+    got[mode] = r
+    print(string.format("%-20s %2d client(s): %d creates in %.2f s = %.0f creates/s, latency mean %.2f ms, p99 %.2f ms, server CPU %s ms/create (%d rows verified)",
+      LABEL[mode], clients, r.total, r.secs, r.rate, r.mean, r.p99, r.cpu and string.format("%.3f", r.cpu) or "?", r.stored))
+    io.stdout:flush()
+  end
+  if got.same and got.own then
+    print(string.format("%-20s %2d client(s): %.2fx creates/s, %.2fx mean latency, %s server CPU per create",
+      "own / same", clients, got.own.rate / got.same.rate, got.own.mean / got.same.mean,
+      got.own.cpu and got.same.cpu and got.same.cpu > 0 and string.format("%.2fx", got.own.cpu / got.same.cpu) or "?"))
+  end
 end
 os.execute("rm -rf " .. dir)
