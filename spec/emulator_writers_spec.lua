@@ -203,13 +203,38 @@ describe("emulator with concurrent writers", function()
     assert.is_true(biggest < 64 * 1024 * 1024, ("the WAL grew to %.0f MB"):format(biggest / 1048576))
   end)
 
-  it("runs bench/concurrent_writes.lua with 1 and then 8 clients, each run checking its rows", function()
+  local function bench(args)
     local out = os.tmpname()
-    local ok = os.execute(dv.quote(dv.bin) .. " bench/concurrent_writes.lua " .. dv.quote(dv.bin) .. " 15 1 8 >" .. out .. " 2>&1")
+    local ok = os.execute(dv.quote(dv.bin) .. " bench/concurrent_writes.lua " .. args .. " >" .. out .. " 2>&1")
     local text = dv.read_file(out)
     os.remove(out)
-    assert.is_true(ok == true, text)
-    assert.matches("1 client%(s%): 15 creates .* %(15 rows verified%)", text)
-    assert.matches("8 client%(s%): 120 creates .* %(120 rows verified%)", text)
+    return ok == true, text
+  end
+
+  it("runs bench/concurrent_writes.lua with 1 and then 8 clients, each run checking its rows", function()
+    local ok, text = bench(dv.quote(dv.bin) .. " 15 1 8")
+    assert.is_true(ok, text)
+    -- both modes by default, "same" first, one line each and their ratio per client count
+    local lines = {}
+    for line in text:gmatch("[^\n]+") do lines[#lines + 1] = line end
+    assert.equals(6, #lines, text)
+    assert.matches("^same table +1 client%(s%): 15 creates .* %(15 rows verified%)$", lines[1])
+    assert.matches("^own table per client +1 client%(s%): 15 creates .* %(15 rows verified%)$", lines[2])
+    assert.matches("^own / same +1 client%(s%): [%d.]+x creates/s", lines[3])
+    assert.matches("^same table +8 client%(s%): 120 creates .* %(120 rows verified%)$", lines[4])
+    assert.matches("^own table per client +8 client%(s%): 120 creates .* %(120 rows verified%)$", lines[5])
+    assert.matches("^own / same +8 client%(s%): [%d.]+x creates/s", lines[6])
+  end)
+
+  it("runs one mode of bench/concurrent_writes.lua when asked, and refuses a mode it does not know", function()
+    local ok, text = bench("--tables own " .. dv.quote(dv.bin) .. " 5 3")
+    assert.is_true(ok, text)
+    assert.matches("^own table per client +3 client%(s%): 15 creates .* %(15 rows verified%)\n$", text)
+    ok, text = bench("--tables=same " .. dv.quote(dv.bin) .. " 5 2")
+    assert.is_true(ok, text)
+    assert.matches("^same table +2 client%(s%): 10 creates .* %(10 rows verified%)\n$", text)
+    ok, text = bench("--tables mine " .. dv.quote(dv.bin) .. " 5 2")
+    assert.is_false(ok)
+    assert.matches("--tables is same, own or both, not 'mine'", text, 1, true)
   end)
 end)
