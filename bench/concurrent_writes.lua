@@ -2,12 +2,14 @@
 -- or each writing a table of its own (docs/BENCH.md, "Concurrent writers").
 --   ./dvlua bench/concurrent_writes.lua [--tables same|own|both] [SERVER_BINARY] [ROWS_PER_CLIENT] [CLIENTS...]
 -- For each client count, and each mode asked for (default both, "same" first), starts
--- `SERVER_BINARY --serve` on a fresh SQLite file and runs that many dvlua processes, each
--- creating ROWS_PER_CLIENT rows one request at a time over its own keep-alive connection:
---   same  every client creates accounts;
---   own   client i creates rows of new_bench<i>, a table the bench creates first over the
---         Web API (POST EntityDefinitions: a primary name column and a whole-number column,
---         the same two values a same-mode client writes into an account).
+-- `SERVER_BINARY --serve` on a fresh SQLite file, creates one table per client over the Web
+-- API (POST EntityDefinitions: new_bench1, new_bench2, ..., each with a primary name column
+-- and a whole-number column) and runs that many dvlua processes, each creating
+-- ROWS_PER_CLIENT rows one request at a time over its own keep-alive connection:
+--   same  every client creates rows of new_bench1;
+--   own   client i creates rows of new_bench<i>.
+-- The tables, the rows and the server's state are alike in both modes but for which table
+-- each client writes.
 -- Prints, per mode and client count, rows per second over all clients, the latency of one
 -- create (mean and 99th percentile, as the clients timed them) and the server's CPU time per
 -- create (Linux, from /proc, counted from the moment the clients start); with both modes,
@@ -60,10 +62,9 @@ if #counts == 0 then counts = { 1, 8 } end
 
 local LABEL = { same = "same table", own = "own table per client" }
 
--- What a client writes: the table, its name column and its whole-number column.
+-- The table client c writes.
 local function target(mode, c)
-  if mode == "same" then return "account", "name", "revenue" end
-  return "new_bench" .. c, "new_name", "new_number"
+  return "new_bench" .. (mode == "same" and 1 or c)
 end
 
 local function sh(cmd)
@@ -87,7 +88,7 @@ end
 -- the start, so the timed creates are creates only.
 local WRITER = [[
 local dataverse = require "dataverse"
-local url, n, go, out, tag, tbl, name_col, num_col = table.unpack(arg, 1, 8)
+local url, n, go, out, tag, tbl = table.unpack(arg, 1, 6)
 n = tonumber(n)
 local org = dataverse.connect { url = url, token = "bench" }
 org:whoami()
@@ -99,7 +100,7 @@ local lat = {}
 local t0 = clock()
 for i = 1, n do
   local a = clock()
-  org:create(tbl, { [name_col] = tag .. " " .. i, [num_col] = i })
+  org:create(tbl, { new_name = tag .. " " .. i, new_number = i })
   lat[i] = (clock() - a) * 1000
 end
 local t1 = clock()
@@ -155,21 +156,21 @@ local function create_tables(org, clients)
   end
 end
 
--- Every row the clients created, by name: each must be in its client's table exactly once.
+-- Every row of every table, by name: each row the clients created must be in its client's
+-- table exactly once, and nothing else may be there.
 local function verify(org, mode, clients)
   local seen, n = {}, 0
-  local tables = mode == "same" and 1 or clients
-  for t = 1, tables do
-    local tbl, name_col = target(mode, t)
-    for row in org:query(tbl, { columns = { name_col }, page_size = 5000 }) do
-      local name = row[name_col] or ""
-      local c = name:match("^c(%d+) %d+$")
-      if c then
-        if mode == "own" and tonumber(c) ~= t then fail("row '" .. name .. "' is in " .. tbl .. ", not in its client's table") end
-        if seen[name] then fail("row '" .. name .. "' is in " .. tbl .. " twice") end
-        seen[name] = true
-        n = n + 1
-      end
+  for t = 1, clients do
+    local tbl = "new_bench" .. t
+    for row in org:query(tbl, { columns = { "new_name" }, page_size = 5000 }) do
+      local name = row.new_name or ""
+      local c, i = name:match("^c(%d+) (%d+)$")
+      c, i = tonumber(c), tonumber(i)
+      if not c or c > clients or i < 1 or i > rows then fail("row '" .. name .. "' in " .. tbl .. " was created by no client") end
+      if target(mode, c) ~= tbl then fail("row '" .. name .. "' is in " .. tbl .. ", not in its client's table " .. target(mode, c)) end
+      if seen[name] then fail("row '" .. name .. "' is in " .. tbl .. " twice") end
+      seen[name] = true
+      n = n + 1
     end
   end
   for c = 1, clients do
@@ -226,13 +227,12 @@ local function run(tag, mode, clients)
   end
   if not url then fail("the server did not start: " .. read(tag .. ".log")) end
   local org = dataverse.connect { url = url, token = "bench" }
-  if mode == "own" then create_tables(org, clients) end
+  create_tables(org, clients)
   local go = tag .. ".go"
   for c = 1, clients do
     local base = string.format("%s.client-%d", tag, c)
-    local tbl, name_col, num_col = target(mode, c)
-    os.execute(string.format("(./dvlua %s %s %d %s %s.out c%d %s %s %s >%s.err 2>&1; echo $? >%s.rc) &",
-      wfile, url, rows, go, base, c, tbl, name_col, num_col, base, base))
+    os.execute(string.format("(./dvlua %s %s %d %s %s.out c%d %s >%s.err 2>&1; echo $? >%s.rc) &",
+      wfile, url, rows, go, base, c, target(mode, c), base, base))
   end
   wait_clients(tag, clients, ".out.ready", "get ready")
   local ticks0 = cpu_ticks(pid)
