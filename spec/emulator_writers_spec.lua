@@ -1,8 +1,9 @@
 -- Concurrent writers: eight processes creating (and deleting) rows through one `dvlua --serve`
 -- on a file, with a change-tracking reader beside them. Every writer succeeds, every create it
 -- was answered for is stored exactly once, every delete is gone, and a delta read from before
--- the writes reports each of them. bench/concurrent_writes.lua, which measures the same load,
--- runs end to end and checks its own rows.
+-- the writes reports each of them. bench/concurrent_writes.lua, which measures the same load
+-- with all clients on one table and with a table per client, runs end to end in both modes
+-- and checks its own rows.
 local dv = require "dv"
 
 local WRITER = [[
