@@ -115,9 +115,12 @@ local f = assert(io.open(wfile, "w"))
 f:write(WRITER)
 f:close()
 
-local server_pid
+-- On failure the server stops and the start file appears, so clients still waiting for
+-- it go on to fail against the stopped server instead of waiting for ever.
+local server_pid, go_file
 local function fail(msg)
   if server_pid then os.execute("kill " .. server_pid) end
+  if go_file then io.open(go_file, "w"):close() end
   io.stderr:write(msg, "\n(files kept in ", dir, ")\n")
   os.exit(1)
 end
@@ -229,6 +232,7 @@ local function run(tag, mode, clients)
   local org = dataverse.connect { url = url, token = "bench" }
   create_tables(org, clients)
   local go = tag .. ".go"
+  go_file = go
   for c = 1, clients do
     local base = string.format("%s.client-%d", tag, c)
     os.execute(string.format("(./dvlua %s %s %d %s %s.out c%d %s >%s.err 2>&1; echo $? >%s.rc) &",
