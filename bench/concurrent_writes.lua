@@ -3,9 +3,9 @@
 --   ./dvlua bench/concurrent_writes.lua [--tables same|own|both] [SERVER_BINARY] [ROWS_PER_CLIENT] [CLIENTS...]
 -- For each client count, and each mode asked for (default both, "same" first), starts
 -- `SERVER_BINARY --serve` on a fresh SQLite file, creates one table per client over the Web
--- API (POST EntityDefinitions: new_bench1, new_bench2, ..., each with a primary name column
--- and a whole-number column) and runs that many dvlua processes, each creating
--- ROWS_PER_CLIENT rows one request at a time over its own keep-alive connection:
+-- API (new_bench1, new_bench2, ..., each with a primary name column and a whole-number
+-- column) and runs that many dvlua processes, each creating ROWS_PER_CLIENT rows one
+-- request at a time over its own keep-alive connection:
 --   same  every client creates rows of new_bench1;
 --   own   client i creates rows of new_bench<i>.
 -- The tables, the rows and the server's state are alike in both modes but for which table
@@ -131,10 +131,18 @@ local function label(text)
 end
 
 -- new_bench<c> for c = 1..clients, as "Create and update table definitions using the Web
--- API" shows: a user-owned table with its primary name column, and a whole-number column.
+-- API" shows: a user-owned table with its primary name column (the only column a new
+-- table's definition may hold), then a whole-number column posted to its Attributes.
 local function create_tables(org, clients)
+  local function post(path, what, body)
+    local status, _, answer = org:request("POST", path, body)
+    if status ~= 204 then
+      local text = type(answer) == "table" and require("cjson").encode(answer) or tostring(answer)
+      fail(string.format("creating %s answered %s: %s", what, status, text))
+    end
+  end
   for c = 1, clients do
-    local status, _, body = org:request("POST", "EntityDefinitions", {
+    post("EntityDefinitions", "table new_bench" .. c, {
       ["@odata.type"] = "Microsoft.Dynamics.CRM.EntityMetadata",
       SchemaName = "new_Bench" .. c,
       DisplayName = label("Bench " .. c),
@@ -143,19 +151,29 @@ local function create_tables(org, clients)
       IsActivity = false,
       HasActivities = false,
       HasNotes = false,
-      Attributes = {
-        { ["@odata.type"] = "Microsoft.Dynamics.CRM.StringAttributeMetadata", SchemaName = "new_Name",
-          IsPrimaryName = true, MaxLength = 100, FormatName = { Value = "Text" },
-          DisplayName = label("Name"), RequiredLevel = { Value = "None" } },
-        { ["@odata.type"] = "Microsoft.Dynamics.CRM.IntegerAttributeMetadata", SchemaName = "new_Number",
-          MinValue = -2147483648, MaxValue = 2147483647, Format = "None",
-          DisplayName = label("Number"), RequiredLevel = { Value = "None" } },
-      },
+      Attributes = { {
+        ["@odata.type"] = "Microsoft.Dynamics.CRM.StringAttributeMetadata",
+        AttributeType = "String",
+        AttributeTypeName = { Value = "StringType" },
+        SchemaName = "new_Name",
+        IsPrimaryName = true,
+        MaxLength = 100,
+        FormatName = { Value = "Text" },
+        DisplayName = label("Name"),
+        RequiredLevel = { Value = "None" },
+      } },
     })
-    if status ~= 204 then
-      local text = type(body) == "table" and require("cjson").encode(body) or tostring(body)
-      fail(string.format("creating table new_bench%d answered %s: %s", c, status, text))
-    end
+    post("EntityDefinitions(LogicalName='new_bench" .. c .. "')/Attributes", "column new_bench" .. c .. ".new_number", {
+      ["@odata.type"] = "Microsoft.Dynamics.CRM.IntegerAttributeMetadata",
+      AttributeType = "Integer",
+      AttributeTypeName = { Value = "IntegerType" },
+      SchemaName = "new_Number",
+      MinValue = -2147483648,
+      MaxValue = 2147483647,
+      Format = "None",
+      DisplayName = label("Number"),
+      RequiredLevel = { Value = "None" },
+    })
   end
 end
 
