@@ -1,6 +1,6 @@
 -- Write throughput of the emulator with 1 and with 8 clients at once, all writing one table
 -- or each writing a table of its own (docs/BENCH.md, "Concurrent writers").
---   ./dvlua bench/concurrent_writes.lua [--tables same|own|both] [SERVER_BINARY] [ROWS_PER_CLIENT] [CLIENTS...]
+--   ./dvlua bench/concurrent_writes.lua [--tables same|own|both] [--runs N] [SERVER_BINARY] [ROWS_PER_CLIENT] [CLIENTS...]
 -- For each client count, and each mode asked for (default both, "same" first), starts
 -- `SERVER_BINARY --serve` on a fresh SQLite file, creates one table per client over the Web
 -- API (new_bench1, new_bench2, ..., each with a primary name column and a whole-number
@@ -13,28 +13,35 @@
 -- Prints, per mode and client count, rows per second over all clients, the latency of one
 -- create (mean and 99th percentile, as the clients timed them) and the server's CPU time per
 -- create (Linux, from /proc, counted from the moment the clients start); with both modes,
--- also the ratio own / same. Clients connect and look their table up first, then start
+-- also the ratio own / same. --runs N repeats each client count N times (with both modes,
+-- N pairs of runs, the median of their ratios reported). Clients connect and look their table up first, then start
 -- together (a start file) and are timed from then on. Afterwards every create must be stored
 -- exactly once, in its client's table; a client that fails, or a row lost, doubled or in
 -- another client's table, stops the run with the client's error output and the server's log.
-local USAGE = "usage: ./dvlua bench/concurrent_writes.lua [--tables same|own|both] [SERVER_BINARY] [ROWS_PER_CLIENT] [CLIENTS...]"
+local USAGE = "usage: ./dvlua bench/concurrent_writes.lua [--tables same|own|both] [--runs N] [SERVER_BINARY] [ROWS_PER_CLIENT] [CLIENTS...]"
 
 local function usage_error(msg)
   io.stderr:write("concurrent_writes: ", msg, "\n", USAGE, "\n")
   os.exit(2)
 end
 
-local modes, positional = { "same", "own" }, {}
+local modes, positional, repeats = { "same", "own" }, {}, "1"
 do
   local i = 1
   while arg[i] do
     local a = arg[i]
     local value = a:match("^%-%-tables=(.*)$")
+    local runs = a:match("^%-%-runs=(.*)$")
     if a == "--tables" then
       value = arg[i + 1] or usage_error("--tables needs a value: same, own or both")
       i = i + 1
+    elseif a == "--runs" then
+      runs = arg[i + 1] or usage_error("--runs needs a number")
+      i = i + 1
     end
-    if value then
+    if runs then
+      repeats = runs
+    elseif value then
       if value == "both" then modes = { "same", "own" }
       elseif value == "same" or value == "own" then modes = { value }
       else usage_error("--tables is same, own or both, not '" .. value .. "'") end
@@ -56,6 +63,7 @@ local function count_arg(s, what)
 end
 local server = positional[1] or "./dvlua"
 local rows = count_arg(positional[2] or "2000", "ROWS_PER_CLIENT")
+repeats = count_arg(repeats, "--runs")
 local counts = {}
 for i = 3, #positional do counts[#counts + 1] = count_arg(positional[i], "CLIENTS") end
 if #counts == 0 then counts = { 1, 8 } end
@@ -268,9 +276,12 @@ local function run(tag, mode, clients)
   end
   local ticks1 = cpu_ticks(pid)
   local stored = verify(org, mode, clients)
+  org:close()
   os.execute("kill " .. pid)
+  -- Stopped once gone or a zombie (exited, waiting for whichever process adopted it to reap it).
   for _ = 1, 100 do
-    if not os.execute("kill -0 " .. pid .. " 2>/dev/null") then break end
+    local state = read("/proc/" .. pid .. "/stat"):match("%) (%a)")
+    if not state or state == "Z" then break end
     os.execute("sleep 0.05")
   end
   server_pid = nil
@@ -285,21 +296,43 @@ local function run(tag, mode, clients)
   }
 end
 
+local function median(list)
+  table.sort(list)
+  local m = #list
+  return m % 2 == 1 and list[(m + 1) // 2] or (list[m // 2] + list[m // 2 + 1]) / 2
+end
+
+-- With both modes, each repetition is a pair of runs, in turn same-own and own-same, so a
+-- load that rises or falls through the runs does not favour one mode; each pair's ratio
+-- compares runs taken one after the other, and the median of those ratios is reported.
 local n = 0
 for _, clients in ipairs(counts) do
-  local got = {}
-  for _, mode in ipairs(modes) do
-    n = n + 1
-    local r = run(dir .. "/run-" .. n, mode, clients)
-    got[mode] = r
-    print(string.format("%-20s %2d client(s): %d creates in %.2f s = %.0f creates/s, latency mean %.2f ms, p99 %.2f ms, server CPU %s ms/create (%d rows verified)",
-      LABEL[mode], clients, r.total, r.secs, r.rate, r.mean, r.p99, r.cpu and string.format("%.3f", r.cpu) or "?", r.stored))
-    io.stdout:flush()
+  local ratios = { rate = {}, mean = {}, cpu = {} }
+  for rep = 1, repeats do
+    local order = modes
+    if #modes == 2 and rep % 2 == 0 then order = { modes[2], modes[1] } end
+    local got = {}
+    for _, mode in ipairs(order) do
+      n = n + 1
+      local r = run(dir .. "/run-" .. n, mode, clients)
+      got[mode] = r
+      print(string.format("%-20s %2d client(s): %d creates in %.2f s = %.0f creates/s, latency mean %.2f ms, p99 %.2f ms, server CPU %s ms/create (%d rows verified)",
+        LABEL[mode], clients, r.total, r.secs, r.rate, r.mean, r.p99, r.cpu and string.format("%.3f", r.cpu) or "?", r.stored))
+      io.stdout:flush()
+    end
+    if got.same and got.own then
+      table.insert(ratios.rate, got.own.rate / got.same.rate)
+      table.insert(ratios.mean, got.own.mean / got.same.mean)
+      if got.own.cpu and got.same.cpu and got.same.cpu > 0 then table.insert(ratios.cpu, got.own.cpu / got.same.cpu) end
+    end
   end
-  if got.same and got.own then
-    print(string.format("%-20s %2d client(s): %.2fx creates/s, %.2fx mean latency, %s server CPU per create",
-      "own / same", clients, got.own.rate / got.same.rate, got.own.mean / got.same.mean,
-      got.own.cpu and got.same.cpu and got.same.cpu > 0 and string.format("%.2fx", got.own.cpu / got.same.cpu) or "?"))
+  if #ratios.rate > 0 then
+    local each = {}
+    for i, x in ipairs(ratios.rate) do each[i] = string.format("%.2fx", x) end
+    local per_pair = #each > 1 and string.format(" (median of %d pairs; creates/s %s)", #each, table.concat(each, " ")) or ""
+    print(string.format("%-20s %2d client(s): %.2fx creates/s, %.2fx mean latency, %s server CPU per create%s",
+      "own / same", clients, median(ratios.rate), median(ratios.mean),
+      #ratios.cpu > 0 and string.format("%.2fx", median(ratios.cpu)) or "?", per_pair))
   end
 end
 os.execute("rm -rf " .. dir)

@@ -228,14 +228,26 @@ describe("emulator with concurrent writers", function()
   end)
 
   it("runs one mode of bench/concurrent_writes.lua when asked, and refuses a mode it does not know", function()
-    local ok, text = bench("--tables own " .. dv.quote(dv.bin) .. " 5 3")
+    local ok, text = bench("--tables own --runs 2 " .. dv.quote(dv.bin) .. " 5 3")
     assert.is_true(ok, text)
-    assert.matches("^own table per client +3 client%(s%): 15 creates .* %(15 rows verified%)\n$", text)
+    local line = "own table per client +3 client%(s%): 15 creates [^\n]* %(15 rows verified%)\n"
+    assert.matches("^" .. line .. line .. "$", text)
     ok, text = bench("--tables=same " .. dv.quote(dv.bin) .. " 5 2")
     assert.is_true(ok, text)
     assert.matches("^same table +2 client%(s%): 10 creates .* %(10 rows verified%)\n$", text)
     ok, text = bench("--tables mine " .. dv.quote(dv.bin) .. " 5 2")
     assert.is_false(ok)
     assert.matches("--tables is same, own or both, not 'mine'", text, 1, true)
+  end)
+
+  it("alternates the modes' order over repeated runs of bench/concurrent_writes.lua and reports the median ratio", function()
+    local ok, text = bench("--runs 2 " .. dv.quote(dv.bin) .. " 5 2")
+    assert.is_true(ok, text)
+    local modes = {}
+    for line in text:gmatch("[^\n]+") do
+      modes[#modes + 1] = line:match("^(.-) +2 client%(s%): 10 creates .* %(10 rows verified%)$")
+    end
+    assert.same({ "same table", "own table per client", "own table per client", "same table" }, modes)
+    assert.matches("\nown / same +2 client%(s%): [%d.]+x creates/s, [%d.]+x mean latency, [^\n]* %(median of 2 pairs; creates/s [%d.]+x [%d.]+x%)\n$", text)
   end)
 end)
