@@ -388,7 +388,7 @@ static enum MHD_Result answer(void *cls, struct MHD_Connection *conn, const char
         int snapshot = e->per_thread && !excl && is_read(method);
         /* A read sees one state of the store, whatever commits meanwhile: a delta token and
          * the changes it covers come from the same snapshot. */
-        if (snapshot) store_exec(e, "BEGIN");
+        if (snapshot) store_snapshot(e);
         router_route(&r, path);
         store_end_request(e); /* a handler that failed midway leaves nothing behind */
         if (r.status == 0 || (r.status >= 400 && r.out.n == 0)) {
