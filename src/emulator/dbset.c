@@ -1,11 +1,15 @@
 #include "dbset.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "checkpoint.h"
 
@@ -45,6 +49,7 @@ typedef struct dbthread {
 struct dbset {
     dbs_opts o;
     int single;
+    int lock_fd; /* the main file, flock'ed: one emulator per store */
     emu_checkpointer *ck;
     pthread_mutex_t mu; /* guards n (files only append), names, threads */
     dbfile *files[MAX_FILES];
@@ -314,6 +319,7 @@ dbset *dbs_open(const dbs_opts *o, char *err, size_t errlen)
     }
     d->o = *o;
     d->single = strcmp(o->path, ":memory:") == 0;
+    d->lock_fd = -1;
     pthread_mutex_init(&d->mu, NULL);
     pthread_mutex_init(&d->vmu, NULL);
     /* Every-file writers (imports, change sets) would wait forever behind a steady stream of
@@ -327,6 +333,33 @@ dbset *dbs_open(const dbs_opts *o, char *err, size_t errlen)
         snprintf(err, errlen, "cannot create a thread key");
         free(d);
         return NULL;
+    }
+    /* Two emulators on one store would each keep a version counter and a table cache of
+     * their own, and hand out the same versions. (flock, not SQLite's fcntl locks, which it
+     * does not see.) */
+    if (!d->single) {
+        d->lock_fd = open(o->path, O_RDWR | O_CREAT | O_CLOEXEC, 0666);
+        if (d->lock_fd < 0) {
+            snprintf(err, errlen, "cannot open database %s: %s", o->path, strerror(errno));
+            dbs_close(d);
+            return NULL;
+        }
+        if (flock(d->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+            snprintf(err, errlen,
+                     "the store %s is in use by another emulator (one emulator serves a store: "
+                     "point clients at its URL)",
+                     o->path);
+            dbs_close(d);
+            return NULL;
+        }
+    }
+    /* Each table's file takes descriptors (its writer, its checkpointer, the readers
+     * borrowed at once, two each with the WAL): an organization of a few hundred tables
+     * would pass the usual soft limit of 1024, which the hard limit allows to raise. */
+    struct rlimit rl;
+    if (!d->single && getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
     }
     /* SQLite's own default to start; the WAL peaks at about 50 MB of 4 KB pages. */
     emu_ckpt_opts ko = {1000, 10000};
@@ -354,6 +387,7 @@ void dbs_close(dbset *d)
         d->threads = t->next;
         thread_free(t);
     }
+    if (d->lock_fd >= 0) close(d->lock_fd);
     pthread_rwlock_destroy(&d->writers);
     pthread_mutex_destroy(&d->mu);
     pthread_mutex_destroy(&d->vmu);

@@ -617,3 +617,24 @@ int dv_emulator_fail_key(dv_emulator *emu, const char *entity, const char *key, 
     }
     return 0;
 }
+
+int dv_emulator_hold_writes(dv_emulator *emu, const char *table, char *err, unsigned errlen)
+{
+    if (emu->per_thread)
+        pthread_rwlock_rdlock(&emu->schema);
+    else
+        pthread_mutex_lock(&emu->mu);
+    int file = store_table_file(emu, table);
+    unlock_request(emu, 0);
+    if (file < 0) {
+        snprintf(err, errlen, "no table '%s'", table);
+        return -1;
+    }
+    store_hold_writers(emu, file);
+    return file;
+}
+
+void dv_emulator_release_writes(dv_emulator *emu, int handle)
+{
+    store_release_writers(emu, handle);
+}

@@ -527,6 +527,22 @@ int64_t store_version_ceiling(dv_emulator *e)
     return dbs_last_version(e->dbs);
 }
 
+int store_table_file(dv_emulator *e, const char *logical)
+{
+    const emu_entity *t = store_by_logical(e, logical, strlen(logical));
+    return t ? t->file : -1;
+}
+
+void store_hold_writers(dv_emulator *e, int file)
+{
+    dbs_hold_writers(e->dbs, file);
+}
+
+void store_release_writers(dv_emulator *e, int file)
+{
+    dbs_release_writers(e->dbs, file);
+}
+
 const char *store_key_status(dv_emulator *e, const char *entity, const char *key)
 {
     sqlite3_stmt *st =

@@ -70,6 +70,13 @@ int64_t store_current_version(dv_emulator *e, const emu_entity *t);
 /* The highest version handed out anywhere: no valid delta token is above it. */
 int64_t store_version_ceiling(dv_emulator *e);
 
+/* The file of a table's rows (a handle for store_hold_writers), -1 when there is no such
+ * table. */
+int store_table_file(dv_emulator *e, const char *logical);
+/* Holds that file's writers off (no transaction open) until store_release_writers. */
+void store_hold_writers(dv_emulator *e, int file);
+void store_release_writers(dv_emulator *e, int file);
+
 /* "Pending", "InProgress", "Active" or "Failed" for a key, from its job's timestamps. */
 const char *store_key_status(dv_emulator *e, const char *entity, const char *key);
 
