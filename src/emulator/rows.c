@@ -99,11 +99,18 @@ static int begin_write(emu_req *r, const emu_entity *t)
 int h_row_post(emu_req *r, emu_entity *t)
 {
     char id[37];
-    if (begin_write(r, t)) return emu_error(r, 503, "0x80040216", "The store is busy.");
+    /* A flat body is read and checked before the table's turn is taken, so the turn is only
+     * the write itself; a nested one may create related rows as it is read. */
+    int nests = jw_depth(r->body, r->body_len) > 1;
+    if (nests && store_begin(r->emu)) return emu_error(r, 503, "0x80040216", "The store is busy.");
     fieldset fs = {0};
     if (body_fields(r, t, r->body, r->body_len, &fs)) {
         fs_free(&fs);
         return -1;
+    }
+    if (!nests && store_begin_rows(r->emu, t)) {
+        fs_free(&fs);
+        return emu_error(r, 503, "0x80040216", "The store is busy.");
     }
     const char *given = fs_get(&fs, t->def.primary_id);
     if (given && strcmp(given, "null") != 0)
