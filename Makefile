@@ -35,7 +35,7 @@ EXE_OBJ := build/src/main.o $(patsubst %.c,build/%.o,$(wildcard src/repl*.c))
 MOD_OBJ := $(filter-out $(EXE_OBJ),$(OBJ)) build/module_entries.o
 
 .PHONY: all module deps test demo bench install uninstall clean format lint check-deps fuzz \
-	check-sanitize fuzz-short soak FORCE
+	check-sanitize check-threads fuzz-short soak FORCE
 
 all: dvlua dataverse.so dataverse_pg.so
 
@@ -158,6 +158,35 @@ check-sanitize: check-deps dvlua-san
 	  echo "check-sanitize: sanitizer reports:"; cat build-san/report.*; exit 1; fi; \
 	exit $$status
 
+# The emulator's threads (request threads, the writers' queues, the pooled readers, the
+# checkpointer) under ThreadSanitizer: build-tsan/ and ./dvlua-tsan, running the specs that
+# put many writers, readers and processes on one store (TSAN_SPECS). Any report fails the run.
+TSAN_FLAGS := -fsanitize=thread -fno-omit-frame-pointer
+TSAN_OBJ   := $(patsubst %.c,build-tsan/%.o,$(SRC)) build-tsan/embedded_lua.o
+TSAN_SPECS ?= spec/emulator_tables_spec.lua spec/emulator_writers_spec.lua \
+	spec/emulator_crash_spec.lua spec/emulator_connections_spec.lua spec/api_parallel_spec.lua \
+	spec/emulator_batch_spec.lua spec/emulator_bulk_spec.lua
+TSAN_ENV    = TSAN_OPTIONS=log_path=$(CURDIR)/build-tsan/report:halt_on_error=0:second_deadlock_stack=1 \
+	DVLUA=$(CURDIR)/dvlua-tsan
+
+dvlua-tsan: $(TSAN_OBJ)
+	$(SAN_CC) $(TSAN_FLAGS) $(DV_LDFLAGS) $(LDFLAGS) -o $@ $(TSAN_OBJ) $(PKG_LIBS) $(EDIT_LIBS) -lm -lpthread
+
+build-tsan/%.o: %.c | check-deps
+	@mkdir -p $(dir $@)
+	$(SAN_CC) $(DV_CFLAGS) -O1 -g $(TSAN_FLAGS) $(PKG_CFLAGS) -MMD -MP -c -o $@ $<
+
+build-tsan/embedded_lua.o: build/embedded_lua.c
+	@mkdir -p build-tsan
+	$(SAN_CC) $(DV_CFLAGS) -O1 -g $(TSAN_FLAGS) -c -o $@ $<
+
+check-threads: check-deps dvlua-tsan
+	@rm -f build-tsan/report.*
+	$(TSAN_ENV) ./dvlua-tsan spec/run.lua $(TSAN_SPECS); status=$$?; \
+	if ls build-tsan/report.* >/dev/null 2>&1; then \
+	  echo "check-threads: ThreadSanitizer reports:"; cat build-tsan/report.*; exit 1; fi; \
+	exit $$status
+
 # libFuzzer targets for every parser that faces untrusted input (docs/FUZZ.md): the JSON
 # decoder, the OData $filter/$orderby compiler, solution zips, and the emulator's router and
 # handlers with bodies ($select/$expand, alternate keys, delta tokens, $batch, metadata).
@@ -249,6 +278,6 @@ lint: $(patsubst %.c,build/%.o,$(wildcard src/emulator/*.c))
 	sh scripts/check-layers.sh
 
 clean:
-	rm -rf build dvlua dataverse.so dataverse_pg.so build-san dvlua-san
+	rm -rf build dvlua dataverse.so dataverse_pg.so build-san dvlua-san build-tsan dvlua-tsan
 
--include $(DEPF) $(SAN_OBJ:.o=.d)
+-include $(DEPF) $(SAN_OBJ:.o=.d) $(TSAN_OBJ:.o=.d)

@@ -258,6 +258,49 @@ static int l_fail_key(lua_State *L)
     return 0;
 }
 
+/* emu:hold_writes(table) -> a hold: the table's writers wait until hold:release() (or the
+ * hold is closed or collected), as behind a long write of the table. Readers, and writers
+ * of other tables, go on. */
+#define HOLD_MT "dataverse.emulator.hold"
+typedef struct {
+    dv_emulator *emu;
+    int handle; /* -1 once released */
+    char table[64];
+} lhold;
+
+static int l_hold_writes(lua_State *L)
+{
+    lemu *u = check(L);
+    const char *table = luaL_checkstring(L, 2);
+    lhold *h = lua_newuserdatauv(L, sizeof *h, 1);
+    h->emu = u->emu;
+    h->handle = -1;
+    snprintf(h->table, sizeof h->table, "%s", table);
+    lua_pushvalue(L, 1); /* the emulator outlives its holds */
+    lua_setiuservalue(L, -2, 1);
+    luaL_setmetatable(L, HOLD_MT);
+    char err[256];
+    if ((h->handle = dv_emulator_hold_writes(u->emu, table, err, sizeof err)) < 0)
+        return luaL_argerror(L, 2, err);
+    return 1;
+}
+
+static int l_hold_release(lua_State *L)
+{
+    lhold *h = luaL_checkudata(L, 1, HOLD_MT);
+    if (h->handle >= 0) dv_emulator_release_writes(h->emu, h->handle);
+    h->handle = -1;
+    return 0;
+}
+
+static int l_hold_tostring(lua_State *L)
+{
+    lhold *h = luaL_checkudata(L, 1, HOLD_MT);
+    lua_pushfstring(L, "dataverse.emulator hold on %s's writers (%s)", h->table,
+                    h->handle >= 0 ? "held" : "released");
+    return 1;
+}
+
 /* emu:stats([reset]) -> {requests=, throttled=, peak_concurrent=, concurrent=, busy_ms=,
  * lock_wait_ms=, latency_ms=, writes=, commits=, write_wait_ms=, write_ms=, commit_ms=} */
 static int l_stats(lua_State *L)
@@ -361,18 +404,25 @@ int luaopen_dataverse_emulator(lua_State *L)
     luaL_newmetatable(L, SHARED_MT);
     luaL_setfuncs(L, shared_meta, 0);
     lua_pop(L, 1);
-    static const luaL_Reg methods[] = {{"stop", l_stop},
-                                       {"faults", l_faults},
-                                       {"advance", l_advance},
-                                       {"retention", l_retention},
-                                       {"fail_key", l_fail_key},
-                                       {"stats", l_stats},
-                                       {NULL, NULL}};
+    static const luaL_Reg methods[] = {{"stop", l_stop},         {"faults", l_faults},
+                                       {"advance", l_advance},   {"retention", l_retention},
+                                       {"fail_key", l_fail_key}, {"hold_writes", l_hold_writes},
+                                       {"stats", l_stats},       {NULL, NULL}};
     static const luaL_Reg meta[] = {{"__index", l_index},
                                     {"__gc", l_stop},
                                     {"__close", l_stop},
                                     {"__tostring", l_tostring},
                                     {NULL, NULL}};
+    static const luaL_Reg hold_methods[] = {{"release", l_hold_release}, {NULL, NULL}};
+    static const luaL_Reg hold_meta[] = {{"__gc", l_hold_release},
+                                         {"__close", l_hold_release},
+                                         {"__tostring", l_hold_tostring},
+                                         {NULL, NULL}};
+    luaL_newmetatable(L, HOLD_MT);
+    luaL_setfuncs(L, hold_meta, 0);
+    luaL_newlib(L, hold_methods);
+    lua_setfield(L, -2, "__index");
+    lua_pop(L, 1);
     luaL_newmetatable(L, EMU_MT);
     luaL_setfuncs(L, meta, 0);
     luaL_newlib(L, methods);

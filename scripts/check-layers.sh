@@ -18,6 +18,7 @@ metadata_json
 row_write row_select row_address options metadata_store components
 store
 request clock entity builtin solution_parse query limits
+dbset
 sbuf latency multipart jwalk checkpoint wqueue
 '
 

@@ -204,12 +204,15 @@ int h_bulk(emu_req *r, const char *set, size_t set_len, const char *action)
     target *v = NULL;
     int n = read_targets(r, t, &v);
     if (n < 0) return -1;
-    if (store_begin(r->emu)) {
+    /* Targets that nest (deep inserts) may write other tables; flat ones write t's rows
+     * alone, beside writers of other tables. */
+    int nests = jw_depth(r->body, r->body_len) > 3;
+    if (nests ? store_begin(r->emu) : store_begin_rows(r->emu, t)) {
         targets_free(v, n);
         return emu_error(r, 503, "0x80040216", "The store is busy.");
     }
     /* One step of the version counter for the whole call; every row still gets its own. */
-    store_reserve_versions(r->emu, n);
+    store_reserve_versions(r->emu, t, n);
     sbuf ids = {0};
     int rc = 0;
     for (int i = 0; i < n && rc == 0; i++) {

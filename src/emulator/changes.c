@@ -96,11 +96,12 @@ static int ct_page(emu_req *r, emu_entity *t, int delta, int64_t from, int64_t t
     int64_t last_ver = lastver;
     /* Two walks of the (entity, ver) indexes: changed rows, then (for a delta) tombstones. */
     for (int part = phase; part <= (delta ? 1 : 0) && !more; part++) {
-        sqlite3_stmt *st = store_stmt(
-            r->emu, part == 0 ? "SELECT ver, id, data FROM row WHERE entity=?1 AND ver > ?2 AND "
-                                "ver <= ?3 ORDER BY ver LIMIT ?4"
-                              : "SELECT ver, id FROM tomb WHERE entity=?1 AND ver > ?2 AND "
-                                "ver <= ?3 ORDER BY ver LIMIT ?4");
+        sqlite3_stmt *st = store_row_stmt(
+            r->emu, t,
+            part == 0 ? "SELECT ver, id, data FROM row WHERE entity=?1 AND ver > ?2 AND "
+                        "ver <= ?3 ORDER BY ver LIMIT ?4"
+                      : "SELECT ver, id FROM tomb WHERE entity=?1 AND ver > ?2 AND "
+                        "ver <= ?3 ORDER BY ver LIMIT ?4");
         if (!st) {
             selection_free(&s);
             return emu_error(r, 500, "0x80040216", "The change query failed.");
@@ -164,7 +165,7 @@ static int ct_check_token(emu_req *r, const char *tok, int64_t *from)
 {
     dv_emulator *e = r->emu;
     double when;
-    if (parse_token(tok, from, &when) || *from > store_current_version(e))
+    if (parse_token(tok, from, &when) || *from > store_version_ceiling(e))
         /* Not echoed: a token read from a file by mistake may hold anything, secrets too. */
         return emu_error(r, 400, BAD_QUERY, "The delta token is not valid.");
     double now = emu_now(e);
@@ -193,15 +194,16 @@ int h_changes(emu_req *r, emu_entity *t, int count_only)
             return emu_error(r, 400, BAD_QUERY, "The $skiptoken '%s' is not valid.", skip);
         return ct_page(r, t, delta, from, to, ts, phase, lastver);
     }
-    int64_t to = store_current_version(r->emu);
+    int64_t to = store_current_version(r->emu, t);
     double now = emu_now(r->emu);
     if (!dtok) return ct_page(r, t, 0, 0, to, now, 0, 0);
     int64_t from = 0;
     if (ct_check_token(r, dtok, &from)) return -1;
     if (count_only) {
-        sqlite3_stmt *st = store_stmt(
-            r->emu, "SELECT (SELECT count(*) FROM row WHERE entity=?1 AND ver > ?2 AND ver <= ?3)"
-                    " + (SELECT count(*) FROM tomb WHERE entity=?1 AND ver > ?2 AND ver <= ?3)");
+        sqlite3_stmt *st = store_row_stmt(
+            r->emu, t,
+            "SELECT (SELECT count(*) FROM row WHERE entity=?1 AND ver > ?2 AND ver <= ?3)"
+            " + (SELECT count(*) FROM tomb WHERE entity=?1 AND ver > ?2 AND ver <= ?3)");
         sqlite3_bind_text(st, 1, t->def.logical_name, -1, SQLITE_STATIC);
         sqlite3_bind_int64(st, 2, from);
         sqlite3_bind_int64(st, 3, to);

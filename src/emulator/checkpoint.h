@@ -13,22 +13,25 @@
 #include <stddef.h>
 
 typedef struct emu_checkpointer emu_checkpointer;
+typedef struct emu_ckpt_file emu_ckpt_file;
 
 typedef struct {
     int pages;      /* a checkpoint is due past this many WAL frames */
     int hard_pages; /* ... and finished with the writers held past this many */
-    void (*hold_writers)(void *ud);
-    void (*release_writers)(void *ud);
-    void *ud;
 } emu_ckpt_opts;
 
-/* Opens its own connection to path and starts the thread; NULL with a message in err. */
-emu_checkpointer *ckpt_start(const char *path, const emu_ckpt_opts *o, char *err, size_t errlen);
-/* Routes db's commits to k (turns db's automatic checkpoints off). */
-void ckpt_attach(emu_checkpointer *k, sqlite3 *db);
-/* Checkpoints run so far (for specs and benchmarks). */
+/* Starts the thread, which serves every file added to it; NULL with a message in err. */
+emu_checkpointer *ckpt_start(const emu_ckpt_opts *o, char *err, size_t errlen);
+/* Adds a database file, with its own connection to it; hold and release quiesce the file's
+ * writers (NULL: never held). NULL with a message in err. */
+emu_ckpt_file *ckpt_add(emu_checkpointer *k, const char *path, void (*hold)(void *ud),
+                        void (*release)(void *ud), void *ud, char *err, size_t errlen);
+/* Routes db's commits (db is a connection to f's file) to the thread: turns db's automatic
+ * checkpoints off. f NULL is fine (nothing to do). */
+void ckpt_attach(emu_ckpt_file *f, sqlite3 *db);
+/* Checkpoints run so far over every file (for specs and benchmarks). */
 long ckpt_count(emu_checkpointer *k);
-/* Stops the thread and closes its connection; NULL is fine. Attached connections must not
+/* Stops the thread and closes its connections; NULL is fine. Attached connections must not
  * commit any more. */
 void ckpt_stop(emu_checkpointer *k);
 

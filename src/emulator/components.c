@@ -294,7 +294,7 @@ static int index_existing_rows(dv_emulator *e, const char *entity)
 {
     emu_entity *t = store_by_logical(e, entity, strlen(entity));
     if (!t || t->def.n_keys == 0) return 0;
-    sqlite3_stmt *st = store_stmt(e, "SELECT id, data, ver FROM row WHERE entity=?1");
+    sqlite3_stmt *st = store_row_stmt(e, t, "SELECT id, data, ver FROM row WHERE entity=?1");
     if (!st) return -1;
     sqlite3_bind_text(st, 1, entity, -1, SQLITE_STATIC);
     strlist rows = {0}; /* id, data, version: read first, rewritten after */
@@ -531,6 +531,16 @@ static int exec_bound(dv_emulator *e, const char *sql, const char *a, const char
     return step_done(st);
 }
 
+/* exec_bound on the rows of the table a names. */
+static int exec_rows(dv_emulator *e, const char *sql, const char *a, const char *b)
+{
+    sqlite3_stmt *st = store_rows_stmt(e, a, sql);
+    if (!st) return -1;
+    sqlite3_bind_text(st, 1, a, -1, SQLITE_STATIC);
+    if (b) sqlite3_bind_text(st, 2, b, -1, SQLITE_STATIC);
+    return step_done(st);
+}
+
 /* Deletes a component no layer holds any more, with its data. */
 static int drop_component(dv_emulator *e, const char *kind, const char *entity, const char *name)
 {
@@ -543,7 +553,7 @@ static int drop_component(dv_emulator *e, const char *kind, const char *entity, 
     }
     if (!strcmp(kind, "key"))
         return exec_bound(e, "DELETE FROM ekey WHERE entity=?1 AND logical=?2", entity, name) ||
-               exec_bound(e, "DELETE FROM keyval WHERE entity=?1 AND key=?2", entity, name);
+               exec_rows(e, "DELETE FROM keyval WHERE entity=?1 AND key=?2", entity, name);
     if (kept_column(e, entity, name)) return 0;
     /* A key another layer keeps still needs its columns (Dataverse would list it as a
      * dependency of the uninstall). */
@@ -558,8 +568,8 @@ static int drop_component(dv_emulator *e, const char *kind, const char *entity, 
     snprintf(path, sizeof path,
              type == DV_ATTR_LOOKUP || type == DV_ATTR_OWNER ? "$._%s_value" : "$.%s", name);
     return exec_bound(e, "DELETE FROM attr WHERE entity=?1 AND logical=?2", entity, name) ||
-           exec_bound(e, "UPDATE row SET data = json_remove(data, ?2) WHERE entity = ?1", entity,
-                      path);
+           exec_rows(e, "UPDATE row SET data = json_remove(data, ?2) WHERE entity = ?1", entity,
+                     path);
 }
 
 int comp_uninstall(dv_emulator *e, const char *solution_id, char *err, size_t errlen)

@@ -20,17 +20,13 @@ struct dv_emulator {
     unsigned header_timeout;
     int faults_enabled;
 
-    /* store.c's SQLite connections, each with its prepared-statement cache. A file store
-     * gives every thread its own (per_thread), so reads run beside a write (WAL); writers
-     * queue in wq; ":memory:" has one, used under mu by every request. */
-    void *main_conn;
-    int per_thread;
-    pthread_key_t conn_key;
-    pthread_mutex_t conns_mu; /* guards the list of connections */
-    struct emu_wqueue *wq;    /* wqueue.h: writers take turns, their writes committed in groups */
-    struct store_conn *wconn; /* the one connection writes go through (main_conn: ":memory:") */
-    struct emu_checkpointer *ckpt; /* checkpoint.h: the WAL is checkpointed off the request path */
-    void *conns;
+    /* store.c's SQLite files (dbset.h): a file store has a file per table, so writes to
+     * different tables proceed at once, and borrowed reader connections, so reads run
+     * beside a write (WAL); ":memory:" has one connection, used under mu by every request. */
+    struct dbset *dbs;
+    int per_thread;          /* a file store */
+    int migrate;             /* store_open: the main file holds rows of an earlier build */
+    char store_id[40];       /* names the main file; its tables' files carry it */
     pthread_mutex_t mu;      /* ":memory:": guards the store, the entity cache, the clock */
     pthread_rwlock_t schema; /* file store: shared by row requests, exclusive for requests
                                 that may change the entity cache (and for the test hooks) */
@@ -41,7 +37,6 @@ struct dv_emulator {
     pthread_mutex_t fmu; /* guards the fault list */
     emu_fault *faults;
     unsigned long requests;
-    int tx_hold; /* a $batch change set holds the transaction: handlers' begin/commit nest */
 
     emu_guard *guard; /* service protection, latency model, dop hint, counters */
 

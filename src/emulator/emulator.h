@@ -73,5 +73,9 @@ void dv_emulator_set_retention(dv_emulator *emu, double seconds);
 /* Forces an alternate key's index job to Failed. */
 int dv_emulator_fail_key(dv_emulator *emu, const char *entity, const char *key, char *err,
                          unsigned errlen);
+/* Holds the writers of a table's rows off, as a long write of the table would, until
+ * dv_emulator_release_writes: returns a handle (>= 0), or -1 with a message in err. */
+int dv_emulator_hold_writes(dv_emulator *emu, const char *table, char *err, unsigned errlen);
+void dv_emulator_release_writes(dv_emulator *emu, int handle);
 
 #endif

@@ -16,6 +16,7 @@ typedef struct {
     dv_entity_def def;
     char metadata_id[37];
     char solution_id[37]; /* "" for the built-in tables */
+    int file;             /* the slot of the file its rows are in (dbset.h) */
 } emu_entity;
 
 /* The property name a column is read and filtered by (`_x_value` for lookups). */

@@ -87,7 +87,7 @@ static int parse_names(const char *v, size_t len, char *buf, size_t bufsz, const
 
 static int count_rows(dv_emulator *e, const char *logical, long long *out)
 {
-    sqlite3_stmt *st = store_stmt(e, "SELECT count(*) FROM row WHERE entity=?1");
+    sqlite3_stmt *st = store_rows_stmt(e, logical, "SELECT count(*) FROM row WHERE entity=?1");
     if (!st) return -1;
     sqlite3_bind_text(st, 1, logical, -1, SQLITE_STATIC);
     if (sqlite3_step(st) != SQLITE_ROW) return -1;

@@ -8,6 +8,7 @@
  *   jw_member   one member of an object: key, JSON1 type name, JSON text, plain text
  *   jw_object   the members of a flat object, all or nothing
  *   jw_targets  the flat objects of an array member (a bulk message's Targets)
+ *   jw_depth    how deeply objects and arrays nest in a JSON text
  */
 #ifndef DV_EMU_JWALK_H
 #define DV_EMU_JWALK_H
@@ -33,5 +34,10 @@ int jw_object(const char *json, size_t len, jw_member **out, int *n);
  * malloc'd). Returns the count, or -1 when the text is not one it reads (the caller then
  * reads it the slow way, which also finds what is wrong with it). */
 int jw_targets(const char *json, size_t len, const char *name, size_t **starts, size_t **lens);
+
+/* The deepest nesting of objects and arrays in json[0..len): 0 for a scalar, 1 for a flat
+ * object. Brackets inside strings do not count; malformed text gets a depth all the same
+ * (whoever parses it later says what is wrong). */
+int jw_depth(const char *json, size_t len);
 
 #endif

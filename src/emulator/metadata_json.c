@@ -1118,8 +1118,9 @@ static void entity_doc(dv_emulator *e, const mitem *it, sbuf *b)
     if (x && mdx_int(e, x, "$._created", 0)) d.custom = 1;
     free(x);
     if (t->solution_id[0]) {
-        sqlite3_stmt *st = store_stmt(e, "SELECT data->>'$.ismanaged' FROM row WHERE "
-                                         "entity='solution' AND id=?1");
+        sqlite3_stmt *st = store_rows_stmt(e, "solution",
+                                           "SELECT data->>'$.ismanaged' FROM row WHERE "
+                                           "entity='solution' AND id=?1");
         sqlite3_bind_text(st, 1, t->solution_id, -1, SQLITE_STATIC);
         d.managed_sol = sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int(st, 0);
         sqlite3_reset(st);

@@ -131,8 +131,9 @@ int mdx_drop_column(dv_emulator *e, const char *entity, const char *column)
     char path[200], lpath[210];
     snprintf(path, sizeof path, "$.%s", column);
     snprintf(lpath, sizeof lpath, "$._%s_value", column);
-    sqlite3_stmt *st = store_stmt(e, "UPDATE row SET data = json_remove(data, ?2, ?3) "
-                                     "WHERE entity = ?1");
+    sqlite3_stmt *st = store_rows_stmt(e, entity,
+                                       "UPDATE row SET data = json_remove(data, ?2, ?3) "
+                                       "WHERE entity = ?1");
     if (!st) return -1;
     sqlite3_bind_text(st, 1, entity, -1, SQLITE_TRANSIENT);
     sqlite3_bind_text(st, 2, path, -1, SQLITE_TRANSIENT);
@@ -145,7 +146,11 @@ int mdx_drop_column(dv_emulator *e, const char *entity, const char *column)
 
 int mdx_drop_key(dv_emulator *e, const char *entity, const char *key)
 {
-    if (run1(e, "DELETE FROM keyval WHERE entity=?1 AND key=?2", entity, key) ||
+    sqlite3_stmt *kv = store_rows_stmt(e, entity, "DELETE FROM keyval WHERE entity=?1 AND key=?2");
+    if (!kv) return -1;
+    sqlite3_bind_text(kv, 1, entity, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(kv, 2, key, -1, SQLITE_TRANSIENT);
+    if (sqlite3_step(kv) != SQLITE_DONE ||
         run1(e, "DELETE FROM ekey WHERE entity=?1 AND logical=?2", entity, key))
         return -1;
     return mdx_delete(e, MDX_KEY, entity, key);
@@ -206,7 +211,7 @@ int mdx_add_key(dv_emulator *e, const emu_entity *t, const dv_key_def *k, double
                 sb_printf(&sql, "%sjson_extract(data, ?%d)", j ? "," : "", 3 + j);
             sb_puts(&sql, ") END AS v, id FROM row WHERE entity=?1) WHERE v IS NOT NULL");
         }
-        st = store_stmt(e, sb_str(&sql));
+        st = store_row_stmt(e, t, sb_str(&sql));
         if (!st) goto out;
         sqlite3_bind_text(st, 1, ent, -1, SQLITE_TRANSIENT);
         sqlite3_bind_text(st, 2, k->logical_name, -1, SQLITE_TRANSIENT);
@@ -255,7 +260,7 @@ int mdx_fail_key(dv_emulator *e, const char *entity, const char *key, const char
     char id[37], ts[32];
     guid_new(id);
     time_iso(now, ts);
-    int64_t v = store_next_version(e);
+    int64_t v = store_next_version(e, jobs);
     sbuf d = {0};
     sb_printf(&d, "{\"%s\":\"%s\",\"name\":", jobs->def.primary_id, id);
     char name[300];

@@ -131,8 +131,9 @@ static int solution_header(emu_req *r, char sol[37])
     sol[0] = 0;
     const char *h = emu_header(r, "MSCRM.SolutionUniqueName");
     if (!h || !*h) return 0;
-    sqlite3_stmt *st = store_stmt(r->emu, "SELECT id FROM row WHERE entity='solution' AND "
-                                          "data->>'$.uniquename' = ?1 COLLATE NOCASE");
+    sqlite3_stmt *st = store_rows_stmt(r->emu, "solution",
+                                       "SELECT id FROM row WHERE entity='solution' AND "
+                                       "data->>'$.uniquename' = ?1 COLLATE NOCASE");
     sqlite3_bind_text(st, 1, h, -1, SQLITE_TRANSIENT);
     if (sqlite3_step(st) == SQLITE_ROW) snprintf(sol, 37, "%s", sqlite3_column_text(st, 0));
     sqlite3_reset(st);
@@ -145,8 +146,9 @@ static int solution_header(emu_req *r, char sol[37])
 static int solution_managed(emu_req *r, const char *sol)
 {
     if (!sol || !*sol) return 0;
-    sqlite3_stmt *st = store_stmt(r->emu, "SELECT data->>'$.ismanaged' FROM row WHERE "
-                                          "entity='solution' AND id=?1");
+    sqlite3_stmt *st = store_rows_stmt(r->emu, "solution",
+                                       "SELECT data->>'$.ismanaged' FROM row WHERE "
+                                       "entity='solution' AND id=?1");
     sqlite3_bind_text(st, 1, sol, -1, SQLITE_TRANSIENT);
     int m = sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int(st, 0);
     sqlite3_reset(st);

@@ -53,11 +53,10 @@ static int resolve_path(resolve_ctx *c, const char *name, size_t n, char *expr, 
     char lookup[160], prop[160];
     emu_prop_name(a, lookup, sizeof lookup);
     emu_prop_name(ta, prop, sizeof prop);
-    /* logical names are checked identifiers when a table is stored, so they may be inlined */
-    snprintf(expr, cap,
-             "(SELECT nav.data->>'$.%s' FROM row AS nav WHERE nav.entity='%s' AND "
-             "nav.id=(row.data->>'$.%s'))",
-             prop, target->def.logical_name, lookup);
+    /* The related row is in its table's file: dv_nav (store.c) reads it. Logical names are
+     * checked identifiers when a table is stored, so they may be inlined. */
+    snprintf(expr, cap, "dv_nav('%s', row.data->>'$.%s', '$.%s')", target->def.logical_name, lookup,
+             prop);
     return query_kind(ta->type);
 }
 
@@ -87,10 +86,8 @@ static int resolve_order(void *ud, const char *name, size_t n, char *expr, size_
     if (!target || !target->def.primary_name) return resolve_prop(ud, name, n, expr, cap);
     char lookup[160];
     emu_prop_name(a, lookup, sizeof lookup);
-    snprintf(expr, cap,
-             "(SELECT nav.data->>'$.%s' FROM row AS nav WHERE nav.entity='%s' AND "
-             "nav.id=(row.data->>'$.%s') COLLATE NOCASE)",
-             target->def.primary_name, target->def.logical_name, lookup);
+    snprintf(expr, cap, "dv_nav('%s', row.data->>'$.%s', '$.%s')", target->def.logical_name, lookup,
+             target->def.primary_name);
     return QK_STRING;
 }
 
@@ -99,7 +96,7 @@ static int count_rows(emu_req *r, const emu_entity *t, const query_filter *f)
     sbuf sql = {0};
     sb_puts(&sql, "SELECT count(*) FROM row WHERE entity=?1");
     if (f) sb_printf(&sql, " AND %s", sb_str((sbuf *)&f->sql));
-    sqlite3_stmt *st = store_stmt(r->emu, sb_str(&sql));
+    sqlite3_stmt *st = store_row_stmt(r->emu, t, sb_str(&sql));
     sb_free(&sql);
     if (!st) return -1;
     sqlite3_bind_text(st, 1, t->def.logical_name, -1, SQLITE_STATIC);
@@ -240,7 +237,7 @@ int h_query_rows(emu_req *r, emu_entity *t, int count_only)
     sb_puts(&sql, " ORDER BY ");
     if (order.n) sb_printf(&sql, "%s, ", sb_str(&order));
     sb_puts(&sql, "id LIMIT :lim OFFSET :off");
-    sqlite3_stmt *st = store_stmt(r->emu, sb_str(&sql));
+    sqlite3_stmt *st = store_row_stmt(r->emu, t, sb_str(&sql));
     sb_free(&sql);
     sb_free(&order);
     if (!st) {

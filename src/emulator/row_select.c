@@ -278,7 +278,8 @@ static void emit_expanded(dv_emulator *e, sbuf *out, const expansion *x, const c
 {
     /* Worded unlike answer_row's query: the cache must hand out a different statement
      * while the outer row is still being read. */
-    sqlite3_stmt *st = store_stmt(e, "SELECT ver, id, data FROM row WHERE id=?2 AND entity=?1");
+    sqlite3_stmt *st =
+        store_row_stmt(e, x->target, "SELECT ver, id, data FROM row WHERE id=?2 AND entity=?1");
     if (st) {
         sqlite3_bind_text(st, 1, x->target->def.logical_name, -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 2, id, -1, SQLITE_TRANSIENT);
@@ -357,7 +358,8 @@ static void emit_annotations(dv_emulator *e, sbuf *out, const dv_attribute_def *
     if (!(ann & EMU_ANN_FORMATTED) || !target || !target->def.primary_name) return;
     char path[160];
     snprintf(path, sizeof path, "$.%s", target->def.primary_name);
-    sqlite3_stmt *st = store_stmt(e, "SELECT data ->> ?3 FROM row WHERE entity=?1 AND id=?2");
+    sqlite3_stmt *st =
+        store_row_stmt(e, target, "SELECT data ->> ?3 FROM row WHERE entity=?1 AND id=?2");
     if (!st) return;
     sqlite3_bind_text(st, 1, a->target, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, v + 1, (int)vlen - 2, SQLITE_TRANSIENT);

@@ -411,7 +411,7 @@ int write_row(emu_req *r, const emu_entity *t, const char *id, fieldset *fs, int
 {
     dv_emulator *e = r->emu;
     contact_fullname(e, t, fs);
-    int64_t v = store_next_version(e);
+    int64_t v = store_next_version(e, t);
     char ts[32], q[64];
     time_iso(emu_now(e), ts);
     snprintf(q, sizeof q, "\"%s\"", ts);

@@ -7,6 +7,7 @@
 
 #include "clock.h"
 #include "emu_internal.h"
+#include "jwalk.h"
 #include "row_address.h"
 #include "row_put.h"
 #include "row_select.h"
@@ -26,7 +27,7 @@ static int answer_row(emu_req *r, const emu_entity *t, const char *id, int statu
     sb_puts(&sql, "SELECT ver, id");
     select_sql(&s, &sql);
     sb_puts(&sql, " FROM row WHERE entity=?1 AND id=?2");
-    sqlite3_stmt *st = store_stmt(r->emu, sb_str(&sql));
+    sqlite3_stmt *st = store_row_stmt(r->emu, t, sb_str(&sql));
     sb_free(&sql);
     if (!st) {
         selection_free(&s);
@@ -87,14 +88,29 @@ static void key_entity_id_header(emu_req *r, const emu_entity *t, const address 
 
 /* 1 when If-Match names a version other than the row's (`*` matches any). */
 
+/* The write transaction of a request that writes t's rows: t's alone, beside writers of
+ * other tables, unless the body nests objects or arrays (deep inserts write other tables). */
+static int begin_write(emu_req *r, const emu_entity *t)
+{
+    if (jw_depth(r->body, r->body_len) > 1) return store_begin(r->emu);
+    return store_begin_rows(r->emu, t);
+}
+
 int h_row_post(emu_req *r, emu_entity *t)
 {
     char id[37];
-    if (store_begin(r->emu)) return emu_error(r, 503, "0x80040216", "The store is busy.");
+    /* A flat body is read and checked before the table's turn is taken, so the turn is only
+     * the write itself; a nested one may create related rows as it is read. */
+    int nests = jw_depth(r->body, r->body_len) > 1;
+    if (nests && store_begin(r->emu)) return emu_error(r, 503, "0x80040216", "The store is busy.");
     fieldset fs = {0};
     if (body_fields(r, t, r->body, r->body_len, &fs)) {
         fs_free(&fs);
         return -1;
+    }
+    if (!nests && store_begin_rows(r->emu, t)) {
+        fs_free(&fs);
+        return emu_error(r, 503, "0x80040216", "The store is busy.");
     }
     const char *given = fs_get(&fs, t->def.primary_id);
     if (given && strcmp(given, "null") != 0)
@@ -124,7 +140,7 @@ int h_row_patch(emu_req *r, emu_entity *t, const address *a)
     dv_emulator *e = r->emu;
     const char *if_match = emu_header(r, "If-Match");
     const char *if_none = emu_header(r, "If-None-Match");
-    if (store_begin(e)) return emu_error(r, 503, "0x80040216", "The store is busy.");
+    if (begin_write(r, t)) return emu_error(r, 503, "0x80040216", "The store is busy.");
     char id[37];
     int exists = 0;
     if (row_put_addressed(r, t, a, r->body, r->body_len, if_match, if_none, id, &exists)) return -1;
@@ -144,7 +160,7 @@ int h_row_patch(emu_req *r, emu_entity *t, const address *a)
 int h_row_delete(emu_req *r, emu_entity *t, const address *a)
 {
     char id[37];
-    if (store_begin(r->emu)) return emu_error(r, 503, "0x80040216", "The store is busy.");
+    if (store_begin_rows(r->emu, t)) return emu_error(r, 503, "0x80040216", "The store is busy.");
     int64_t ver = 0;
     if (!find_row(r, t, a, id) || !store_row_get(r->emu, t, id, NULL, &ver)) {
         store_rollback(r->emu);
@@ -167,9 +183,9 @@ static char *row_member(emu_req *r, const emu_entity *t, const char *id, const c
 {
     char path[200];
     snprintf(path, sizeof path, "$.\"%s\"", member);
-    sqlite3_stmt *st =
-        store_stmt(r->emu, raw ? "SELECT data ->> ?3 FROM row WHERE entity=?1 AND id=?2"
-                               : "SELECT data -> ?3 FROM row WHERE entity=?1 AND id=?2");
+    sqlite3_stmt *st = store_row_stmt(r->emu, t,
+                                      raw ? "SELECT data ->> ?3 FROM row WHERE entity=?1 AND id=?2"
+                                          : "SELECT data -> ?3 FROM row WHERE entity=?1 AND id=?2");
     if (!st) return NULL;
     sqlite3_bind_text(st, 1, t->def.logical_name, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, id, -1, SQLITE_TRANSIENT);

@@ -388,7 +388,7 @@ static enum MHD_Result answer(void *cls, struct MHD_Connection *conn, const char
         int snapshot = e->per_thread && !excl && is_read(method);
         /* A read sees one state of the store, whatever commits meanwhile: a delta token and
          * the changes it covers come from the same snapshot. */
-        if (snapshot) store_exec(e, "BEGIN");
+        if (snapshot) store_snapshot(e);
         router_route(&r, path);
         store_end_request(e); /* a handler that failed midway leaves nothing behind */
         if (r.status == 0 || (r.status >= 400 && r.out.n == 0)) {
@@ -616,4 +616,25 @@ int dv_emulator_fail_key(dv_emulator *emu, const char *entity, const char *key, 
         return -1;
     }
     return 0;
+}
+
+int dv_emulator_hold_writes(dv_emulator *emu, const char *table, char *err, unsigned errlen)
+{
+    if (emu->per_thread)
+        pthread_rwlock_rdlock(&emu->schema);
+    else
+        pthread_mutex_lock(&emu->mu);
+    int file = store_table_file(emu, table);
+    unlock_request(emu, 0);
+    if (file < 0) {
+        snprintf(err, errlen, "no table '%s'", table);
+        return -1;
+    }
+    store_hold_writers(emu, file);
+    return file;
+}
+
+void dv_emulator_release_writes(dv_emulator *emu, int handle)
+{
+    store_release_writers(emu, handle);
 }

@@ -32,8 +32,9 @@
 
 static int find_solution(dv_emulator *e, const char *unique_name, char id[37])
 {
-    sqlite3_stmt *st = store_stmt(e, "SELECT id FROM row WHERE entity='solution' AND "
-                                     "data->>'$.uniquename' = ?1 COLLATE NOCASE");
+    sqlite3_stmt *st = store_rows_stmt(e, "solution",
+                                       "SELECT id FROM row WHERE entity='solution' AND "
+                                       "data->>'$.uniquename' = ?1 COLLATE NOCASE");
     sqlite3_bind_text(st, 1, unique_name, -1, SQLITE_TRANSIENT);
     if (sqlite3_step(st) != SQLITE_ROW) return 0;
     snprintf(id, 37, "%s", sqlite3_column_text(st, 0));

@@ -10,15 +10,8 @@
 #include "checkpoint.h"
 #include "clock.h"
 #include "sbuf.h"
+#include "dbset.h"
 #include "wqueue.h"
-
-#define STMT_CACHE 128
-
-typedef struct {
-    char *sql[STMT_CACHE];
-    sqlite3_stmt *st[STMT_CACHE];
-    int n;
-} stmt_cache;
 
 static const char *schema =
     "CREATE TABLE IF NOT EXISTS org(k TEXT PRIMARY KEY, v);"
@@ -43,141 +36,50 @@ static const char *schema =
     "CREATE TABLE IF NOT EXISTS mdx(kind TEXT, entity TEXT, name TEXT, solution TEXT, json TEXT,"
     " PRIMARY KEY(kind, entity, name));";
 
-/* One SQLite connection and its statements; a file store has one per thread, and one for
- * every write (wconn). */
-typedef struct store_conn {
-    sqlite3 *db;
-    int writing; /* has a turn in the writers' queue: statements go to the writer connection */
-    stmt_cache stmts;
-    /* Versions taken from the counter in one step and not handed out yet (next..last);
-     * valid only inside the transaction that took them. */
-    int64_t ver_next, ver_last;
-    dv_emulator *e;
-    struct store_conn *next;
-} store_conn;
+/* A table's own file: its rows, tombstones and key entries, and the highest version written
+ * to it (org 'version'). 'store' names the main file the table file belongs to: a main file
+ * deleted and made anew must not find the rows of its predecessor's tables. */
+static const char *table_schema =
+    "CREATE TABLE IF NOT EXISTS org(k TEXT PRIMARY KEY, v);"
+    "CREATE TABLE IF NOT EXISTS row(entity TEXT, id TEXT, ver INTEGER, data TEXT,"
+    " PRIMARY KEY(entity, id));"
+    "CREATE INDEX IF NOT EXISTS row_ver ON row(entity, ver);"
+    "CREATE TABLE IF NOT EXISTS tomb(entity TEXT, id TEXT, ver INTEGER, at REAL,"
+    " PRIMARY KEY(entity, id));"
+    "CREATE INDEX IF NOT EXISTS tomb_ver ON tomb(entity, ver);"
+    "CREATE INDEX IF NOT EXISTS tomb_at ON tomb(at);"
+    "CREATE TABLE IF NOT EXISTS keyval(entity TEXT, key TEXT, val TEXT, id TEXT,"
+    " PRIMARY KEY(entity, key, val));"
+    "CREATE INDEX IF NOT EXISTS keyval_id ON keyval(entity, id);";
 
-static void conn_free(store_conn *c)
+static int slot_of(const emu_entity *t)
 {
-    for (int i = 0; i < c->stmts.n; i++) {
-        sqlite3_finalize(c->stmts.st[i]);
-        free(c->stmts.sql[i]);
-    }
-    if (c->db) sqlite3_close(c->db);
-    free(c);
-}
-
-static void conn_unlink(dv_emulator *e, store_conn *c)
-{
-    pthread_mutex_lock(&e->conns_mu);
-    for (store_conn **p = (store_conn **)&e->conns; *p; p = &(*p)->next)
-        if (*p == c) {
-            *p = c->next;
-            break;
-        }
-    pthread_mutex_unlock(&e->conns_mu);
-}
-
-/* A thread that ends closes its connection (the key's destructor). */
-static void conn_thread_end(void *v)
-{
-    store_conn *c = v;
-    conn_unlink(c->e, c);
-    conn_free(c);
-}
-
-static store_conn *conn_open(dv_emulator *e, const char *path, char *err, size_t errlen)
-{
-    store_conn *c = calloc(1, sizeof *c);
-    int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX;
-    if (!c) {
-        snprintf(err, errlen, "out of memory");
-        return NULL;
-    }
-    c->e = e;
-    c->ver_next = 1; /* none reserved */
-    if (sqlite3_open_v2(path, &c->db, flags, NULL) != SQLITE_OK) {
-        snprintf(err, errlen, "cannot open database %s: %s", path,
-                 c->db ? sqlite3_errmsg(c->db) : "out of memory");
-        conn_free(c);
-        return NULL;
-    }
-    /* Writers in this process queue in wqueue.c; the busy timeout covers what is left (a
-     * checkpoint, another process on the same file) rather than failing at once. */
-    sqlite3_busy_timeout(c->db, 30000);
-    if (strcmp(path, ":memory:") != 0) {
-        sqlite3_exec(c->db, "PRAGMA journal_mode=WAL", NULL, NULL, NULL);
-        sqlite3_exec(c->db, "PRAGMA synchronous=NORMAL", NULL, NULL, NULL);
-        /* Rows keyed by random GUIDs land on random pages of the primary key's index: with
-         * SQLite's default 2 MB cache a table of 100,000 rows reads a page back for most
-         * writes. A cap, not an allocation: a connection grows to it only as it reads. */
-        sqlite3_exec(c->db, "PRAGMA cache_size=-65536", NULL, NULL, NULL);
-    }
-    ckpt_attach(e->ckpt, c->db);
-    pthread_mutex_lock(&e->conns_mu);
-    c->next = e->conns;
-    e->conns = c;
-    pthread_mutex_unlock(&e->conns_mu);
-    return c;
-}
-
-/* The calling thread's own connection, opened on its first use. */
-static store_conn *own(dv_emulator *e)
-{
-    if (!e->per_thread) return e->main_conn;
-    store_conn *c = pthread_getspecific(e->conn_key);
-    if (!c) {
-        char err[256];
-        c = conn_open(e, e->db_path, err, sizeof err);
-        if (!c) {
-            fprintf(stderr, "dvlua emulator: %s\n", err);
-            return e->main_conn; /* the store then fails with SQLite's own error */
-        }
-        pthread_setspecific(e->conn_key, c);
-    }
-    return c;
-}
-
-/* The connection a statement of this thread runs on now: inside a write transaction the
- * store's one writer connection, otherwise the thread's own. Every write going through one
- * connection keeps its page cache warm (another connection's commit would empty it) and
- * keeps the thread connections' caches valid for the reads. */
-static store_conn *conn(dv_emulator *e)
-{
-    store_conn *c = own(e);
-    return c->writing ? e->wconn : c;
+    return t ? t->file : 0;
 }
 
 sqlite3 *store_db(dv_emulator *e)
 {
-    return conn(e)->db;
+    return dbs_db(e->dbs, 0);
+}
+
+sqlite3 *store_row_db(dv_emulator *e, const emu_entity *t)
+{
+    return dbs_db(e->dbs, slot_of(t));
 }
 
 sqlite3_stmt *store_stmt(dv_emulator *e, const char *sql)
 {
-    store_conn *sc = conn(e);
-    stmt_cache *c = &sc->stmts;
-    for (int i = 0; i < c->n; i++) {
-        if (strcmp(c->sql[i], sql) == 0) {
-            sqlite3_reset(c->st[i]);
-            sqlite3_clear_bindings(c->st[i]);
-            return c->st[i];
-        }
-    }
-    sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v3(sc->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL) != SQLITE_OK) {
-        fprintf(stderr, "dvlua emulator: SQL error: %s\n", sqlite3_errmsg(sc->db));
-        return NULL;
-    }
-    if (c->n == STMT_CACHE) { /* full: drop the oldest entry */
-        sqlite3_finalize(c->st[0]);
-        free(c->sql[0]);
-        memmove(c->sql, c->sql + 1, sizeof(c->sql[0]) * (STMT_CACHE - 1));
-        memmove(c->st, c->st + 1, sizeof(c->st[0]) * (STMT_CACHE - 1));
-        c->n--;
-    }
-    c->sql[c->n] = strdup(sql);
-    c->st[c->n++] = st;
-    return st;
+    return dbs_stmt(e->dbs, 0, sql);
+}
+
+sqlite3_stmt *store_row_stmt(dv_emulator *e, const emu_entity *t, const char *sql)
+{
+    return dbs_stmt(e->dbs, slot_of(t), sql);
+}
+
+sqlite3_stmt *store_rows_stmt(dv_emulator *e, const char *entity, const char *sql)
+{
+    return store_row_stmt(e, store_by_logical(e, entity, strlen(entity)), sql);
 }
 
 int store_exec(dv_emulator *e, const char *sql)
@@ -185,103 +87,67 @@ int store_exec(dv_emulator *e, const char *sql)
     return sqlite3_exec(store_db(e), sql, NULL, NULL, NULL) == SQLITE_OK ? 0 : -1;
 }
 
+/* One statement that writes the main file, inside the caller's transaction. */
+static int store_exec_write(dv_emulator *e, const char *sql)
+{
+    sqlite3_stmt *st = store_stmt(e, sql);
+    return st && sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
+}
+
 void store_write_stats(dv_emulator *e, emu_wq_stats *s, int reset)
 {
-    if (e->wq)
-        wq_stats(e->wq, s, reset);
+    if (e->dbs)
+        dbs_write_stats(e->dbs, s, reset);
     else
         memset(s, 0, sizeof *s);
 }
 
-static void reset_busy(sqlite3 *db)
-{
-    for (sqlite3_stmt *st = sqlite3_next_stmt(db, NULL); st; st = sqlite3_next_stmt(db, st))
-        if (sqlite3_stmt_busy(st)) sqlite3_reset(st);
-}
-
-/* Takes a turn in the writers' queue (wqueue.h); the thread's statements then run on the
- * writer connection until write_end. */
-static int write_begin(dv_emulator *e)
-{
-    store_conn *c = own(e);
-    if (c->writing) return -1; /* already in one: SQLite would refuse the nested BEGIN too */
-    /* A statement of this thread's connection left stepped keeps an old snapshot open: the
-     * reads after the commit would not see what this transaction wrote. */
-    if (c != e->wconn && sqlite3_get_autocommit(c->db)) reset_busy(c->db);
-    if (wq_begin(e->wq)) return -1;
-    c->writing = 1;
-    return 0;
-}
-
-/* 0 once the write is committed; -1 when it is rolled back or its commit failed. */
-static int write_end(dv_emulator *e, store_conn *c, int ok)
-{
-    if (!c->writing) return -1;
-    c->writing = 0;
-    return wq_end(e->wq, ok);
-}
-
-/* While a change set holds the transaction (tx_hold), a handler's begin, commit and rollback
- * are part of it: the change set commits or rolls back as a whole. */
-/* Reserved versions die with the transaction: a later one must take fresh ones, above what
- * other connections committed meanwhile. */
-static void forget_versions(dv_emulator *e)
-{
-    store_conn *c = conn(e);
-    c->ver_next = 1;
-    c->ver_last = 0;
-}
-
+/* While a change set holds the transaction (store_hold), a handler's begin, commit and
+ * rollback are part of it: the change set commits or rolls back as a whole. */
 int store_begin(dv_emulator *e)
 {
-    if (e->tx_hold) return 0;
-    return write_begin(e);
+    if (dbs_held(e->dbs)) return 0;
+    return dbs_begin(e->dbs, -1);
+}
+
+int store_begin_rows(dv_emulator *e, const emu_entity *t)
+{
+    if (dbs_held(e->dbs)) return 0;
+    return dbs_begin(e->dbs, slot_of(t));
 }
 
 int store_commit(dv_emulator *e)
 {
-    if (e->tx_hold) return 0;
-    forget_versions(e); /* while the turn is held: the reservation lives on the writer connection */
-    return write_end(e, own(e), 1);
+    if (dbs_held(e->dbs)) return 0;
+    return dbs_end(e->dbs, 1);
 }
 
 void store_rollback(dv_emulator *e)
 {
-    if (e->tx_hold) return;
-    forget_versions(e);
-    store_conn *c = own(e);
-    if (c->writing)
-        write_end(e, c, 0);
-    else if (!sqlite3_get_autocommit(c->db))
-        sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
+    if (dbs_held(e->dbs)) return;
+    if (dbs_writing(e->dbs)) dbs_end(e->dbs, 0);
+}
+
+void store_snapshot(dv_emulator *e)
+{
+    dbs_snapshot(e->dbs);
 }
 
 void store_end_request(dv_emulator *e)
 {
-    if (e->tx_hold && own(e)->writing) e->tx_hold = 0; /* a change set left open midway */
-    store_rollback(e);
-    store_conn *c = own(e);
-    sqlite3 *db = c->db;
-    /* A write here bypassed the writers' queue and holds SQLite's write lock until now, so
-     * every writer waited on it: a bug worth a line. */
-    if (e->per_thread && sqlite3_txn_state(db, NULL) == SQLITE_TXN_WRITE)
-        fprintf(stderr, "dvlua emulator: bug: a request wrote outside a write transaction\n");
-    if (!sqlite3_get_autocommit(db)) sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
-    /* A statement left stepped holds its read transaction open, and with it an old
-     * snapshot: the connection's next request would not see what others committed since. */
-    reset_busy(db);
+    dbs_end_request(e->dbs);
 }
 
 int store_hold(dv_emulator *e)
 {
-    if (write_begin(e)) return -1;
-    e->tx_hold = 1;
+    if (dbs_begin(e->dbs, -1)) return -1;
+    dbs_set_held(e->dbs, 1);
     return 0;
 }
 
 int store_release(dv_emulator *e, int commit)
 {
-    e->tx_hold = 0;
+    dbs_set_held(e->dbs, 0);
     if (commit) return store_commit(e);
     store_rollback(e);
     return 0;
@@ -384,6 +250,11 @@ int store_reload(dv_emulator *e)
     }
     for (int i = 0; i < e->n_ents; i++) {
         dv_entity_def *d = &e->ents[i].def;
+        char err[300];
+        if ((e->ents[i].file = dbs_file(e->dbs, d->logical_name, err, sizeof err)) < 0) {
+            fprintf(stderr, "dvlua emulator: %s\n", err);
+            return -1;
+        }
         st = store_stmt(e, "SELECT logical, display, type, maxlen, required, target FROM attr "
                            "WHERE entity = ?1 ORDER BY ord");
         sqlite3_bind_text(st, 1, d->logical_name, -1, SQLITE_STATIC);
@@ -591,14 +462,17 @@ int store_add_entity(dv_emulator *e, const dv_entity_def *d, const char *solutio
 
 int store_drop_entity(dv_emulator *e, const char *logical)
 {
-    static const char *sqls[] = {
-        "DELETE FROM row WHERE entity = ?1",    "DELETE FROM tomb WHERE entity = ?1",
-        "DELETE FROM keyval WHERE entity = ?1", "DELETE FROM ekey WHERE entity = ?1",
-        "DELETE FROM attr WHERE entity = ?1",   "DELETE FROM ent WHERE logical = ?1",
-        "DELETE FROM mdx WHERE entity = ?1",
-    };
-    for (size_t i = 0; i < sizeof sqls / sizeof sqls[0]; i++) {
-        sqlite3_stmt *st = store_stmt(e, sqls[i]);
+    static const char *rows[] = {"DELETE FROM row WHERE entity = ?1",
+                                 "DELETE FROM tomb WHERE entity = ?1",
+                                 "DELETE FROM keyval WHERE entity = ?1"};
+    static const char *defs[] = {
+        "DELETE FROM ekey WHERE entity = ?1", "DELETE FROM attr WHERE entity = ?1",
+        "DELETE FROM ent WHERE logical = ?1", "DELETE FROM mdx WHERE entity = ?1"};
+    /* The table's file stays, emptied: the slot is the process's, and a table made again
+     * under the name finds it. */
+    const emu_entity *t = store_by_logical(e, logical, strlen(logical));
+    for (size_t i = 0; i < 7; i++) {
+        sqlite3_stmt *st = i < 3 ? store_row_stmt(e, t, rows[i]) : store_stmt(e, defs[i - 3]);
         if (!st) return -1;
         sqlite3_bind_text(st, 1, logical, -1, SQLITE_TRANSIENT);
         if (sqlite3_step(st) != SQLITE_DONE) return -1;
@@ -606,39 +480,67 @@ int store_drop_entity(dv_emulator *e, const char *logical)
     return 0;
 }
 
-int64_t store_next_version(dv_emulator *e)
+/* Records v as the highest version of t's file. The statement opens the file's turn in an
+ * every-file transaction, so versions taken after it grow in the file's commit order. */
+static sqlite3_stmt *version_stmt(dv_emulator *e, const emu_entity *t)
 {
-    store_conn *c = conn(e);
-    if (c->ver_next <= c->ver_last && !sqlite3_get_autocommit(c->db)) return c->ver_next++;
-    sqlite3_stmt *st = store_stmt(e, "UPDATE org SET v = v + 1 WHERE k = 'version' RETURNING v");
-    if (!st || sqlite3_step(st) != SQLITE_ROW) return -1;
-    int64_t v = sqlite3_column_int64(st, 0);
-    sqlite3_step(st);
-    return v;
+    return store_row_stmt(e, t, "UPDATE org SET v = ?1 WHERE k = 'version'");
 }
 
-int store_reserve_versions(dv_emulator *e, int n)
+int64_t store_next_version(dv_emulator *e, const emu_entity *t)
 {
-    store_conn *c = conn(e);
-    if (n < 1 || sqlite3_get_autocommit(c->db)) return -1;
-    sqlite3_stmt *st = store_stmt(e, "UPDATE org SET v = v + ?1 WHERE k = 'version' RETURNING v");
+    dbs_reserve *r = dbs_reserved(e->dbs);
+    if (r->next <= r->last && r->slot == slot_of(t) && dbs_writing(e->dbs)) return r->next++;
+    sqlite3_stmt *st = version_stmt(e, t);
     if (!st) return -1;
-    sqlite3_bind_int(st, 1, n);
-    if (sqlite3_step(st) != SQLITE_ROW) return -1;
-    int64_t last = sqlite3_column_int64(st, 0);
-    sqlite3_step(st);
-    /* Versions still reserved from earlier in this transaction are used first: they are
-     * below these. */
-    if (c->ver_next > c->ver_last) c->ver_next = last - n + 1;
-    c->ver_last = last;
+    int64_t v = dbs_take_versions(e->dbs, 1);
+    sqlite3_bind_int64(st, 1, v);
+    return sqlite3_step(st) == SQLITE_DONE ? v : -1;
+}
+
+int store_reserve_versions(dv_emulator *e, const emu_entity *t, int n)
+{
+    if (n < 1 || !dbs_writing(e->dbs)) return -1;
+    sqlite3_stmt *st = version_stmt(e, t);
+    if (!st) return -1;
+    int64_t first = dbs_take_versions(e->dbs, n);
+    sqlite3_bind_int64(st, 1, first + n - 1);
+    if (sqlite3_step(st) != SQLITE_DONE) return -1;
+    /* What is left of an earlier reservation is dropped: other files may have taken the
+     * versions between it and these. Gaps are harmless; a version handed out twice is not. */
+    dbs_reserve *r = dbs_reserved(e->dbs);
+    r->next = first;
+    r->last = first + n - 1;
+    r->slot = slot_of(t);
     return 0;
 }
 
-int64_t store_current_version(dv_emulator *e)
+int64_t store_current_version(dv_emulator *e, const emu_entity *t)
 {
-    sqlite3_stmt *st = store_stmt(e, "SELECT v FROM org WHERE k = 'version'");
+    sqlite3_stmt *st = store_row_stmt(e, t, "SELECT v FROM org WHERE k = 'version'");
     if (!st || sqlite3_step(st) != SQLITE_ROW) return -1;
     return sqlite3_column_int64(st, 0);
+}
+
+int64_t store_version_ceiling(dv_emulator *e)
+{
+    return dbs_last_version(e->dbs);
+}
+
+int store_table_file(dv_emulator *e, const char *logical)
+{
+    const emu_entity *t = store_by_logical(e, logical, strlen(logical));
+    return t ? t->file : -1;
+}
+
+void store_hold_writers(dv_emulator *e, int file)
+{
+    dbs_hold_writers(e->dbs, file);
+}
+
+void store_release_writers(dv_emulator *e, int file)
+{
+    dbs_release_writers(e->dbs, file);
 }
 
 const char *store_key_status(dv_emulator *e, const char *entity, const char *key)
@@ -658,7 +560,7 @@ const char *store_key_status(dv_emulator *e, const char *entity, const char *key
 
 int store_row_get(dv_emulator *e, const emu_entity *t, const char *id, char **data, int64_t *ver)
 {
-    sqlite3_stmt *st = store_stmt(e, "SELECT data, ver FROM row WHERE entity=?1 AND id=?2");
+    sqlite3_stmt *st = store_row_stmt(e, t, "SELECT data, ver FROM row WHERE entity=?1 AND id=?2");
     if (!st) return 0;
     sqlite3_bind_text(st, 1, t->def.logical_name, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, id, -1, SQLITE_TRANSIENT);
@@ -698,7 +600,7 @@ static void bind_key_paths(sqlite3_stmt *st, const emu_entity *t, const dv_key_d
 int store_row_write(dv_emulator *e, const emu_entity *t, const char *id, const char *data,
                     int64_t ver, int fresh, store_member_fn member, void *ud, int *dup_key)
 {
-    sqlite3_stmt *st = store_stmt(e, "INSERT OR REPLACE INTO row VALUES(?1,?2,?3,?4)");
+    sqlite3_stmt *st = store_row_stmt(e, t, "INSERT OR REPLACE INTO row VALUES(?1,?2,?3,?4)");
     if (!st) return -1;
     sqlite3_bind_text(st, 1, t->def.logical_name, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, id, -1, SQLITE_TRANSIENT);
@@ -707,14 +609,14 @@ int store_row_write(dv_emulator *e, const emu_entity *t, const char *id, const c
     if (sqlite3_step(st) != SQLITE_DONE) return -1;
     /* A row that exists has no tombstone; one that does not has no key entries. */
     if (fresh != 0) {
-        st = store_stmt(e, "DELETE FROM tomb WHERE entity=?1 AND id=?2");
+        st = store_row_stmt(e, t, "DELETE FROM tomb WHERE entity=?1 AND id=?2");
         sqlite3_bind_text(st, 1, t->def.logical_name, -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 2, id, -1, SQLITE_TRANSIENT);
         sqlite3_step(st);
     }
     if (t->def.n_keys == 0) return 0;
     if (fresh != 1) {
-        st = store_stmt(e, "DELETE FROM keyval WHERE entity=?1 AND id=?2");
+        st = store_row_stmt(e, t, "DELETE FROM keyval WHERE entity=?1 AND id=?2");
         sqlite3_bind_text(st, 1, t->def.logical_name, -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 2, id, -1, SQLITE_TRANSIENT);
         if (sqlite3_step(st) != SQLITE_DONE) return -1;
@@ -737,7 +639,7 @@ int store_row_write(dv_emulator *e, const emu_entity *t, const char *id, const c
             key_value_sql(&sql, k->n_attributes, 5);
         }
         sb_puts(&sql, " AS v) WHERE v IS NOT NULL");
-        st = store_stmt(e, sb_str(&sql));
+        st = store_row_stmt(e, t, sb_str(&sql));
         sb_free(&sql);
         if (!st) return -1;
         sqlite3_bind_text(st, 1, t->def.logical_name, -1, SQLITE_STATIC);
@@ -779,16 +681,16 @@ int store_row_delete(dv_emulator *e, const emu_entity *t, const char *id, double
     /* Tombstones older than the retention are purged here, in a write transaction, rather
      * than by the delta reads that used to: a read that deletes holds SQLite's write lock
      * for the rest of its request and stalls every writer. */
-    sqlite3_stmt *purge = store_stmt(e, "DELETE FROM tomb WHERE at < ?1");
+    sqlite3_stmt *purge = store_row_stmt(e, t, "DELETE FROM tomb WHERE at < ?1");
     if (!purge) return -1;
     sqlite3_bind_double(purge, 1, now - e->retention);
     if (sqlite3_step(purge) != SQLITE_DONE) return -1;
-    int64_t v = store_next_version(e);
+    int64_t v = store_next_version(e, t);
     static const char *sqls[] = {"DELETE FROM row WHERE entity=?1 AND id=?2",
                                  "DELETE FROM keyval WHERE entity=?1 AND id=?2",
                                  "INSERT OR REPLACE INTO tomb VALUES(?1,?2,?3,?4)"};
     for (size_t i = 0; i < 3; i++) {
-        sqlite3_stmt *st = store_stmt(e, sqls[i]);
+        sqlite3_stmt *st = store_row_stmt(e, t, sqls[i]);
         if (!st) return -1;
         sqlite3_bind_text(st, 1, t->def.logical_name, -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 2, id, -1, SQLITE_TRANSIENT);
@@ -810,7 +712,7 @@ int store_row_by_key(dv_emulator *e, const emu_entity *t, int key, store_binder 
     for (int j = 0; j < k->n_attributes; j++)
         sb_printf(&sql, "%s?%d", j ? "," : "", 3 + j);
     sb_puts(&sql, ")");
-    sqlite3_stmt *st = store_stmt(e, sb_str(&sql));
+    sqlite3_stmt *st = store_row_stmt(e, t, sb_str(&sql));
     sb_free(&sql);
     if (!st) return 0;
     sqlite3_bind_text(st, 1, t->def.logical_name, -1, SQLITE_STATIC);
@@ -841,7 +743,7 @@ static int seed_rows(dv_emulator *e, double now)
     for (size_t i = 0; i < sizeof seeds / sizeof seeds[0]; i++) {
         emu_entity *t = store_by_logical(e, seeds[i].entity, strlen(seeds[i].entity));
         if (!t) return -1;
-        int64_t v = store_next_version(e);
+        int64_t v = store_next_version(e, t);
         sbuf d = {0};
         sb_printf(&d,
                   "{\"%s\":\"%s\",%s,\"createdon\":\"%s\",\"modifiedon\":\"%s\","
@@ -856,49 +758,132 @@ static int seed_rows(dv_emulator *e, double now)
     return 0;
 }
 
-static void hold_writers(void *ud)
+static int exec_sql(sqlite3 *db, const char *sql, char *err, size_t errlen)
 {
-    dv_emulator *e = ud;
-    wq_hold(e->wq);
+    if (sqlite3_exec(db, sql, NULL, NULL, NULL) == SQLITE_OK) return 0;
+    snprintf(err, errlen, "%s", sqlite3_errmsg(db));
+    return -1;
 }
 
-static void release_writers(void *ud)
+static int64_t version_of(sqlite3 *db)
+{
+    sqlite3_stmt *st = NULL;
+    int64_t v = 0;
+    if (sqlite3_prepare_v2(db, "SELECT v FROM org WHERE k = 'version'", -1, &st, NULL) ==
+            SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW)
+        v = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return v;
+}
+
+/* The main file: the schema, the store's name, and the version counter seeded from it. */
+static int init_main(dv_emulator *e, dbset *d, sqlite3 *db, char *err, size_t errlen)
+{
+    if (exec_sql(db, schema, err, errlen) ||
+        exec_sql(db, "INSERT OR IGNORE INTO org VALUES('store', lower(hex(randomblob(16))))", err,
+                 errlen))
+        return -1;
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(db, "SELECT v FROM org WHERE k = 'store'", -1, &st, NULL) == SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW)
+        snprintf(e->store_id, sizeof e->store_id, "%s", (const char *)sqlite3_column_text(st, 0));
+    sqlite3_finalize(st);
+    dbs_seed_versions(d, version_of(db));
+    return 0;
+}
+
+/* A table's file: a file left from a deleted main file of the same name is emptied; rows a
+ * store of an earlier build kept in the main file move here (store_open deletes them there
+ * once every table has them, so a crash midway repeats the copy, which replaces). */
+static int init_table(dv_emulator *e, dbset *d, sqlite3 *db, const char *name, char *err,
+                      size_t errlen)
+{
+    if (exec_sql(db, table_schema, err, errlen)) return -1;
+    if (e->migrate) {
+        char *sql = sqlite3_mprintf("ATTACH %Q AS old", e->db_path);
+        int rc = exec_sql(db, sql, err, errlen);
+        sqlite3_free(sql);
+        if (rc) return -1;
+    }
+    char *sql = sqlite3_mprintf(
+        "BEGIN IMMEDIATE;"
+        "DELETE FROM row WHERE (SELECT v FROM org WHERE k = 'store') IS NOT %Q;"
+        "DELETE FROM tomb WHERE (SELECT v FROM org WHERE k = 'store') IS NOT %Q;"
+        "DELETE FROM keyval WHERE (SELECT v FROM org WHERE k = 'store') IS NOT %Q;"
+        "DELETE FROM org WHERE k = 'version' AND (SELECT v FROM org WHERE k = 'store') IS NOT %Q;"
+        "INSERT OR REPLACE INTO org VALUES('store', %Q);"
+        /* a new table's versions start at the counter: above every token handed out */
+        "INSERT OR IGNORE INTO org VALUES('version', %lld);"
+        "%s%s%s%s%s%s"
+        "COMMIT;",
+        e->store_id, e->store_id, e->store_id, e->store_id, e->store_id,
+        (long long)dbs_last_version(d),
+        e->migrate ? "INSERT OR REPLACE INTO row SELECT * FROM old.row WHERE entity = " : "",
+        e->migrate ? sqlite3_mprintf("%Q;", name) : "",
+        e->migrate ? "INSERT OR REPLACE INTO tomb SELECT * FROM old.tomb WHERE entity = " : "",
+        e->migrate ? sqlite3_mprintf("%Q;", name) : "",
+        e->migrate ? "INSERT OR REPLACE INTO keyval SELECT * FROM old.keyval WHERE entity = " : "",
+        e->migrate ? sqlite3_mprintf("%Q;", name) : "");
+    int rc = sql ? exec_sql(db, sql, err, errlen) : -1;
+    sqlite3_free(sql);
+    if (rc) sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+    if (e->migrate) sqlite3_exec(db, "DETACH old", NULL, NULL, NULL);
+    if (rc) return -1;
+    dbs_seed_versions(d, version_of(db));
+    return 0;
+}
+
+static int init_file(void *ud, dbset *d, sqlite3 *db, int slot, const char *name, char *err,
+                     size_t errlen)
 {
     dv_emulator *e = ud;
-    wq_unhold(e->wq);
+    char why[200] = "";
+    int rc = slot == 0 ? init_main(e, d, db, why, sizeof why)
+                       : init_table(e, d, db, name, why, sizeof why);
+    if (rc) snprintf(err, errlen, "cannot create the schema in %s: %s", e->db_path, why);
+    return rc;
+}
+
+/* dv_nav(table, id, path): a value of a row of another table, for $filter and $orderby on a
+ * lookup's columns; the row is in that table's file, out of reach of a subquery. */
+static void nav_fn(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+    dv_emulator *e = sqlite3_user_data(ctx);
+    (void)argc;
+    const char *ent = (const char *)sqlite3_value_text(argv[0]);
+    const char *id = (const char *)sqlite3_value_text(argv[1]);
+    const emu_entity *t = ent ? store_by_logical(e, ent, strlen(ent)) : NULL;
+    if (!t || !id) return; /* NULL */
+    char low[40];
+    snprintf(low, sizeof low, "%s", id);
+    for (char *p = low; *p; p++)
+        *p = (char)tolower((unsigned char)*p);
+    sqlite3_stmt *st =
+        store_row_stmt(e, t, "SELECT data ->> ?3 FROM row WHERE entity = ?1 AND id = ?2 /*nav*/");
+    if (!st) {
+        sqlite3_result_error(ctx, "dv_nav: cannot read the related table", -1);
+        return;
+    }
+    sqlite3_bind_text(st, 1, t->def.logical_name, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, low, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_value(st, 3, argv[2]);
+    if (sqlite3_step(st) == SQLITE_ROW) sqlite3_result_value(ctx, sqlite3_column_value(st, 0));
+    sqlite3_reset(st);
+}
+
+static void on_open(void *ud, sqlite3 *db)
+{
+    sqlite3_create_function(db, "dv_nav", 3, SQLITE_UTF8, ud, nav_fn, NULL, NULL);
 }
 
 int store_open(dv_emulator *e, char *err, size_t errlen)
 {
     const char *path = e->db_path ? e->db_path : ":memory:";
-    pthread_mutex_init(&e->conns_mu, NULL);
     e->per_thread = strcmp(path, ":memory:") != 0;
-    if (e->per_thread) {
-        /* SQLite's own default to start; the WAL peaks at about 50 MB of 4 KB pages. */
-        emu_ckpt_opts ko = {1000, 10000, hold_writers, release_writers, e};
-        if (!(e->ckpt = ckpt_start(path, &ko, err, errlen))) return -1;
-    }
     pthread_rwlock_init(&e->schema, NULL);
-    if (pthread_key_create(&e->conn_key, conn_thread_end)) {
-        snprintf(err, errlen, "cannot create a thread key");
-        return -1;
-    }
-    e->main_conn = conn_open(e, path, err, errlen);
-    if (!e->main_conn) return -1;
-    e->wconn = e->main_conn;
-    if (e->per_thread && !(e->wconn = conn_open(e, path, err, errlen))) return -1;
-    if (!(e->wq = wq_new(e->wconn->db))) {
-        snprintf(err, errlen, "cannot prepare the writers' queue of %s: %s", path,
-                 sqlite3_errmsg(e->wconn->db));
-        return -1;
-    }
-    /* The opening thread uses the first connection like any other thread would its own. */
-    if (e->per_thread) pthread_setspecific(e->conn_key, e->main_conn);
-    if (sqlite3_exec(store_db(e), schema, NULL, NULL, NULL) != SQLITE_OK) {
-        snprintf(err, errlen, "cannot create the schema in %s: %s", path,
-                 sqlite3_errmsg(store_db(e)));
-        return -1;
-    }
+    dbs_opts o = {path, init_file, on_open, e};
+    if (!(e->dbs = dbs_open(&o, err, errlen))) return -1;
     sqlite3_stmt *st = store_stmt(e, "SELECT count(*) FROM ent");
     int fresh = st && sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int(st, 0) == 0;
     if (st) sqlite3_reset(st);
@@ -954,29 +939,35 @@ int store_open(dv_emulator *e, char *err, size_t errlen)
             return -1;
         }
     }
-    return store_reload(e);
+    /* A store of an earlier build keeps every row in the main file: the tables' files take
+     * them as store_reload opens them, and the main file lets them go after. */
+    st = e->per_thread ? store_stmt(e, "SELECT EXISTS(SELECT 1 FROM row) OR "
+                                       "EXISTS(SELECT 1 FROM tomb) OR EXISTS(SELECT 1 FROM keyval)")
+                       : NULL;
+    e->migrate = st && sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int(st, 0);
+    if (st) sqlite3_reset(st);
+    if (store_reload(e)) {
+        snprintf(err, errlen, "cannot open the tables of %s", path);
+        return -1;
+    }
+    if (e->migrate) {
+        e->migrate = 0;
+        if (store_begin(e) || store_exec_write(e, "DELETE FROM row") ||
+            store_exec_write(e, "DELETE FROM tomb") || store_exec_write(e, "DELETE FROM keyval") ||
+            store_commit(e)) {
+            store_rollback(e);
+            snprintf(err, errlen, "cannot move the rows of %s into its tables' files", path);
+            return -1;
+        }
+    }
+    return 0;
 }
 
 void store_close(dv_emulator *e)
 {
-    ckpt_stop(e->ckpt); /* no request runs any more: nothing commits */
-    e->ckpt = NULL;
-    wq_free(e->wq); /* before the connection its statements belong to */
-    e->wq = NULL;
-    if (!e->main_conn) return;
-    /* Every thread that served requests is gone by now (the daemon was stopped first);
-     * what is left is the connections of threads still alive, such as the starting one. */
-    pthread_key_delete(e->conn_key);
-    store_conn *c = e->conns;
-    e->conns = NULL;
-    while (c) {
-        store_conn *next = c->next;
-        conn_free(c);
-        c = next;
-    }
-    e->main_conn = NULL;
-    e->wconn = NULL;
+    /* Every thread that served requests is gone by now (the daemon was stopped first). */
+    dbs_close(e->dbs);
+    e->dbs = NULL;
     free_cache(e);
     pthread_rwlock_destroy(&e->schema);
-    pthread_mutex_destroy(&e->conns_mu);
 }

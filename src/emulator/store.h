@@ -1,6 +1,6 @@
 /* The emulator's SQLite store: schema, the table/column/key metadata and its in-memory
  * cache, the organization-wide version counter, rows as JSON text with alternate-key
- * uniqueness, and tombstones for change tracking. Callers hold emu->mu. */
+ * uniqueness, and tombstones for change tracking. Callers hold the schema lock (server.c). */
 #ifndef DV_EMU_STORE_H
 #define DV_EMU_STORE_H
 #include <stddef.h>
@@ -12,17 +12,30 @@
 int store_open(dv_emulator *e, char *err, size_t errlen);
 void store_close(dv_emulator *e);
 
-/* The calling thread's connection (a file store gives each thread its own). */
+/* The connection the calling thread reaches the main file (metadata) through now. */
 sqlite3 *store_db(dv_emulator *e);
-/* A prepared statement for sql, reset and with bindings cleared; cached per connection. */
+/* ... and the file of t's rows (row, tomb, keyval); t NULL is the main file. */
+sqlite3 *store_row_db(dv_emulator *e, const emu_entity *t);
+/* A prepared statement for sql on the main file, reset and with bindings cleared; cached
+ * per connection. */
 sqlite3_stmt *store_stmt(dv_emulator *e, const char *sql);
+/* ... on the file of t's rows, or of the table named entity (the main file when there is no
+ * such table, whose row tables are empty). */
+sqlite3_stmt *store_row_stmt(dv_emulator *e, const emu_entity *t, const char *sql);
+sqlite3_stmt *store_rows_stmt(dv_emulator *e, const char *entity, const char *sql);
 int store_exec(dv_emulator *e, const char *sql);
+/* A write transaction over every file: what may touch more than one table or the metadata. */
 int store_begin(dv_emulator *e);
+/* A write transaction on t's rows alone, beside writers of other tables; a statement that
+ * would write anything else fails. */
+int store_begin_rows(dv_emulator *e, const emu_entity *t);
 int store_commit(dv_emulator *e);
 void store_rollback(dv_emulator *e);
 /* After each request: rolls back what is left open and resets every statement, so the next
  * request on this connection starts from the latest committed state. */
 void store_end_request(dv_emulator *e);
+/* The reads of the calling thread's request see one state of the store. */
+void store_snapshot(dv_emulator *e);
 /* The writers' queue's counters (wqueue.h). */
 void store_write_stats(dv_emulator *e, emu_wq_stats *s, int reset);
 /* Opens a transaction that handlers' begin/commit/rollback join instead of ending, and ends
@@ -46,12 +59,23 @@ int store_add_entity(dv_emulator *e, const dv_entity_def *def, const char *solut
 /* Forgets a table with its rows, tombstones and keys; inside the caller's transaction. */
 int store_drop_entity(dv_emulator *e, const char *logical);
 
-/* The next value of the organization-wide version counter; inside a transaction. */
-int64_t store_next_version(dv_emulator *e);
+/* The next value of the organization-wide version counter, for a write of t's rows (t NULL:
+ * the metadata); inside a transaction, which then writes t's file. */
+int64_t store_next_version(dv_emulator *e, const emu_entity *t);
 /* Takes n versions from the counter in one step, inside a transaction: the next n calls of
- * store_next_version in it hand them out in order. Returns 0 or -1. */
-int store_reserve_versions(dv_emulator *e, int n);
-int64_t store_current_version(dv_emulator *e);
+ * store_next_version for t in it hand them out in order. Returns 0 or -1. */
+int store_reserve_versions(dv_emulator *e, const emu_entity *t, int n);
+/* The highest version written to t's rows, as the caller's snapshot sees them. */
+int64_t store_current_version(dv_emulator *e, const emu_entity *t);
+/* The highest version handed out anywhere: no valid delta token is above it. */
+int64_t store_version_ceiling(dv_emulator *e);
+
+/* The file of a table's rows (a handle for store_hold_writers), -1 when there is no such
+ * table. */
+int store_table_file(dv_emulator *e, const char *logical);
+/* Holds that file's writers off (no transaction open) until store_release_writers. */
+void store_hold_writers(dv_emulator *e, int file);
+void store_release_writers(dv_emulator *e, int file);
 
 /* "Pending", "InProgress", "Active" or "Failed" for a key, from its job's timestamps. */
 const char *store_key_status(dv_emulator *e, const char *entity, const char *key);
