@@ -25,7 +25,7 @@ local function usage_error(msg)
   os.exit(2)
 end
 
-local modes, positional, repeats = { "same", "own" }, {}, "1"
+local modes, positional, runs_arg = { "same", "own" }, {}, "1"
 do
   local i = 1
   while arg[i] do
@@ -40,7 +40,7 @@ do
       i = i + 1
     end
     if runs then
-      repeats = runs
+      runs_arg = runs
     elseif value then
       if value == "both" then modes = { "same", "own" }
       elseif value == "same" or value == "own" then modes = { value }
@@ -63,7 +63,7 @@ local function count_arg(s, what)
 end
 local server = positional[1] or "./dvlua"
 local rows = count_arg(positional[2] or "2000", "ROWS_PER_CLIENT")
-repeats = count_arg(repeats, "--runs")
+local repeats = count_arg(runs_arg, "--runs")
 local counts = {}
 for i = 3, #positional do counts[#counts + 1] = count_arg(positional[i], "CLIENTS") end
 if #counts == 0 then counts = { 1, 8 } end
