@@ -323,7 +323,6 @@ sync.main("push", function()
   local ok_tty = os.execute("test -t 2")
   local tty = ok_tty == true or ok_tty == 0
   local size = o["batch-size"] and math.floor(o["batch-size"]) or 1000
-  table.sort(todo_r)
   local written, created = 0, 0
   -- One call: its chunks stay in flight within the connection's budget, each one sent as
   -- soon as another ends, instead of waiting for a group of them.
