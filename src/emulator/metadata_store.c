@@ -161,13 +161,7 @@ int mdx_add_column(dv_emulator *e, const char *entity, const dv_attribute_def *a
     sqlite3_stmt *st = store_stmt(e, "INSERT INTO attr VALUES(?1,?2,?3,?4,?5,?6,?7,"
                                      "(SELECT coalesce(max(ord),0)+1 FROM attr WHERE entity=?1))");
     if (!st) return -1;
-    sqlite3_bind_text(st, 1, entity, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(st, 2, a->logical_name, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(st, 3, a->display_name, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_int(st, 4, (int)a->type);
-    sqlite3_bind_int(st, 5, a->max_length);
-    sqlite3_bind_int(st, 6, a->required);
-    sqlite3_bind_text(st, 7, a->target, -1, SQLITE_TRANSIENT);
+    store_bind_attr(st, entity, a);
     return sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
 }
 
