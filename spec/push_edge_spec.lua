@@ -2,24 +2,15 @@
 -- no key, rows of the source that cannot be read, keys that differ only in case, and a
 -- service that throttles (the summary says how much).
 local dataverse = require "dataverse"
-local E = require "emulator"
+local fixture = require "push_fixture"
 local dv = require "dv"
 local h = require "sync_mirror"
 
 describe("push.lua with awkward sources and tables", function()
   local emu, org, dir
 
-  setup(function()
-    emu = dataverse.emulator.start { db = ":memory:", key_delay = 0, faults = "" }
-    org = h.connect(emu)
-    org:request("POST", "ImportSolution", E.import_body(E.books))
-    dir = h.tmpdir()
-  end)
-  teardown(function()
-    org:close()
-    emu:stop()
-    h.rmdir(dir)
-  end)
+  setup(function() emu, org, dir = fixture.start() end)
+  teardown(function() fixture.stop(emu, org, dir) end)
 
   local function push(file, extra)
     local args = { "--table", "sample_book", "--key", "sample_bookcode", "--from", file }
@@ -27,11 +18,7 @@ describe("push.lua with awkward sources and tables", function()
     return h.script(emu, "push.lua", args)
   end
 
-  local function clear()
-    local ids = {}
-    for r in org:query("sample_book", { columns = "sample_bookid" }) do ids[#ids + 1] = r.sample_bookid end
-    if #ids > 0 then org:delete_many("sample_book", ids) end
-  end
+  local function clear() fixture.clear(org) end
 
   -- {key or "(none)" = name}
   local function table_now()
