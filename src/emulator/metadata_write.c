@@ -209,6 +209,16 @@ static int merge_definition(emu_req *r, const char *kind, const char *entity, co
     return rc;
 }
 
+/* The logical name of a key of t that column is part of, or NULL: such a column cannot be
+ * deleted before the key. */
+static const char *key_using(const emu_entity *t, const char *column)
+{
+    for (int i = 0; i < t->def.n_keys; i++)
+        for (int j = 0; j < t->def.keys[i].n_attributes; j++)
+            if (!strcmp(t->def.keys[i].attributes[j], column)) return t->def.keys[i].logical_name;
+    return NULL;
+}
+
 /* ---- columns ---- */
 
 static const char *attr_keys =
@@ -502,12 +512,11 @@ int mw_delete_attr(emu_req *r, emu_entity *t, int idx)
                          "The attribute '%s' of entity '%s' is not a custom attribute and cannot "
                          "be deleted.",
                          a->logical_name, t->def.logical_name);
-    for (int i = 0; i < t->def.n_keys; i++)
-        for (int j = 0; j < t->def.keys[i].n_attributes; j++)
-            if (!strcmp(t->def.keys[i].attributes[j], a->logical_name))
-                return emu_error(r, 400, BAD_ARG,
-                                 "The attribute '%s' is used by key '%s': delete the key first.",
-                                 a->logical_name, t->def.keys[i].logical_name);
+    const char *key = key_using(t, a->logical_name);
+    if (key)
+        return emu_error(r, 400, BAD_ARG,
+                         "The attribute '%s' is used by key '%s': delete the key first.",
+                         a->logical_name, key);
     if (a->type == DV_ATTR_LOOKUP) {
         char *x = mdx_get(r->emu, MDX_REL, t->def.logical_name, a->logical_name, NULL);
         char *schema = x ? mdx_str(r->emu, x, "$.SchemaName") : NULL;
@@ -1094,12 +1103,11 @@ int mw_delete_rel(emu_req *r, emu_entity *t, int idx)
                          "The relationship of '%s.%s' is not a custom relationship and cannot be "
                          "deleted.",
                          t->def.logical_name, a->logical_name);
-    for (int i = 0; i < t->def.n_keys; i++)
-        for (int j = 0; j < t->def.keys[i].n_attributes; j++)
-            if (!strcmp(t->def.keys[i].attributes[j], a->logical_name))
-                return emu_error(r, 400, BAD_ARG,
-                                 "The lookup '%s' is used by key '%s': delete the key first.",
-                                 a->logical_name, t->def.keys[i].logical_name);
+    const char *key = key_using(t, a->logical_name);
+    if (key)
+        return emu_error(r, 400, BAD_ARG,
+                         "The lookup '%s' is used by key '%s': delete the key first.",
+                         a->logical_name, key);
     if (begin(r)) return -1;
     return finish(r, mdx_drop_column(r->emu, t->def.logical_name, a->logical_name),
                   "The relationship could not be deleted.");
