@@ -209,16 +209,7 @@ int mdx_add_key(dv_emulator *e, const emu_entity *t, const dv_key_def *k, double
         if (!st) goto out;
         sqlite3_bind_text(st, 1, ent, -1, SQLITE_TRANSIENT);
         sqlite3_bind_text(st, 2, k->logical_name, -1, SQLITE_TRANSIENT);
-        for (int j = 0; j < k->n_attributes; j++) {
-            char prop[160], path[170];
-            const dv_attribute_def *a = store_attr(t, k->attributes[j]);
-            if (a)
-                emu_prop_name(a, prop, sizeof prop);
-            else
-                snprintf(prop, sizeof prop, "%s", k->attributes[j]);
-            snprintf(path, sizeof path, "$.%s", prop);
-            sqlite3_bind_text(st, 3 + j, path, -1, SQLITE_TRANSIENT);
-        }
+        store_bind_key_paths(st, t, k, 3);
         int step = sqlite3_step(st);
         if (pass == 0) {
             if (step != SQLITE_ROW) goto out;

@@ -588,7 +588,7 @@ static void key_value_sql(sbuf *b, int ncols, int first_param)
     sb_puts(b, ") END");
 }
 
-static void bind_key_paths(sqlite3_stmt *st, const emu_entity *t, const dv_key_def *k, int first)
+void store_bind_key_paths(sqlite3_stmt *st, const emu_entity *t, const dv_key_def *k, int first)
 {
     for (int j = 0; j < k->n_attributes; j++) {
         char prop[160], path[170];
@@ -663,7 +663,7 @@ int store_row_write(dv_emulator *e, const emu_entity *t, const char *id, const c
                 if (v) sqlite3_bind_text(st, 5 + j, v, -1, SQLITE_TRANSIENT);
             }
         } else {
-            bind_key_paths(st, t, k, 5);
+            store_bind_key_paths(st, t, k, 5);
         }
         int rc = sqlite3_step(st);
         if (rc == SQLITE_CONSTRAINT) {
