@@ -41,11 +41,11 @@ all: dvlua dataverse.so dataverse_pg.so
 
 module: dataverse.so
 
-dvlua: $(OBJ)
+dvlua: $(OBJ) build/ldflags
 	$(CC) $(DV_LDFLAGS) $(LDFLAGS) -o $@ $(OBJ) $(PKG_LIBS) -lm -lpthread
 
 # `require "dataverse"` from any Lua 5.4 (LUA_CPATH=./?.so lua5.4 -e 'require "dataverse"').
-dataverse.so: $(MOD_OBJ)
+dataverse.so: $(MOD_OBJ) build/ldflags
 	$(CC) -shared $(LDFLAGS) -o $@ $(MOD_OBJ) $(MOD_LIBS) -lm -lpthread
 
 # PostgreSQL over libpq (COPY for the sync stores) is a module of its own, loaded on demand:
@@ -56,7 +56,7 @@ build/src/pg/%.o: DV_CFLAGS += $(shell pkg-config --cflags libpq 2>/dev/null)
 
 build/src/main.o: DV_CFLAGS += -DDV_LUA_CMOD='"$(LUA_CMOD)"'
 
-dataverse_pg.so: $(PG_OBJ)
+dataverse_pg.so: $(PG_OBJ) build/ldflags
 	$(CC) -shared $(LDFLAGS) -o $@ $(PG_OBJ) $(shell pkg-config --libs libpq 2>/dev/null)
 
 # Builds that manage their own dependencies (luarocks, packagers) pass CHECK_DEPS=.
@@ -66,11 +66,15 @@ CHECK_DEPS ?= check-deps
 # only when they change, and every object depends on it, so objects built with other flags
 # (`make CFLAGS=-O0`, an older DV_CFLAGS without -fPIC) are rebuilt rather than linked.
 # The headers each object includes come from the compiler (-MMD -MP, build/**/*.d).
+# build/ldflags does the same for the link steps: `make LDFLAGS=…` relinks dvlua and the
+# modules, and recompiles nothing.
+stamp = @mkdir -p build; if [ "$$(cat $@ 2>/dev/null)" != '$(1)' ]; then printf '%s\n' '$(1)' > $@; fi
 BUILD_FLAGS = $(subst ','\'',$(CC) $(DV_CFLAGS) $(CFLAGS))
+LINK_FLAGS = $(subst ','\'',$(CC) $(DV_LDFLAGS) $(LDFLAGS))
 build/flags: FORCE
-	@mkdir -p build
-	@if [ "$$(cat $@ 2>/dev/null)" != '$(BUILD_FLAGS)' ]; then \
-	  printf '%s\n' '$(BUILD_FLAGS)' > $@; fi
+	$(call stamp,$(BUILD_FLAGS))
+build/ldflags: FORCE
+	$(call stamp,$(LINK_FLAGS))
 
 FORCE:
 

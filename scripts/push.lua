@@ -3,14 +3,16 @@
 -- alternate key: the inbound half of a sync (sync_sqlite.lua is the outbound half).
 --
 --   dvlua push.lua --table sample_book --key sample_bookcode --from data.csv
---                  [--from sqlite:FILE:TABLE] [--delete-missing] [--failures FILE]
---                  [--batch-size N]
+--                  [--from sqlite:FILE:TABLE] [--delete-missing [--allow-empty-source]]
+--                  [--failures FILE] [--batch-size N]
 --
 -- Every run compares the source with what the table holds (one keyed read of the table)
 -- and upserts, by alternate key and in bulk, only the rows that are missing or differ; so a
 -- run stopped at any point (a crash, kill -9, a network failure) is completed by the next
 -- one, and since every write is an upsert by key no row is ever created twice.
--- --delete-missing deletes the rows whose key is not in the source. Rows Dataverse refuses
+-- --delete-missing deletes the rows whose key is not in the source; with a source of no rows
+-- it refuses to run (a truncated export would empty the table) unless --allow-empty-source
+-- is given too. Rows Dataverse refuses
 -- are listed in the failures file (CSV: source line, key, status, code, message) and make
 -- the exit status 1; the other rows are written. Column names come from the CSV header
 -- (or the SQLite table) and must be columns of the table. Connection settings come from
@@ -19,7 +21,7 @@ local dataverse = require "dataverse"
 local sync = require "dataverse.sync"
 
 local USAGE = "usage: push.lua --table NAME --key COL[,COL] --from FILE.csv|sqlite:FILE:TABLE "
-  .. "[--delete-missing] [--failures FILE] [--batch-size N]"
+  .. "[--delete-missing [--allow-empty-source]] [--failures FILE] [--batch-size N]"
 local NULL = dataverse.json.null
 
 local function fail(fmt, ...) error(string.format(fmt, ...), 0) end
@@ -187,7 +189,7 @@ end
 
 sync.main("push", function()
   local o = sync.options(arg, { table = "value", key = "value", from = "value", ["delete-missing"] = "flag",
-    failures = "value", ["batch-size"] = "number", help = "flag" }, USAGE)
+    ["allow-empty-source"] = "flag", failures = "value", ["batch-size"] = "number", help = "flag" }, USAGE)
   if o.help then return print(USAGE) end
   if not o.table or not o.key or not o.from then error(USAGE, 0) end
   local monotonic = require("dataverse.core").now
@@ -206,6 +208,12 @@ sync.main("push", function()
     header, records, lines = read_sqlite(sq_file, sq_table)
   else
     header, records, lines = read_csv(o.from)
+  end
+  -- A source with no rows at all is far more often a truncated or failed export than a wish
+  -- to empty the table, so --delete-missing does not take it as one unless told to.
+  if o["delete-missing"] and #records == 0 and not o["allow-empty-source"] then
+    fail("%s has no rows: --delete-missing would delete every row of %s; nothing done " ..
+      "(add --allow-empty-source to empty the table)", o.from, meta.name)
   end
   local where_of = function(r) return sq_file and (o.from .. " row " .. lines[r]) or (o.from .. ":" .. lines[r]) end
 
@@ -315,7 +323,6 @@ sync.main("push", function()
   local ok_tty = os.execute("test -t 2")
   local tty = ok_tty == true or ok_tty == 0
   local size = o["batch-size"] and math.floor(o["batch-size"]) or 1000
-  table.sort(todo_r)
   local written, created = 0, 0
   -- One call: its chunks stay in flight within the connection's budget, each one sent as
   -- soon as another ends, instead of waiting for a group of them.

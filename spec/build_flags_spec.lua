@@ -89,6 +89,34 @@ describe("make after a change of flags or headers", function()
     assert.matches("-fPIC", dv.read_file(dir .. "/build/flags"), 1, true)
   end)
 
+  it("relinks dvlua and dataverse.so when LDFLAGS change, and only then, recompiling nothing", function()
+    -- The objects of this checkout, dates kept, so that only the link steps have work to do.
+    assert(os.execute("cp -a Makefile src bindings tools build " .. dv.quote(dir)))
+    local function build(ldflags)
+      return sh("make -C " .. dv.quote(dir) .. " CHECK_DEPS= LDFLAGS=" .. ldflags .. " dvlua dataverse.so")
+    end
+    local function count(out, pattern)
+      local n = 0
+      for line in out:gmatch("[^\n]+") do
+        if line:match(pattern) then n = n + 1 end
+      end
+      return n
+    end
+    local out, code = build("-Wl,-O1")
+    assert.equals(0, code, out)
+    assert.equals(1, count(out, "%-o dvlua "), out)
+    assert.equals(1, count(out, "%-o dataverse%.so "), out)
+    out = build("-Wl,-O1")
+    assert.equals(0, count(out, "%-o dvlua "), out)
+    assert.equals(0, count(out, "%-o dataverse%.so "), out)
+    out, code = build("-Wl,-O2")
+    assert.equals(0, code, out)
+    assert.equals(1, count(out, "^%S*cc .*%-Wl,%-O2 .*%-o dvlua "), out)
+    assert.equals(1, count(out, "^%S*cc .*%-Wl,%-O2 .*%-o dataverse%.so "), out)
+    assert.equals(0, count(out, " %-c "), out)
+    assert.matches("-Wl,-O2", dv.read_file(dir .. "/build/ldflags"), 1, true)
+  end)
+
   it("rebuilds an object when a header it includes changes", function()
     assert.equals(1, compiles(make("")))
     local function touch(when, ...)

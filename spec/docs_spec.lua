@@ -286,3 +286,25 @@ describe("device code sign-in", function()
     assert.equals("config", err.code)
   end)
 end)
+
+describe("docs/SYNC.md", function()
+  it("lists exactly the options push.lua takes, and its usage line names them all", function()
+    local script = dv.read_file("scripts/push.lua")
+    local opts = script:match("sync%.options%(arg, (%b{})")
+    assert.is_not_nil(opts, "push.lua's option table")
+    local takes = {}
+    for name in opts:gmatch('%["([%w-]+)"%]%s*=') do takes[#takes + 1] = name end
+    for name in opts:gmatch('[{,]%s*([%w_]+)%s*=') do takes[#takes + 1] = name end
+    table.sort(takes)
+    assert.is_true(#takes >= 7)
+    local listed = {}
+    local doc = section(dv.read_file("docs/SYNC.md"), "## push: ")
+    for name in (doc:match("\nOptions: (.-)%.\n") or ""):gmatch("`%-%-([%w-]+)") do listed[#listed + 1] = name end
+    table.sort(listed)
+    assert.same(takes, listed)
+    local usage = script:match('local USAGE = (.-)\n\n')
+    for _, name in ipairs(takes) do
+      if name ~= "help" then assert.matches("--" .. name, usage, 1, true) end
+    end
+  end)
+end)

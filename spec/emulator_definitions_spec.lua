@@ -560,7 +560,10 @@ describe("emulator table definitions", function()
       assert.equals(400, api.post(keys, { SchemaName = "new_k2", KeyAttributes = { "nosuch" } }).status)
       assert.equals(400, api.post(keys, { SchemaName = "new_codekey", KeyAttributes = { "new_code" } }).status)
       -- a column in a key cannot be deleted before the key
-      assert.equals(400, api.delete(attrs .. "(LogicalName='new_code')").status)
+      local refused = api.delete(attrs .. "(LogicalName='new_code')")
+      assert.equals(400, refused.status)
+      assert.equals("The attribute 'new_code' is used by key 'new_codekey': delete the key first.",
+        refused.json.error.message)
       ok(api.delete(keys .. "(LogicalName='new_codekey')"))
       assert.equals(404, api.get(keys .. "(LogicalName='new_codekey')").status)
       ok(api.delete(attrs .. "(LogicalName='new_code')"))

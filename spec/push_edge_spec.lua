@@ -2,24 +2,15 @@
 -- no key, rows of the source that cannot be read, keys that differ only in case, and a
 -- service that throttles (the summary says how much).
 local dataverse = require "dataverse"
-local E = require "emulator"
+local fixture = require "push_fixture"
 local dv = require "dv"
 local h = require "sync_mirror"
 
 describe("push.lua with awkward sources and tables", function()
   local emu, org, dir
 
-  setup(function()
-    emu = dataverse.emulator.start { db = ":memory:", key_delay = 0, faults = "" }
-    org = h.connect(emu)
-    org:request("POST", "ImportSolution", E.import_body(E.books))
-    dir = h.tmpdir()
-  end)
-  teardown(function()
-    org:close()
-    emu:stop()
-    h.rmdir(dir)
-  end)
+  setup(function() emu, org, dir = fixture.start() end)
+  teardown(function() fixture.stop(emu, org, dir) end)
 
   local function push(file, extra)
     local args = { "--table", "sample_book", "--key", "sample_bookcode", "--from", file }
@@ -27,11 +18,7 @@ describe("push.lua with awkward sources and tables", function()
     return h.script(emu, "push.lua", args)
   end
 
-  local function clear()
-    local ids = {}
-    for r in org:query("sample_book", { columns = "sample_bookid" }) do ids[#ids + 1] = r.sample_bookid end
-    if #ids > 0 then org:delete_many("sample_book", ids) end
-  end
+  local function clear() fixture.clear(org) end
 
   -- {key or "(none)" = name}
   local function table_now()
@@ -54,6 +41,32 @@ describe("push.lua with awkward sources and tables", function()
     assert.equal(0, r.status, r.stderr)
     assert.matches("2 written %(2 new%), 0 unchanged, 4 deleted, 0 failed", r.stderr)
     assert.same({ ["K-1"] = "one", ["K-2"] = "two" }, (table_now()))
+  end)
+
+  it("--delete-missing refuses a source with no rows, and deletes nothing, unless --allow-empty-source", function()
+    clear()
+    org:create("sample_book", { sample_name = "kept", sample_bookcode = "E-1" })
+    org:create("sample_book", { sample_name = "kept too", sample_bookcode = "E-2" })
+    local file = dv.write_file(dir .. "/header_only.csv", "sample_bookcode,sample_name\r\n")
+    local r = push(file, { "--delete-missing" })
+    assert.equal(1, r.status)
+    assert.matches(file .. " has no rows: --delete-missing would delete every row of sample_book; nothing done " ..
+      "(add --allow-empty-source to empty the table)", r.stderr, 1, true)
+    assert.same({ ["E-1"] = "kept", ["E-2"] = "kept too" }, (table_now()))
+
+    local db = dir .. "/empty.sqlite"
+    local store <close> = require("dataverse.sync").sqlite(db)
+    store:exec("CREATE TABLE books(sample_bookcode TEXT, sample_name TEXT)")
+    r = push("sqlite:" .. db .. ":books", { "--delete-missing" })
+    assert.equal(1, r.status)
+    assert.matches("sqlite:" .. db .. ":books has no rows: --delete-missing would delete every row", r.stderr, 1, true)
+    assert.same({ ["E-1"] = "kept", ["E-2"] = "kept too" }, (table_now()))
+
+    r = push(file, { "--delete-missing", "--allow-empty-source" })
+    assert.equal(0, r.status, r.stderr)
+    assert.matches("0 source rows, 0 written %(0 new%), 0 unchanged, 2 deleted, 0 failed", r.stderr)
+    local _, n = table_now()
+    assert.equal(0, n)
   end)
 
   it("a source row with an empty key or a value that does not fit fails alone; nothing is deleted then", function()

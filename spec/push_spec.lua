@@ -2,7 +2,7 @@
 -- reruns that write only what is needed, failures reported per row, and kill -9 at random
 -- points followed by a rerun that leaves the table equal to the source.
 local dataverse = require "dataverse"
-local E = require "emulator"
+local fixture = require "push_fixture"
 local dv = require "dv"
 local h = require "sync_mirror"
 
@@ -41,17 +41,8 @@ end
 describe("push.lua", function()
   local emu, org, dir
 
-  setup(function()
-    emu = dataverse.emulator.start { db = ":memory:", key_delay = 0, faults = "" }
-    org = h.connect(emu)
-    org:request("POST", "ImportSolution", E.import_body(E.books))
-    dir = h.tmpdir()
-  end)
-  teardown(function()
-    org:close()
-    emu:stop()
-    h.rmdir(dir)
-  end)
+  setup(function() emu, org, dir = fixture.start() end)
+  teardown(function() fixture.stop(emu, org, dir) end)
 
   local function push(args, opts)
     return h.script(emu, "push.lua", args, opts)
@@ -79,11 +70,7 @@ describe("push.lua", function()
     end
   end
 
-  local function clear()
-    local ids = {}
-    for r in org:query("sample_book", { columns = "sample_bookid" }) do ids[#ids + 1] = r.sample_bookid end
-    if #ids > 0 then org:delete_many("sample_book", ids) end
-  end
+  local function clear() fixture.clear(org) end
 
   local function source(n, tag)
     local rows = {}

@@ -67,6 +67,35 @@ describe("sync.lua under production failures", function()
     org:delete("contact", table.remove(contacts, 2))
   end
 
+  -- Writes into the tables while the spawned runs go on, a bounded number of times (so that
+  -- the runs can catch up), then waits for them all; returns their results in order.
+  local function while_writing(procs, max_writes, pause)
+    local function all_done()
+      for _, p in ipairs(procs) do
+        if not p.done() then return false end
+      end
+      return true
+    end
+    local writes = 0
+    while not all_done() do
+      if writes < max_writes then
+        write_some()
+        writes = writes + 1
+      else
+        os.execute("sleep " .. pause)
+      end
+    end
+    local results = {}
+    for i, p in ipairs(procs) do results[i] = p.wait() end
+    return results
+  end
+
+  -- Two runs of sync.lua with the same args at once, while rows change; returns both results.
+  local function overlapping(args, max_writes, pause)
+    local r = while_writing({ spawn(emu, "sync.lua", args), spawn(emu, "sync.lua", args) }, max_writes, pause)
+    return r[1], r[2]
+  end
+
   local function sync_args(db, extra)
     local a = { "--to", "sqlite:" .. db, "--tables", table.concat(TABLES, ","), "--page-size", "9", "--parallel", "2" }
     for _, x in ipairs(extra or {}) do a[#a + 1] = x end
@@ -117,19 +146,7 @@ for _ = 1, 3 do local s = sync.sqlite(%q); s:close() end]], db)
     it("two overlapping runs while rows change, then a quiet run: exact " .. table.concat(variant, " "), function()
       local db = dir .. "/overlap" .. #variant .. (variant[1] or "") .. ".sqlite"
       for round = 1, 2 * SOAK do
-        local a = spawn(emu, "sync.lua", sync_args(db, variant))
-        local b = spawn(emu, "sync.lua", sync_args(db, variant))
-        -- Writes go on while both run (a bounded number, so that the runs can catch up).
-        local writes = 0
-        while not (a.done() and b.done()) do
-          if writes < 6 then
-            write_some()
-            writes = writes + 1
-          else
-            os.execute("sleep 0.05")
-          end
-        end
-        local ra, rb = a.wait(), b.wait()
+        local ra, rb = overlapping(sync_args(db, variant), 6, "0.05")
         -- Each run either finished or stopped because the other took a table over.
         for _, r in ipairs { ra, rb } do
           if r.status ~= 0 then
@@ -213,16 +230,7 @@ for _ = 1, 3 do local s = sync.sqlite(%q); s:close() end]], db)
         for _, x in ipairs(variant) do extra[#extra + 1] = x end
         if round % 5 == 0 then extra[#extra + 1] = "--full" end
         local p = spawn(emu, "sync.lua", sync_args(db, extra), { prelude = h.kill_prelude(math.random(1, 4)) })
-        local writes = 0
-        while not p.done() do
-          if writes < 3 then
-            write_some()
-            writes = writes + 1
-          else
-            os.execute("sleep 0.02")
-          end
-        end
-        if p.wait().status ~= 0 then kills = kills + 1 end
+        if while_writing({ p }, 3, "0.02")[1].status ~= 0 then kills = kills + 1 end
       end
       assert.is_true(kills >= 3, "only " .. kills .. " runs were killed")
       local deleted = {}
@@ -299,18 +307,7 @@ for _ = 1, 3 do local s = sync.sqlite(%q); s:close() end]], db)
     local args = { "--to", "jsonl:" .. out, "--tables", "account", "--page-size", "4" }
     local refused = 0
     for _ = 1, 4 * SOAK do
-      local a = spawn(emu, "sync.lua", args)
-      local b = spawn(emu, "sync.lua", args)
-      local writes = 0
-      while not (a.done() and b.done()) do
-        if writes < 4 then
-          write_some()
-          writes = writes + 1
-        else
-          os.execute("sleep 0.02")
-        end
-      end
-      for _, r in ipairs { a.wait(), b.wait() } do
+      for _, r in ipairs { overlapping(args, 4, "0.02") } do
         if r.status ~= 0 then
           refused = refused + 1
           assert.matches("another run is writing " .. out .. "/account.jsonl", r.stderr, 1, true)
@@ -438,18 +435,7 @@ end]], marker, go)
     local args = { "--to", to, "--tables", table.concat(TABLES, ","), "--page-size", "9", "--parallel", "2",
       "--soft-delete" }
     for _ = 1, 2 * SOAK do
-      local a = spawn(emu, "sync.lua", args)
-      local b = spawn(emu, "sync.lua", args)
-      local writes = 0
-      while not (a.done() and b.done()) do
-        if writes < 6 then
-          write_some()
-          writes = writes + 1
-        else
-          os.execute("sleep 0.05")
-        end
-      end
-      local ra, rb = a.wait(), b.wait()
+      local ra, rb = overlapping(args, 6, "0.05")
       for _, r in ipairs { ra, rb } do
         if r.status ~= 0 then assert.matches("another sync took over table", r.stderr, 1, true) end
       end

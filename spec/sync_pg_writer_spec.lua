@@ -7,6 +7,7 @@ local S = require "dataverse.sync_store"
 local dv = require "dv"
 local h = require "sync_mirror"
 local pg = require "pg"
+local pg_sync = require "pg_sync"
 
 -- Text COPY must escape all of these; none may come back changed.
 local HOSTILE = {
@@ -176,26 +177,12 @@ describe("sync_postgres.lua through COPY", function()
   local emu, org, cluster
 
   setup(function()
-    cluster = pg.start()
-    emu, org = h.start()
+    emu, org, cluster = pg_sync.start()
   end)
+  teardown(function() pg_sync.stop(emu, cluster) end)
 
-  teardown(function()
-    if emu then emu:stop() end
-    if cluster then cluster:stop() end
-  end)
-
-  local function run(extra, opts)
-    local args = { "--table", "account", "--dsn", cluster.dsn, "--page-size", "3" }
-    for _, a in ipairs(extra or {}) do args[#args + 1] = a end
-    return h.script(emu, "sync_postgres.lua", args, opts)
-  end
-
-  local function with_store(fn)
-    local store <close> = sync.postgres(cluster.dsn)
-    store:exec("SET TimeZone = 'UTC'")
-    return fn(store)
-  end
+  local function run(extra, opts) return pg_sync.run(emu, cluster, 3, extra, opts) end
+  local function with_store(fn) return pg_sync.with_store(cluster, fn) end
 
   local function exact()
     with_store(function(store) h.assert_exact(org, store, "account") end)

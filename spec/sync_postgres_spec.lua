@@ -1,33 +1,19 @@
 -- scripts/sync_postgres.lua against the in-process emulator and a throwaway PostgreSQL cluster.
 local sync = require "dataverse.sync"
 local h = require "sync_mirror"
-local pg = require "pg"
+local pg_sync = require "pg_sync"
 
 describe("sync_postgres.lua", function()
   local emu, org, cluster, ids
 
   setup(function()
-    cluster = pg.start()
-    emu, org = h.start()
+    emu, org, cluster = pg_sync.start()
     ids = h.seed(org, 7)
   end)
+  teardown(function() pg_sync.stop(emu, cluster) end)
 
-  teardown(function()
-    if emu then emu:stop() end
-    if cluster then cluster:stop() end
-  end)
-
-  local function run(extra, opts)
-    local args = { "--table", "account", "--dsn", cluster.dsn, "--page-size", "2" }
-    for _, a in ipairs(extra or {}) do args[#args + 1] = a end
-    return h.script(emu, "sync_postgres.lua", args, opts)
-  end
-
-  local function with_store(fn)
-    local store <close> = sync.postgres(cluster.dsn)
-    store:exec("SET TimeZone = 'UTC'")
-    return fn(store)
-  end
+  local function run(extra, opts) return pg_sync.run(emu, cluster, 2, extra, opts) end
+  local function with_store(fn) return pg_sync.with_store(cluster, fn) end
 
   local function exact(columns)
     with_store(function(store) h.assert_exact(org, store, "account", columns) end)

@@ -161,13 +161,7 @@ int mdx_add_column(dv_emulator *e, const char *entity, const dv_attribute_def *a
     sqlite3_stmt *st = store_stmt(e, "INSERT INTO attr VALUES(?1,?2,?3,?4,?5,?6,?7,"
                                      "(SELECT coalesce(max(ord),0)+1 FROM attr WHERE entity=?1))");
     if (!st) return -1;
-    sqlite3_bind_text(st, 1, entity, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(st, 2, a->logical_name, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(st, 3, a->display_name, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_int(st, 4, (int)a->type);
-    sqlite3_bind_int(st, 5, a->max_length);
-    sqlite3_bind_int(st, 6, a->required);
-    sqlite3_bind_text(st, 7, a->target, -1, SQLITE_TRANSIENT);
+    store_bind_attr(st, entity, a);
     return sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
 }
 
@@ -215,16 +209,7 @@ int mdx_add_key(dv_emulator *e, const emu_entity *t, const dv_key_def *k, double
         if (!st) goto out;
         sqlite3_bind_text(st, 1, ent, -1, SQLITE_TRANSIENT);
         sqlite3_bind_text(st, 2, k->logical_name, -1, SQLITE_TRANSIENT);
-        for (int j = 0; j < k->n_attributes; j++) {
-            char prop[160], path[170];
-            const dv_attribute_def *a = store_attr(t, k->attributes[j]);
-            if (a)
-                emu_prop_name(a, prop, sizeof prop);
-            else
-                snprintf(prop, sizeof prop, "%s", k->attributes[j]);
-            snprintf(path, sizeof path, "$.%s", prop);
-            sqlite3_bind_text(st, 3 + j, path, -1, SQLITE_TRANSIENT);
-        }
+        store_bind_key_paths(st, t, k, 3);
         int step = sqlite3_step(st);
         if (pass == 0) {
             if (step != SQLITE_ROW) goto out;

@@ -186,6 +186,39 @@ static int fail(emu_req *r)
     return -1;
 }
 
+/* Ends a change begun with begin() that has no new address to give: commits and answers 204
+ * when its steps went through (rc 0), else rolls back and answers 500 with msg. */
+static int finish(emu_req *r, int rc, const char *msg)
+{
+    if (!rc) return done(r, NULL);
+    emu_error(r, 500, BUSY, "%s", msg);
+    return fail(r);
+}
+
+/* Merges the definition properties of the request body that keys names into the stored
+ * definition of kind entity/name, keeping its solution. */
+static int merge_definition(emu_req *r, const char *kind, const char *entity, const char *name,
+                            const char *keys)
+{
+    char sol[37];
+    char *old = mdx_get(r->emu, kind, entity, name, sol);
+    char *picked = jpick(r, r->body, keys);
+    char *merged = jmerge(r, old, picked);
+    int rc = mdx_put(r->emu, kind, entity, name, sol, merged);
+    free(old), free(picked), free(merged);
+    return rc;
+}
+
+/* The logical name of a key of t that column is part of, or NULL: such a column cannot be
+ * deleted before the key. */
+static const char *key_using(const emu_entity *t, const char *column)
+{
+    for (int i = 0; i < t->def.n_keys; i++)
+        for (int j = 0; j < t->def.keys[i].n_attributes; j++)
+            if (!strcmp(t->def.keys[i].attributes[j], column)) return t->def.keys[i].logical_name;
+    return NULL;
+}
+
 /* ---- columns ---- */
 
 static const char *attr_keys =
@@ -479,12 +512,11 @@ int mw_delete_attr(emu_req *r, emu_entity *t, int idx)
                          "The attribute '%s' of entity '%s' is not a custom attribute and cannot "
                          "be deleted.",
                          a->logical_name, t->def.logical_name);
-    for (int i = 0; i < t->def.n_keys; i++)
-        for (int j = 0; j < t->def.keys[i].n_attributes; j++)
-            if (!strcmp(t->def.keys[i].attributes[j], a->logical_name))
-                return emu_error(r, 400, BAD_ARG,
-                                 "The attribute '%s' is used by key '%s': delete the key first.",
-                                 a->logical_name, t->def.keys[i].logical_name);
+    const char *key = key_using(t, a->logical_name);
+    if (key)
+        return emu_error(r, 400, BAD_ARG,
+                         "The attribute '%s' is used by key '%s': delete the key first.",
+                         a->logical_name, key);
     if (a->type == DV_ATTR_LOOKUP) {
         char *x = mdx_get(r->emu, MDX_REL, t->def.logical_name, a->logical_name, NULL);
         char *schema = x ? mdx_str(r->emu, x, "$.SchemaName") : NULL;
@@ -499,11 +531,8 @@ int mw_delete_attr(emu_req *r, emu_entity *t, int idx)
         }
     }
     if (begin(r)) return -1;
-    if (mdx_drop_column(r->emu, t->def.logical_name, a->logical_name)) {
-        emu_error(r, 500, BUSY, "The column could not be deleted.");
-        return fail(r);
-    }
-    return done(r, NULL);
+    return finish(r, mdx_drop_column(r->emu, t->def.logical_name, a->logical_name),
+                  "The column could not be deleted.");
 }
 
 int mw_update_attr(emu_req *r, emu_entity *t, int idx)
@@ -560,17 +589,8 @@ int mw_update_attr(emu_req *r, emu_entity *t, int idx)
     sqlite3_bind_int(st, 5, maxlen);
     int rc = sqlite3_step(st) != SQLITE_DONE;
     free(display);
-    char sol[37];
-    char *old = mdx_get(r->emu, MDX_ATTR, t->def.logical_name, a->logical_name, sol);
-    char *picked = jpick(r, r->body, attr_keys);
-    char *merged = jmerge(r, old, picked);
-    if (!rc) rc = mdx_put(r->emu, MDX_ATTR, t->def.logical_name, a->logical_name, sol, merged);
-    free(old), free(picked), free(merged);
-    if (rc) {
-        emu_error(r, 500, BUSY, "The column could not be updated.");
-        return fail(r);
-    }
-    return done(r, NULL);
+    if (!rc) rc = merge_definition(r, MDX_ATTR, t->def.logical_name, a->logical_name, attr_keys);
+    return finish(r, rc, "The column could not be updated.");
 }
 
 /* ---- tables ---- */
@@ -795,17 +815,8 @@ int mw_update_entity(emu_req *r, emu_entity *t)
     sqlite3_bind_int(st, 3, ct_now);
     int rc = sqlite3_step(st) != SQLITE_DONE;
     free(display);
-    char sol[37];
-    char *old = mdx_get(r->emu, MDX_ENTITY, t->def.logical_name, "", sol);
-    char *picked = jpick(r, r->body, entity_keys);
-    char *merged = jmerge(r, old, picked);
-    if (!rc) rc = mdx_put(r->emu, MDX_ENTITY, t->def.logical_name, "", sol, merged);
-    free(old), free(picked), free(merged);
-    if (rc) {
-        emu_error(r, 500, BUSY, "The table could not be updated.");
-        return fail(r);
-    }
-    return done(r, NULL);
+    if (!rc) rc = merge_definition(r, MDX_ENTITY, t->def.logical_name, "", entity_keys);
+    return finish(r, rc, "The table could not be updated.");
 }
 
 int mw_delete_entity(emu_req *r, emu_entity *t)
@@ -835,11 +846,7 @@ int mw_delete_entity(emu_req *r, emu_entity *t)
     char ent[128];
     snprintf(ent, sizeof ent, "%s", t->def.logical_name);
     if (begin(r)) return -1;
-    if (store_drop_entity(e, ent)) {
-        emu_error(r, 500, BUSY, "The table could not be deleted.");
-        return fail(r);
-    }
-    return done(r, NULL);
+    return finish(r, store_drop_entity(e, ent), "The table could not be deleted.");
 }
 
 /* ---- keys ---- */
@@ -961,11 +968,8 @@ int mw_delete_key(emu_req *r, emu_entity *t, int idx)
                          "The key '%s' belongs to a managed solution and cannot be deleted.",
                          k->logical_name);
     if (begin(r)) return -1;
-    if (mdx_drop_key(r->emu, t->def.logical_name, k->logical_name)) {
-        emu_error(r, 500, BUSY, "The key could not be deleted.");
-        return fail(r);
-    }
-    return done(r, NULL);
+    return finish(r, mdx_drop_key(r->emu, t->def.logical_name, k->logical_name),
+                  "The key could not be deleted.");
 }
 
 /* ---- relationships ---- */
@@ -1099,18 +1103,14 @@ int mw_delete_rel(emu_req *r, emu_entity *t, int idx)
                          "The relationship of '%s.%s' is not a custom relationship and cannot be "
                          "deleted.",
                          t->def.logical_name, a->logical_name);
-    for (int i = 0; i < t->def.n_keys; i++)
-        for (int j = 0; j < t->def.keys[i].n_attributes; j++)
-            if (!strcmp(t->def.keys[i].attributes[j], a->logical_name))
-                return emu_error(r, 400, BAD_ARG,
-                                 "The lookup '%s' is used by key '%s': delete the key first.",
-                                 a->logical_name, t->def.keys[i].logical_name);
+    const char *key = key_using(t, a->logical_name);
+    if (key)
+        return emu_error(r, 400, BAD_ARG,
+                         "The lookup '%s' is used by key '%s': delete the key first.",
+                         a->logical_name, key);
     if (begin(r)) return -1;
-    if (mdx_drop_column(r->emu, t->def.logical_name, a->logical_name)) {
-        emu_error(r, 500, BUSY, "The relationship could not be deleted.");
-        return fail(r);
-    }
-    return done(r, NULL);
+    return finish(r, mdx_drop_column(r->emu, t->def.logical_name, a->logical_name),
+                  "The relationship could not be deleted.");
 }
 
 /* ---- global choices ---- */
@@ -1199,9 +1199,6 @@ int mw_delete_optionset(emu_req *r, const char *name)
                          "first.",
                          name, used);
     if (begin(r)) return -1;
-    if (mdx_delete(e, MDX_OPTIONSET, "", name)) {
-        emu_error(r, 500, BUSY, "The global choice could not be deleted.");
-        return fail(r);
-    }
-    return done(r, NULL);
+    return finish(r, mdx_delete(e, MDX_OPTIONSET, "", name),
+                  "The global choice could not be deleted.");
 }

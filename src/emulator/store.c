@@ -349,17 +349,22 @@ static int ident_ok(const char *s)
     return 1;
 }
 
+void store_bind_attr(sqlite3_stmt *st, const char *entity, const dv_attribute_def *a)
+{
+    sqlite3_bind_text(st, 1, entity, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 2, a->logical_name, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 3, a->display_name, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int(st, 4, (int)a->type);
+    sqlite3_bind_int(st, 5, a->max_length);
+    sqlite3_bind_int(st, 6, a->required);
+    sqlite3_bind_text(st, 7, a->target, -1, SQLITE_TRANSIENT);
+}
+
 static int add_attr(dv_emulator *e, const char *entity, const dv_attribute_def *a, int ord)
 {
     sqlite3_stmt *st = store_stmt(e, "INSERT OR IGNORE INTO attr VALUES(?1,?2,?3,?4,?5,?6,?7,?8)");
     if (!st) return -1;
-    sqlite3_bind_text(st, 1, entity, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, a->logical_name, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 3, a->display_name, -1, SQLITE_STATIC);
-    sqlite3_bind_int(st, 4, (int)a->type);
-    sqlite3_bind_int(st, 5, a->max_length);
-    sqlite3_bind_int(st, 6, a->required);
-    sqlite3_bind_text(st, 7, a->target, -1, SQLITE_STATIC);
+    store_bind_attr(st, entity, a);
     sqlite3_bind_int(st, 8, ord);
     return sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
 }
@@ -583,7 +588,7 @@ static void key_value_sql(sbuf *b, int ncols, int first_param)
     sb_puts(b, ") END");
 }
 
-static void bind_key_paths(sqlite3_stmt *st, const emu_entity *t, const dv_key_def *k, int first)
+void store_bind_key_paths(sqlite3_stmt *st, const emu_entity *t, const dv_key_def *k, int first)
 {
     for (int j = 0; j < k->n_attributes; j++) {
         char prop[160], path[170];
@@ -658,7 +663,7 @@ int store_row_write(dv_emulator *e, const emu_entity *t, const char *id, const c
                 if (v) sqlite3_bind_text(st, 5 + j, v, -1, SQLITE_TRANSIENT);
             }
         } else {
-            bind_key_paths(st, t, k, 5);
+            store_bind_key_paths(st, t, k, 5);
         }
         int rc = sqlite3_step(st);
         if (rc == SQLITE_CONSTRAINT) {

@@ -56,6 +56,12 @@ const dv_attribute_def *store_prop(const emu_entity *t, const char *prop, size_t
  * The cache is stale until store_reload. */
 int store_add_entity(dv_emulator *e, const dv_entity_def *def, const char *solution_id, double now,
                      char *err, size_t errlen);
+/* Binds a column's row of the attr table, ?1 entity to ?7 target, to st (an INSERT into
+ * attr); the caller binds the position and steps. */
+void store_bind_attr(sqlite3_stmt *st, const char *entity, const dv_attribute_def *a);
+/* Binds the JSON path of each column of key k (as its row property, `$._x_value` for a
+ * lookup) to st, from parameter first on. */
+void store_bind_key_paths(sqlite3_stmt *st, const emu_entity *t, const dv_key_def *k, int first);
 /* Forgets a table with its rows, tombstones and keys; inside the caller's transaction. */
 int store_drop_entity(dv_emulator *e, const char *logical);
 
