@@ -8,6 +8,22 @@ local DBI = require "DBI"
 
 local function sleep(s) require("dataverse.core").sleep(s) end
 
+-- Runs one statement on a LuaDBI connection, closing it (an open one keeps the file open).
+local function exec(db, sql)
+  local st = assert(db:prepare(sql))
+  assert(st:execute())
+  st:close()
+end
+
+-- The first column of a one-row query.
+local function scalar(db, sql)
+  local st = assert(db:prepare(sql))
+  st:execute()
+  local v = st:fetch()[1]
+  st:close()
+  return v
+end
+
 -- Waits (bounded, generously: a slow machine only takes longer) until f() is true.
 local function eventually(f, what)
   for _ = 1, 600 do
@@ -125,10 +141,7 @@ describe("a store on disk", function()
     api.create("accounts", { name = "On disk" })
     api.stop()
     local db = assert(DBI.Connect("SQLite3", dir .. "/org.sqlite.tables/account.sqlite"))
-    local st = assert(db:prepare("SELECT count(*) FROM row WHERE entity = 'account' AND data ->> '$.name' = 'On disk'"))
-    st:execute()
-    assert.are.equal(1, st:fetch()[1])
-    st:close()
+    assert.are.equal(1, scalar(db, "SELECT count(*) FROM row WHERE entity = 'account' AND data ->> '$.name' = 'On disk'"))
     db:close()
   end)
 
@@ -170,14 +183,14 @@ describe("a store on disk", function()
     api.stop()
     -- the layout of an earlier build: rows, tombstones and key entries in the main file
     local db = assert(DBI.Connect("SQLite3", dir .. "/org.sqlite"))
-    assert(db:prepare("ATTACH '" .. dir .. "/org.sqlite.tables/account.sqlite' AS t")):execute()
+    exec(db, "ATTACH '" .. dir .. "/org.sqlite.tables/account.sqlite' AS t")
     for _, tbl in ipairs { "row", "tomb", "keyval" } do
-      assert(db:prepare("INSERT INTO main." .. tbl .. " SELECT * FROM t." .. tbl)):execute()
+      exec(db, "INSERT INTO main." .. tbl .. " SELECT * FROM t." .. tbl)
     end
     -- ... and the organization's version counter there
-    assert(db:prepare("UPDATE main.org SET v = (SELECT v FROM t.org WHERE k = 'version') WHERE k = 'version'")):execute()
+    exec(db, "UPDATE main.org SET v = (SELECT v FROM t.org WHERE k = 'version') WHERE k = 'version'")
     db:commit()
-    assert(db:prepare("DETACH t")):execute()
+    exec(db, "DETACH t")
     db:close()
     dv.sh("rm -rf " .. dir .. "/org.sqlite.tables")
     api = E.start { db = dir .. "/org.sqlite" }
@@ -193,10 +206,7 @@ describe("a store on disk", function()
     api.stop()
     -- ... and the main file let them go
     db = assert(DBI.Connect("SQLite3", dir .. "/org.sqlite"))
-    local st = assert(db:prepare("SELECT (SELECT count(*) FROM row) + (SELECT count(*) FROM tomb)"))
-    st:execute()
-    assert.are.equal(0, st:fetch()[1])
-    st:close()
+    assert.are.equal(0, scalar(db, "SELECT (SELECT count(*) FROM row) + (SELECT count(*) FROM tomb)"))
     db:close()
   end)
 end)

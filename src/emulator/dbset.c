@@ -452,10 +452,6 @@ static int begin_file(dbset *d, dbthread *t, int slot)
     dbfile *f = file_at(d, slot);
     if (!f) return -1;
     grow(t, slot);
-    /* A statement of the thread's reader left stepped keeps an old snapshot open: the reads
-     * after the commit would not see what this transaction wrote. */
-    dbconn *r = t->rd[slot];
-    if (r && r != f->w && sqlite3_get_autocommit(r->db)) reset_busy(r->db);
     if (wq_begin(f->wq)) return -1;
     t->begun[slot] = 1;
     return 0;
@@ -491,6 +487,12 @@ int dbs_begin(dbset *d, int slot)
 {
     dbthread *t = thread(d);
     if (t->mode != M_NONE) return -1; /* SQLite would refuse the nested BEGIN too */
+    /* A statement of the thread's readers left stepped keeps an old snapshot open: the reads
+     * after the commit would not see what this transaction wrote. Only here, at the start:
+     * once the transaction is open, a caller may be walking a reader's statement while it
+     * writes (an every-file transaction takes a file's turn at its first write). */
+    for (int i = 0; i < t->cap && !d->single; i++)
+        if (t->rd[i] && sqlite3_get_autocommit(t->rd[i]->db)) reset_busy(t->rd[i]->db);
     if (slot < 0) {
         pthread_rwlock_wrlock(&d->writers);
         t->mode = M_ALL;

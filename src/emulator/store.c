@@ -811,6 +811,14 @@ static int init_table(dv_emulator *e, dbset *d, sqlite3 *db, const char *name, c
         sqlite3_free(sql);
         if (rc) return -1;
     }
+    char *copy =
+        e->migrate
+            ? sqlite3_mprintf(
+                  "INSERT OR REPLACE INTO row SELECT * FROM old.row WHERE entity = %Q;"
+                  "INSERT OR REPLACE INTO tomb SELECT * FROM old.tomb WHERE entity = %Q;"
+                  "INSERT OR REPLACE INTO keyval SELECT * FROM old.keyval WHERE entity = %Q;",
+                  name, name, name)
+            : NULL;
     char *sql = sqlite3_mprintf(
         "BEGIN IMMEDIATE;"
         "DELETE FROM row WHERE (SELECT v FROM org WHERE k = 'store') IS NOT %Q;"
@@ -820,16 +828,11 @@ static int init_table(dv_emulator *e, dbset *d, sqlite3 *db, const char *name, c
         "INSERT OR REPLACE INTO org VALUES('store', %Q);"
         /* a new table's versions start at the counter: above every token handed out */
         "INSERT OR IGNORE INTO org VALUES('version', %lld);"
-        "%s%s%s%s%s%s"
+        "%s"
         "COMMIT;",
         e->store_id, e->store_id, e->store_id, e->store_id, e->store_id,
-        (long long)dbs_last_version(d),
-        e->migrate ? "INSERT OR REPLACE INTO row SELECT * FROM old.row WHERE entity = " : "",
-        e->migrate ? sqlite3_mprintf("%Q;", name) : "",
-        e->migrate ? "INSERT OR REPLACE INTO tomb SELECT * FROM old.tomb WHERE entity = " : "",
-        e->migrate ? sqlite3_mprintf("%Q;", name) : "",
-        e->migrate ? "INSERT OR REPLACE INTO keyval SELECT * FROM old.keyval WHERE entity = " : "",
-        e->migrate ? sqlite3_mprintf("%Q;", name) : "");
+        (long long)dbs_last_version(d), copy ? copy : "");
+    sqlite3_free(copy);
     int rc = sql ? exec_sql(db, sql, err, errlen) : -1;
     sqlite3_free(sql);
     if (rc) sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
