@@ -534,6 +534,11 @@ int dbs_end(dbset *d, int commit)
     t->resv.next = 1;
     t->resv.last = 0;
     pthread_rwlock_unlock(&d->writers);
+    /* Reads made through the readers during the transaction (of files it had not written
+     * yet) may have left a statement stepped, and with it a snapshot from before the commit:
+     * the request's reads after it must see what it wrote. */
+    for (int i = 0; i < t->cap && !d->single; i++)
+        if (t->rd[i] && sqlite3_get_autocommit(t->rd[i]->db)) reset_busy(t->rd[i]->db);
     return rc;
 }
 
