@@ -253,12 +253,8 @@ static void alternate_keys(sbuf *b, const emu_entity *t)
         sb_puts(b, "<Record Type=\"OData.Community.Keys.V1.AlternateKey\">"
                    "<PropertyValue Property=\"Key\"><Collection>");
         for (int j = 0; j < k->n_attributes; j++) {
-            const dv_attribute_def *a = store_attr(t, k->attributes[j]);
             char prop[160];
-            if (a)
-                emu_prop_name(a, prop, sizeof prop);
-            else
-                snprintf(prop, sizeof prop, "%s", k->attributes[j]);
+            store_key_prop(t, k, j, prop, sizeof prop);
             sb_puts(b, "<Record Type=\"OData.Community.Keys.V1.PropertyRef\">"
                        "<PropertyValue Property=\"Alias\" String=\"");
             sb_xml_str(b, k->attributes[j]);

@@ -13,6 +13,20 @@
 #include "dbset.h"
 #include "wqueue.h"
 
+/* Rows, tombstones and alternate-key entries: in each table's file, and in the main file of
+ * ":memory:" (and of stores of an earlier build, until store_open moves them). */
+#define ROW_TABLES                                                                                 \
+    "CREATE TABLE IF NOT EXISTS row(entity TEXT, id TEXT, ver INTEGER, data TEXT,"                 \
+    " PRIMARY KEY(entity, id));"                                                                   \
+    "CREATE INDEX IF NOT EXISTS row_ver ON row(entity, ver);"                                      \
+    "CREATE TABLE IF NOT EXISTS tomb(entity TEXT, id TEXT, ver INTEGER, at REAL,"                  \
+    " PRIMARY KEY(entity, id));"                                                                   \
+    "CREATE INDEX IF NOT EXISTS tomb_ver ON tomb(entity, ver);"                                    \
+    "CREATE INDEX IF NOT EXISTS tomb_at ON tomb(at);"                                              \
+    "CREATE TABLE IF NOT EXISTS keyval(entity TEXT, key TEXT, val TEXT, id TEXT,"                  \
+    " PRIMARY KEY(entity, key, val));"                                                             \
+    "CREATE INDEX IF NOT EXISTS keyval_id ON keyval(entity, id);"
+
 static const char *schema =
     "CREATE TABLE IF NOT EXISTS org(k TEXT PRIMARY KEY, v);"
     "INSERT OR IGNORE INTO org VALUES('version', 1000);"
@@ -21,17 +35,7 @@ static const char *schema =
     "CREATE TABLE IF NOT EXISTS attr(entity TEXT, logical TEXT, display TEXT, type INT,"
     " maxlen INT, required INT, target TEXT, ord INT, PRIMARY KEY(entity, logical));"
     "CREATE TABLE IF NOT EXISTS ekey(entity TEXT, logical TEXT, display TEXT, attrs TEXT,"
-    " created REAL, failed INT, ord INT, PRIMARY KEY(entity, logical));"
-    "CREATE TABLE IF NOT EXISTS row(entity TEXT, id TEXT, ver INTEGER, data TEXT,"
-    " PRIMARY KEY(entity, id));"
-    "CREATE INDEX IF NOT EXISTS row_ver ON row(entity, ver);"
-    "CREATE TABLE IF NOT EXISTS tomb(entity TEXT, id TEXT, ver INTEGER, at REAL,"
-    " PRIMARY KEY(entity, id));"
-    "CREATE INDEX IF NOT EXISTS tomb_ver ON tomb(entity, ver);"
-    "CREATE INDEX IF NOT EXISTS tomb_at ON tomb(at);"
-    "CREATE TABLE IF NOT EXISTS keyval(entity TEXT, key TEXT, val TEXT, id TEXT,"
-    " PRIMARY KEY(entity, key, val));"
-    "CREATE INDEX IF NOT EXISTS keyval_id ON keyval(entity, id);"
+    " created REAL, failed INT, ord INT, PRIMARY KEY(entity, logical));" ROW_TABLES
     /* definitions' extra properties, kept by metadata_store.c */
     "CREATE TABLE IF NOT EXISTS mdx(kind TEXT, entity TEXT, name TEXT, solution TEXT, json TEXT,"
     " PRIMARY KEY(kind, entity, name));";
@@ -40,17 +44,7 @@ static const char *schema =
  * to it (org 'version'). 'store' names the main file the table file belongs to: a main file
  * deleted and made anew must not find the rows of its predecessor's tables. */
 static const char *table_schema =
-    "CREATE TABLE IF NOT EXISTS org(k TEXT PRIMARY KEY, v);"
-    "CREATE TABLE IF NOT EXISTS row(entity TEXT, id TEXT, ver INTEGER, data TEXT,"
-    " PRIMARY KEY(entity, id));"
-    "CREATE INDEX IF NOT EXISTS row_ver ON row(entity, ver);"
-    "CREATE TABLE IF NOT EXISTS tomb(entity TEXT, id TEXT, ver INTEGER, at REAL,"
-    " PRIMARY KEY(entity, id));"
-    "CREATE INDEX IF NOT EXISTS tomb_ver ON tomb(entity, ver);"
-    "CREATE INDEX IF NOT EXISTS tomb_at ON tomb(at);"
-    "CREATE TABLE IF NOT EXISTS keyval(entity TEXT, key TEXT, val TEXT, id TEXT,"
-    " PRIMARY KEY(entity, key, val));"
-    "CREATE INDEX IF NOT EXISTS keyval_id ON keyval(entity, id);";
+    "CREATE TABLE IF NOT EXISTS org(k TEXT PRIMARY KEY, v);" ROW_TABLES;
 
 static int slot_of(const emu_entity *t)
 {
@@ -60,11 +54,6 @@ static int slot_of(const emu_entity *t)
 sqlite3 *store_db(dv_emulator *e)
 {
     return dbs_db(e->dbs, 0);
-}
-
-sqlite3 *store_row_db(dv_emulator *e, const emu_entity *t)
-{
-    return dbs_db(e->dbs, slot_of(t));
 }
 
 sqlite3_stmt *store_stmt(dv_emulator *e, const char *sql)
@@ -588,15 +577,22 @@ static void key_value_sql(sbuf *b, int ncols, int first_param)
     sb_puts(b, ") END");
 }
 
+const dv_attribute_def *store_key_prop(const emu_entity *t, const dv_key_def *k, int j, char *prop,
+                                       size_t n)
+{
+    const dv_attribute_def *a = store_attr(t, k->attributes[j]);
+    if (a)
+        emu_prop_name(a, prop, n);
+    else
+        snprintf(prop, n, "%s", k->attributes[j]);
+    return a;
+}
+
 void store_bind_key_paths(sqlite3_stmt *st, const emu_entity *t, const dv_key_def *k, int first)
 {
     for (int j = 0; j < k->n_attributes; j++) {
         char prop[160], path[170];
-        const dv_attribute_def *a = store_attr(t, k->attributes[j]);
-        if (a)
-            emu_prop_name(a, prop, sizeof prop);
-        else
-            snprintf(prop, sizeof prop, "%s", k->attributes[j]);
+        store_key_prop(t, k, j, prop, sizeof prop);
         snprintf(path, sizeof path, "$.%s", prop);
         sqlite3_bind_text(st, first + j, path, -1, SQLITE_TRANSIENT);
     }
@@ -653,13 +649,9 @@ int store_row_write(dv_emulator *e, const emu_entity *t, const char *id, const c
         sqlite3_bind_text(st, 4, id, -1, SQLITE_TRANSIENT);
         if (member) {
             for (int j = 0; j < k->n_attributes; j++) {
-                const dv_attribute_def *a = store_attr(t, k->attributes[j]);
                 char prop[160];
-                if (a)
-                    emu_prop_name(a, prop, sizeof prop);
-                else
-                    snprintf(prop, sizeof prop, "%s", k->attributes[j]);
-                const char *v = a ? member(ud, prop) : NULL;
+                const char *v =
+                    store_key_prop(t, k, j, prop, sizeof prop) ? member(ud, prop) : NULL;
                 if (v) sqlite3_bind_text(st, 5 + j, v, -1, SQLITE_TRANSIENT);
             }
         } else {

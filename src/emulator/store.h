@@ -14,8 +14,6 @@ void store_close(dv_emulator *e);
 
 /* The connection the calling thread reaches the main file (metadata) through now. */
 sqlite3 *store_db(dv_emulator *e);
-/* ... and the file of t's rows (row, tomb, keyval); t NULL is the main file. */
-sqlite3 *store_row_db(dv_emulator *e, const emu_entity *t);
 /* A prepared statement for sql on the main file, reset and with bindings cleared; cached
  * per connection. */
 sqlite3_stmt *store_stmt(dv_emulator *e, const char *sql);
@@ -51,6 +49,10 @@ emu_entity *store_by_metadata_id(dv_emulator *e, const char *id);
 const dv_attribute_def *store_attr(const emu_entity *t, const char *logical);
 /* Finds a column by the property name it is served under (`_x_value` for lookups). */
 const dv_attribute_def *store_prop(const emu_entity *t, const char *prop, size_t n);
+/* The property name of key k's column j in prop (the column's served name; its logical name
+ * when t has no such column, which is then NULL as returned). */
+const dv_attribute_def *store_key_prop(const emu_entity *t, const dv_key_def *k, int j, char *prop,
+                                       size_t n);
 
 /* Records a table (adding the system columns it lacks); inside the caller's transaction.
  * The cache is stale until store_reload. */
