@@ -394,11 +394,6 @@ void dbs_close(dbset *d)
     free(d);
 }
 
-int dbs_single(const dbset *d)
-{
-    return d->single;
-}
-
 int dbs_file(dbset *d, const char *name, char *err, size_t errlen)
 {
     if (d->single) return 0;
@@ -439,13 +434,15 @@ out:
     return slot;
 }
 
-const char *dbs_path(const dbset *d, int slot)
-{
-    const dbfile *f = file_at((dbset *)d, slot);
-    return f ? f->path : NULL;
-}
-
 /* ---- transactions ---- */
+
+/* Resets the statements left stepped on the thread's borrowed readers outside a read
+ * snapshot (dbs_snapshot), which would otherwise keep their connection's view from moving on. */
+static void reset_readers(dbset *d, dbthread *t)
+{
+    for (int i = 0; i < t->cap && !d->single; i++)
+        if (t->rd[i] && sqlite3_get_autocommit(t->rd[i]->db)) reset_busy(t->rd[i]->db);
+}
 
 static int begin_file(dbset *d, dbthread *t, int slot)
 {
@@ -488,11 +485,10 @@ int dbs_begin(dbset *d, int slot)
     dbthread *t = thread(d);
     if (t->mode != M_NONE) return -1; /* SQLite would refuse the nested BEGIN too */
     /* A statement of the thread's readers left stepped keeps an old snapshot open: the reads
-     * after the commit would not see what this transaction wrote. Only here, at the start:
-     * once the transaction is open, a caller may be walking a reader's statement while it
-     * writes (an every-file transaction takes a file's turn at its first write). */
-    for (int i = 0; i < t->cap && !d->single; i++)
-        if (t->rd[i] && sqlite3_get_autocommit(t->rd[i]->db)) reset_busy(t->rd[i]->db);
+     * after the commit would not see what this transaction wrote. At the start and the end,
+     * never midway: once the transaction is open, a caller may be walking a reader's statement
+     * while it writes (an every-file transaction takes a file's turn at its first write). */
+    reset_readers(d, t);
     if (slot < 0) {
         pthread_rwlock_wrlock(&d->writers);
         t->mode = M_ALL;
@@ -537,8 +533,7 @@ int dbs_end(dbset *d, int commit)
     /* Reads made through the readers during the transaction (of files it had not written
      * yet) may have left a statement stepped, and with it a snapshot from before the commit:
      * the request's reads after it must see what it wrote. */
-    for (int i = 0; i < t->cap && !d->single; i++)
-        if (t->rd[i] && sqlite3_get_autocommit(t->rd[i]->db)) reset_busy(t->rd[i]->db);
+    reset_readers(d, t);
     return rc;
 }
 

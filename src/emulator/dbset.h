@@ -41,13 +41,10 @@ typedef struct {
 dbset *dbs_open(const dbs_opts *o, char *err, size_t errlen);
 /* Every thread that used it must be done with it. */
 void dbs_close(dbset *d);
-/* 1 for ":memory:": one connection, every table in it, used by one thread at a time. */
-int dbs_single(const dbset *d);
 
 /* The slot of a table's file, opening it (and running init) the first time; always 0 when
  * single. -1 with a message in err. Table names are lowercase identifiers. */
 int dbs_file(dbset *d, const char *name, char *err, size_t errlen);
-const char *dbs_path(const dbset *d, int slot);
 
 /* A prepared statement on the connection the calling thread reaches slot's file through now:
  * the writer connection while it holds the file's turn, a borrowed reader otherwise. Reset,
