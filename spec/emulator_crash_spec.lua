@@ -53,9 +53,7 @@ end
 
 describe("emulator killed with SIGKILL during writes", function()
   it("keeps every acknowledged write and every delta token, in every table's file", function()
-    local dir = os.tmpname()
-    os.remove(dir)
-    os.execute("mkdir -p " .. dir)
+    local dir = dv.tmpdir()
     local pids = {}
     finally(function()
       for _, p in ipairs(pids) do os.execute("kill -9 " .. p .. " 2>/dev/null") end

@@ -68,9 +68,7 @@ end
 
 describe("emulator with concurrent writers", function()
   it("answers eight writer processes and stores each acknowledged create exactly once", function()
-    local dir = os.tmpname()
-    os.remove(dir)
-    os.execute("mkdir -p " .. dir)
+    local dir = dv.tmpdir()
     local pid
     finally(function()
       if pid then os.execute("kill -9 " .. pid .. " 2>/dev/null") end
@@ -164,9 +162,7 @@ describe("emulator with concurrent writers", function()
     -- 8 x 1,000 creates (and 1,600 deletes) append over 200 MB of WAL frames; checkpoints must
     -- copy them back and the WAL start over (about 40 MB at most; it grew to 221 MB before).
     -- The rows, and so the WAL that grows, are in the account table's own file.
-    local dir = os.tmpname()
-    os.remove(dir)
-    os.execute("mkdir -p " .. dir)
+    local dir = dv.tmpdir()
     local pid
     finally(function()
       if pid then os.execute("kill -9 " .. pid .. " 2>/dev/null") end
